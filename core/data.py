@@ -1,0 +1,240 @@
+"""Prepared corpora: streaming prepare into memory-mapped token files, and TBPTT batches.
+
+``prepare`` makes two passes with flat memory, whatever the source size:
+  1. stream the domain's documents into temporary UTF-8 files (train/val when the split is
+     per document, one file when it is the tail of the stream), counting characters per chunk;
+  2. build the vocabulary, then re-read the text in chunks and write ids to train.bin/val.bin.
+The finished folder replaces the old one only at the end, so a failed prepare loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gen.core.atomic import atomic_write_text
+from gen.core.domain import CorpusSpec, Domain, PrepareReport
+from gen.core.errors import GenError
+from gen.core.vocab import Vocab
+
+CHUNK_CHARS = 1 << 22  # 4M characters per encode step: bounded memory, numpy-speed encoding
+FORMAT = 1
+
+
+def _count_chars(text: str, counts: dict[int, int]) -> None:
+    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+    uniq, n = np.unique(cps, return_counts=True)
+    for cp, k in zip(uniq.tolist(), n.tolist(), strict=True):
+        counts[cp] = counts.get(cp, 0) + k
+
+
+class _TextSink:
+    """Buffers text, counts its characters and appends it to a UTF-8 file."""
+
+    def __init__(self, path: Path, counts: dict[int, int]) -> None:
+        self.fh = open(path, "w", encoding="utf-8", newline="")
+        self.counts, self.buf, self.size, self.chars = counts, [], 0, 0
+
+    def write(self, text: str) -> None:
+        self.buf.append(text)
+        self.size += len(text)
+        if self.size >= CHUNK_CHARS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.buf:
+            text = "".join(self.buf)
+            _count_chars(text, self.counts)
+            self.fh.write(text)
+            self.chars += len(text)
+            self.buf, self.size = [], 0
+
+    def close(self) -> None:
+        self.flush()
+        self.fh.close()
+
+
+def _read_chunks(path: Path, limit: int | None = None) -> Iterator[str]:
+    with open(path, encoding="utf-8", newline="") as fh:
+        left = limit
+        while left is None or left > 0:
+            chunk = fh.read(CHUNK_CHARS if left is None else min(CHUNK_CHARS, left))
+            if not chunk:
+                return
+            if left is not None:
+                left -= len(chunk)
+            yield chunk
+
+
+def _encode_to(path: Path, chunks: Iterator[str], vocab: Vocab) -> int:
+    n = 0
+    with open(path, "wb") as out:
+        for chunk in chunks:
+            ids = vocab.encode_array(chunk)
+            out.write(ids.tobytes())
+            n += len(ids)
+    return n
+
+
+def prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path,
+            options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Prepare corpus ``spec`` from ``src`` into ``out_dir``; returns the metadata written."""
+    options = {**spec.options, **(options or {})}
+    report = PrepareReport()
+    t0 = time.perf_counter()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
+    try:
+        counts: dict[int, int] = {}
+        per_doc = spec.split == "hash"
+        train_sink = _TextSink(work / "train.txt", counts)
+        val_sink = _TextSink(work / "val.txt", counts) if per_doc else None
+        threshold = int(spec.val_fraction * 10_000)
+        for doc in domain.documents(Path(src) if src not in ("-",) and not src.startswith("package:") else src,
+                                    spec, options, report):
+            if not doc:
+                continue
+            report.documents += 1
+            sink = train_sink
+            if per_doc and zlib.crc32(doc.encode("utf-8")) % 10_000 < threshold:
+                sink = val_sink
+            sink.write(doc)
+            sink.write(spec.separator)
+        train_sink.close()
+        if val_sink:
+            val_sink.close()
+        total = train_sink.chars + (val_sink.chars if val_sink else 0)
+        if total == 0:
+            raise GenError(f"no text found in --src {src} for corpus {spec.name!r} "
+                           f"(patterns {spec.patterns}; skipped: {report.skipped or 'nothing'}). "
+                           f"Check the path and that it holds {', '.join(spec.patterns)} files.")
+        vocab = Vocab((chr(c) for c in counts), {chr(c): n for c, n in counts.items()})
+        if val_sink and val_sink.chars > 0:
+            n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt"), vocab)
+            n_val = _encode_to(work / "val.bin", _read_chunks(work / "val.txt"), vocab)
+        else:  # tail split (or a per-document split that drew no val document): cut the stream
+            cut = max(1, int(train_sink.chars * (1 - spec.val_fraction)))
+            n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt", cut), vocab)
+            with open(work / "train.txt", encoding="utf-8", newline="") as fh:
+                fh.read(cut)  # skip the train part; the rest is val (streamed, bounded memory)
+                n_val = _encode_to(work / "val.bin", iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
+        for name in ("train.txt", "val.txt"):
+            if (work / name).exists():
+                os.unlink(work / name)
+        seconds = time.perf_counter() - t0
+        meta = {
+            "format": FORMAT, "corpus": spec.name, "domain": spec.domain, "src": str(src),
+            "separator": spec.separator, "split": spec.split, "val_fraction": spec.val_fraction,
+            "options": options, "vocab_size": len(vocab), "dtype": vocab.dtype.name,
+            "train_chars": n_train, "val_chars": n_val, "seconds": round(seconds, 3),
+            "mb_per_s": round(report.bytes_in / 1e6 / max(seconds, 1e-9), 2),
+            "report": report.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        vocab.save(work / "vocab.json")
+        atomic_write_text(work / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
+        # swap the finished folder into place; the previous one survives until this point
+        old = None
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+            os.replace(out_dir, old)
+        os.replace(work, out_dir)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return meta
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+
+
+class CorpusData:
+    """A prepared corpus folder: vocab, metadata and memory-mapped train/val ids."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        if not (self.path / "meta.json").is_file():
+            raise GenError(f"{self.path} is not a prepared corpus (no meta.json). "
+                           f"Run: gen prepare {self.path.name} --src PATH")
+        self.meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
+        self.vocab = Vocab.load(self.path / "vocab.json")
+        self.name = self.meta["corpus"]
+        self.separator = self.meta.get("separator", "\n")
+
+    def ids(self, split: str) -> np.ndarray:
+        path = self.path / f"{split}.bin"
+        if path.stat().st_size == 0:
+            return np.zeros(0, dtype=self.vocab.dtype)
+        return np.memmap(path, dtype=self.vocab.dtype, mode="r")
+
+    def text(self, split: str, max_chars: int | None = None) -> str:
+        ids = self.ids(split)
+        return self.vocab.decode(ids[:max_chars] if max_chars else ids)
+
+    def iter_text(self, split: str, chunk: int = CHUNK_CHARS) -> Iterator[str]:
+        ids = self.ids(split)
+        for i in range(0, len(ids), chunk):
+            yield self.vocab.decode(ids[i:i + chunk])
+
+    def documents(self, split: str) -> Iterator[str]:
+        """The documents of a split, streamed (cut at the corpus separator)."""
+        sep, rest = self.separator, ""
+        for chunk in self.iter_text(split):
+            parts = (rest + chunk).split(sep)
+            rest = parts.pop()
+            yield from (p for p in parts if p)
+        if rest:
+            yield rest
+
+    def val_windows(self, lengths: list[int], rng: random.Random, split: str = "val") -> list[str]:
+        """Windows of real held-out text with the given lengths, starting after a separator."""
+        ids = self.ids(split)
+        if len(ids) == 0:
+            ids, split = self.ids("train"), "train"
+        text = self.vocab.decode(ids[: max(4 * sum(lengths), 1 << 20)])
+        starts = [i + len(self.separator) for i in range(len(text)) if text.startswith(self.separator, i)]
+        starts = [0] + [s for s in starts if s < len(text)]
+        out = []
+        for n in lengths:
+            ok = [s for s in starts if s + n <= len(text)] or [0]
+            s = rng.choice(ok)
+            out.append(text[s:s + n])
+        return out
+
+
+class StreamBatches:
+    """Batches for stateful truncated BPTT.
+
+    The token array is cut into ``world * batch_size`` contiguous streams; this rank owns
+    ``batch_size`` of them. Batch ``pos`` of an epoch is the ``pos``-th window of length
+    ``seq_len`` in every stream, so the hidden state after batch ``pos`` is the right initial
+    state for batch ``pos + 1`` (carried, detached). Position is all the data state there is:
+    ``epoch = step // steps_per_epoch`` and ``pos = step % steps_per_epoch``.
+    """
+
+    def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, rank: int = 0, world: int = 1) -> None:
+        n_streams = batch_size * world
+        stream_len = (len(ids) - 1) // n_streams
+        self.steps_per_epoch = stream_len // seq_len
+        if self.steps_per_epoch < 1:
+            need = n_streams * seq_len + 1
+            raise GenError(f"the data has {len(ids)} characters, too few for {n_streams} streams of "
+                           f"{seq_len} (needs {need}). Lower --batch-size or --seq-len, or use more text.")
+        self.ids, self.seq_len = ids, seq_len
+        starts = (np.arange(batch_size) + rank * batch_size) * stream_len
+        self._offsets = starts[:, None] + np.arange(seq_len + 1)[None, :]  # (B, T+1)
+
+    def get(self, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs and targets ``(B, T)`` for window ``pos`` of the epoch."""
+        idx = self._offsets + (pos % self.steps_per_epoch) * self.seq_len
+        chunk = torch.from_numpy(np.asarray(self.ids[idx], dtype=np.int64))  # (B, T+1)
+        return chunk[:, :-1], chunk[:, 1:]

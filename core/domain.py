@@ -1,0 +1,262 @@
+"""The whole plugin-facing API: what a domain plugin implements and what it is handed.
+
+A domain plugin is a module with a ``register_domains(register)`` hook that calls
+``register(MyDomain())``. Everything a domain can customise is a method or attribute of
+:class:`Domain` below, with a working default, so a new domain overrides only what it needs
+and later features (guided sampling, neuron features) never force a rewrite.
+
+Lifecycle of the data a domain touches:
+
+* prepare:  ``documents(src, corpus, options, report)`` yields documents (str); the engine
+  joins them with ``corpus.separator``, builds the vocabulary and writes train/val.
+* eval:     ``corpus_stats(corpus_data)`` builds what ``--against`` needs once (training
+  names, identifiers, titles ...); ``check(sample, ctx)`` scores one sample and never raises;
+  ``summarize`` adds set-level metrics; ``baseline`` cuts real held-out text to compare with.
+* sample:   ``tracker()`` returns a :class:`Tracker` for structure-guided sampling.
+* viz:      ``features(text)`` returns per-character structural features for neuron search.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # only for type hints; keeps this module import-light for plugins
+    import numpy as np
+
+    from gen.core.data import CorpusData
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Declares one metric a domain reports. Values are floats (or None when not applicable)."""
+
+    name: str
+    higher_is_better: bool | None  # None: informational (e.g. a mean length to compare by eye)
+    description: str = ""
+    # how per-sample values become one summary value: "mean" over samples where it is not None,
+    # "sum" (counts), or "none" (the domain's summarize() computes it from the whole set)
+    aggregate: str = "mean"
+
+
+@dataclass
+class Issue:
+    """One problem found in a sample: what, where (character offset) and a short excerpt."""
+
+    kind: str
+    message: str
+    offset: int = -1
+    excerpt: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "offset": self.offset, "excerpt": self.excerpt}
+
+
+def excerpt(text: str, offset: int, width: int = 40) -> str:
+    """A one-line window of ``text`` around ``offset``, for issue reports."""
+    lo, hi = max(0, offset - width), min(len(text), offset + width)
+    return text[lo:hi].replace("\n", "\u21b5")
+
+
+@dataclass
+class CheckResult:
+    """What ``Domain.check`` returns for one sample: flat metric values plus issues found."""
+
+    metrics: dict[str, float | None] = field(default_factory=dict)
+    issues: list[Issue] = field(default_factory=list)
+
+
+@dataclass
+class PrepareOption:
+    """A domain-specific ``gen prepare`` flag, e.g. ``--text-only`` or ``--max-file-kb 512``."""
+
+    name: str  # python name: text_only -> command-line --text-only
+    help: str
+    default: Any = False  # a bool default makes it a flag; otherwise the value's type parses it
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass
+class CorpusSpec:
+    """A named corpus from a manifest in ``corpora/`` (or registered by a plugin)."""
+
+    name: str
+    domain: str
+    description: str = ""
+    patterns: list[str] = field(default_factory=lambda: ["*"])  # file globs taken from a --src tree
+    separator: str = "\n"  # joins documents in the prepared stream
+    split: str = "tail"  # "tail": last val_fraction of the stream; "hash": per document by hash
+    val_fraction: float = 0.1
+    sources: list[str] = field(default_factory=list)  # default --src candidates ({shared}, package:NAME)
+    defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"cpu": {...}, "gpu": {...}}
+    options: dict[str, Any] = field(default_factory=dict)  # default prepare options
+    origin: str = ""  # where the manifest came from (file path or plugin name)
+
+
+class PrepareReport:
+    """Counts what prepare took and skipped, and why; printed and saved in meta.json."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.documents = 0
+        self.bytes_in = 0
+        self.skipped: dict[str, int] = {}
+        self.notes: list[str] = []
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "documents": self.documents, "bytes_in": self.bytes_in,
+                "skipped": dict(self.skipped), "notes": list(self.notes)}
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """What a tracker allows next. ``allow`` None means any character not in ``ban``."""
+
+    allow: frozenset[str] | None = None
+    ban: frozenset[str] = frozenset()
+
+    @property
+    def free(self) -> bool:
+        return self.allow is None and not self.ban
+
+
+FREE = Constraint()
+
+
+class Tracker:
+    """Incremental structure state for guided sampling, fed one character at a time.
+
+    Subclasses keep their state small (stacks, flags) so ``feed`` is cheap: it runs once per
+    generated character. ``constraint`` says which next characters would break the structure;
+    ``closing`` returns text that closes everything still open, in the right order.
+    ``constraints`` names the families this tracker enforces, so users can pick a subset.
+    """
+
+    constraints: tuple[str, ...] = ()
+
+    def __init__(self, enabled: Iterable[str] | None = None) -> None:
+        self.enabled = set(self.constraints if enabled is None else enabled)
+
+    def feed(self, ch: str) -> None:
+        """Advance the state by one character."""
+
+    def feed_text(self, text: str) -> None:
+        for ch in text:
+            self.feed(ch)
+
+    def constraint(self) -> Constraint:
+        """Characters that may (not) come next, given the state."""
+        return FREE
+
+    def closing(self) -> str:
+        """Text that closes the open structure (empty when nothing is open)."""
+        return ""
+
+    def violations(self) -> int:
+        """How many structure breaks the text fed so far contained (for tests and reports)."""
+        return 0
+
+
+class Domain:
+    """Base class of every domain plugin. Override what differs; defaults are generic."""
+
+    name: str = ""
+    description: str = ""
+    default_corpus: str = ""
+    # a .txt samples file holds one sample per line (names) rather than one sample per file
+    samples_per_line: bool = False
+    # sampling stops a sample at this string by default (a name ends at its newline)
+    stop: str | None = None
+    metrics: tuple[MetricSpec, ...] = ()
+    prepare_options: tuple[PrepareOption, ...] = ()
+    # hyperparameter overrides of TrainConfig by device kind; corpus manifests override these
+    defaults: dict[str, dict[str, Any]] = {}
+
+    # ---- prepare -------------------------------------------------------------------------
+    def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
+                  report: PrepareReport) -> Iterator[str]:
+        """Yield the documents of ``src`` (a file or a tree). Default: text files matching the
+        corpus patterns, in sorted path order, one document per file."""
+        from gen.core.sources import iter_text_files
+
+        yield from iter_text_files(src, corpus.patterns, report)
+
+    # ---- eval ----------------------------------------------------------------------------
+    def corpus_stats(self, data: CorpusData) -> Any:
+        """Statistics of the training corpus that checks compare against (built once)."""
+        return None
+
+    def check(self, sample: str, ctx: EvalContext) -> CheckResult:
+        """Score one sample. Must never raise on a bad sample: bad samples are data."""
+        return CheckResult()
+
+    def summarize(self, samples: list[str], results: list[CheckResult], ctx: EvalContext) -> dict[str, float]:
+        """Set-level metrics (e.g. share of unique samples), beside the per-sample means."""
+        return {}
+
+    def baseline(self, data: CorpusData, lengths: list[int], rng: random.Random) -> list[str]:
+        """Real held-out text cut to the samples' lengths, scored beside the samples."""
+        return data.val_windows(lengths, rng)
+
+    def corrupt(self, text: str, rng: random.Random) -> str:
+        """A damaged copy of real text (for calibration: it must score clearly worse)."""
+        from gen.evals.corrupt import generic_corrupt
+
+        return generic_corrupt(text, rng)
+
+    # ---- guided sampling and interpretation (later features; defaults do nothing) --------
+    def tracker(self, enabled: Iterable[str] | None = None) -> Tracker | None:
+        """A fresh structure tracker for guided sampling, or None when the domain has none."""
+        return None
+
+    def features(self, text: str) -> dict[str, np.ndarray]:
+        """Per-character structural features of ``text`` (name -> float array of len(text))."""
+        return {}
+
+
+@dataclass
+class EvalContext:
+    """What a check is handed besides the sample."""
+
+    domain: Domain
+    data: CorpusData | None = None  # the --against corpus, when given
+    options: dict[str, Any] = field(default_factory=dict)
+    _stats: Any = None
+    _stats_built: bool = False
+
+    @property
+    def stats(self) -> Any:
+        """The domain's corpus statistics, built on first use (None without --against)."""
+        if not self._stats_built:
+            self._stats = self.domain.corpus_stats(self.data) if self.data is not None else None
+            self._stats_built = True
+        return self._stats
+
+
+class SampleMetric:
+    """A family of metrics that applies to every domain (novelty, repetition, copying ...).
+
+    Registered through ``register_metrics(register)``; checked on every sample beside the
+    domain's own checks, with the same never-raise rule.
+    """
+
+    name: str = ""
+    metrics: tuple[MetricSpec, ...] = ()
+
+    def check(self, sample: str, ctx: EvalContext) -> CheckResult:
+        return CheckResult()
+
+    def summarize(self, samples: list[str], results: list[CheckResult], ctx: EvalContext) -> dict[str, float]:
+        return {}

@@ -1,0 +1,26 @@
+"""The hooks a gen plugin may implement (pluggy). Each takes a ``register`` callable."""
+
+import pluggy
+
+hookspec = pluggy.HookspecMarker("gen")
+hookimpl = pluggy.HookimplMarker("gen")
+
+
+@hookspec
+def register_domains(register):
+    """Register Domain instances: register(MyDomain())."""
+
+
+@hookspec
+def register_corpora(register):
+    """Register CorpusSpec instances beside the manifests in corpora/."""
+
+
+@hookspec
+def register_metrics(register):
+    """Register SampleMetric instances that apply to every domain."""
+
+
+@hookspec
+def register_commands(cli):
+    """Add click commands to the `gen` command group."""

@@ -1,0 +1,163 @@
+"""CharRNN: embedding -> multi-layer LSTM/GRU/RNN (cuDNN on GPU) -> linear head. No I/O here.
+
+Training runs whole sequences through ``nn.LSTM`` (one fused kernel per layer, no Python loop
+over time). Generation uses :class:`FusedStepper`, a hand-fused single-step cell: per layer one
+matrix product of ``[x, h]`` with the concatenated weights, and for layer 0 a table lookup of
+the precomputed input projection, which avoids ``nn.LSTM``'s per-call overhead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+
+
+@dataclass
+class ModelArgs:
+    vocab_size: int
+    cell: str = "lstm"  # lstm | gru | rnn (tanh), as in char-rnn / min-char-rnn
+    n_layer: int = 2  # stacked recurrent layers
+    n_hidden: int = 512  # units per layer
+    n_embd: int = 64  # character embedding size (char-rnn used one-hot; a small embedding is cheaper)
+    dropout: float = 0.0  # between recurrent layers and before the head (Zaremba et al. 2014)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+Hidden = tuple[torch.Tensor, torch.Tensor] | torch.Tensor  # (h, c) for LSTM, h otherwise
+
+
+class CharRNN(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        if args.cell not in CELLS:
+            raise ValueError(f"unknown cell {args.cell!r}; choose one of {sorted(CELLS)}")
+        self.args = args
+        self.embed = nn.Embedding(args.vocab_size, args.n_embd)
+        self.rnn = CELLS[args.cell](args.n_embd, args.n_hidden, num_layers=args.n_layer, batch_first=True,
+                                    dropout=args.dropout if args.n_layer > 1 else 0.0)
+        self.drop = nn.Dropout(args.dropout)
+        self.head = nn.Linear(args.n_hidden, args.vocab_size)
+
+    def forward(self, idx: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
+        """idx (B, T) -> logits (B, T, V), new hidden state."""
+        x = self.embed(idx)  # (B, T, E)
+        out, hidden = self.rnn(x, hidden)  # (B, T, H)
+        return self.head(self.drop(out)), hidden
+
+    def init_hidden(self, batch: int, device: torch.device | str = "cpu") -> Hidden:
+        shape = (self.args.n_layer, batch, self.args.n_hidden)
+        h = torch.zeros(shape, device=device)
+        return (h, torch.zeros(shape, device=device)) if self.args.cell == "lstm" else h
+
+    def num_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def detach_hidden(hidden: Hidden) -> Hidden:
+    if isinstance(hidden, tuple):
+        return tuple(h.detach() for h in hidden)
+    return hidden.detach()
+
+
+def flops_per_char(args: ModelArgs, training: bool = True) -> float:
+    """Matmul FLOPs per character: forward 2*G*H*(in+H) per layer + 2*H*V head, G gates
+    (4 LSTM, 3 GRU, 1 RNN); training counts forward + backward as 3x forward."""
+    gates = {"lstm": 4, "gru": 3, "rnn": 1}[args.cell]
+    fwd = 0.0
+    for layer in range(args.n_layer):
+        n_in = args.n_embd if layer == 0 else args.n_hidden
+        fwd += 2 * gates * args.n_hidden * (n_in + args.n_hidden)
+    fwd += 2 * args.n_hidden * args.vocab_size
+    return 3 * fwd if training else fwd
+
+
+class FusedStepper:
+    """One-character-at-a-time inference for N streams, for sampling and visualisation.
+
+    Weights are rearranged once: layer 0's input projection becomes a (V, G*H) lookup table
+    (embedding @ W_ih^T + biases); deeper layers use one matmul of [x, h] (B, 2H) with the
+    stacked weights (2H, G*H). Gate order follows PyTorch (LSTM: i, f, g, o; GRU: r, z, n).
+    """
+
+    def __init__(self, model: CharRNN) -> None:
+        a = model.args
+        self.args, self.cell = a, a.cell
+        # sampling runs on the CPU in fp32 whatever the model trained on
+        model = model if next(model.parameters()).device.type == "cpu" else _cpu_copy(model)
+        rnn = model.rnn
+        with torch.no_grad():
+            emb = model.embed.weight.float()
+            self.w_in0 = emb @ rnn.weight_ih_l0.float().t() + rnn.bias_ih_l0.float()  # (V, G*H)
+            self.w_hh0 = rnn.weight_hh_l0.float().t().contiguous()  # (H, G*H)
+            self.b_hh0 = rnn.bias_hh_l0.float()
+            self.layers = []
+            for k in range(1, a.n_layer):
+                w_ih = getattr(rnn, f"weight_ih_l{k}").float()
+                w_hh = getattr(rnn, f"weight_hh_l{k}").float()
+                b_ih = getattr(rnn, f"bias_ih_l{k}").float()
+                b_hh = getattr(rnn, f"bias_hh_l{k}").float()
+                if self.cell == "gru":  # GRU needs the hidden part separately (r gates only h's n-part)
+                    self.layers.append((w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh))
+                else:
+                    self.layers.append((torch.cat([w_ih, w_hh], 1).t().contiguous(), b_ih + b_hh))
+            self.w_head = model.head.weight.float().t().contiguous()  # (H, V)
+            self.b_head = model.head.bias.float()
+        self.H = a.n_hidden
+
+    def init_state(self, n: int) -> list[torch.Tensor]:
+        """Per layer h (and c for LSTM), each (N, H), flattened into one list."""
+        per = 2 if self.cell == "lstm" else 1
+        return [torch.zeros(n, self.H) for _ in range(per * self.args.n_layer)]
+
+    def step(self, ids: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
+        """Feed ids (N,) and update ``state`` in place; returns logits (N, V)."""
+        H, cell = self.H, self.cell
+        per = 2 if cell == "lstm" else 1
+        x = None
+        for k in range(self.args.n_layer):
+            h = state[per * k]
+            if cell == "gru":
+                if k == 0:
+                    gi, gh = self.w_in0[ids], torch.addmm(self.b_hh0, h, self.w_hh0)
+                else:
+                    w_ih, w_hh, b_ih, b_hh = self.layers[k - 1]
+                    gi, gh = torch.addmm(b_ih, x, w_ih), torch.addmm(b_hh, h, w_hh)
+                r = torch.sigmoid(gi[:, :H] + gh[:, :H])
+                z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+                n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+                h = n + z * (h - n)
+            else:
+                if k == 0:
+                    g = torch.addmm(self.w_in0[ids] + self.b_hh0, h, self.w_hh0)  # (N, G*H)
+                else:
+                    w, b = self.layers[k - 1]
+                    g = torch.addmm(b, torch.cat([x, h], 1), w)
+                if cell == "lstm":
+                    c = state[per * k + 1]
+                    i, f, gg, o = g.split(H, 1)
+                    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
+                    h = torch.sigmoid(o) * torch.tanh(c)
+                    state[per * k + 1] = c
+                else:
+                    h = torch.tanh(g)
+            state[per * k] = h
+            x = h
+        return torch.addmm(self.b_head, x, self.w_head)
+
+
+def _cpu_copy(model: CharRNN) -> CharRNN:
+    clone = CharRNN(model.args)
+    clone.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
+    return clone
+
+
+def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Mean next-character loss in nats; logits (B, T, V), targets (B, T)."""
+    return F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1))

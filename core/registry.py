@@ -1,0 +1,145 @@
+"""Name lookups: domains, corpora and generic metrics gathered from all loaded plugins.
+
+Corpora come from the TOML manifests shipped in ``corpora/`` (package ``gen.corpora``) and from
+plugins' ``register_corpora`` hooks. A CORPUS argument may be a corpus name or a domain name
+(meaning that domain's default corpus). Unknown names raise GenError listing the valid ones.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gen.core.domain import CorpusSpec, Domain, SampleMetric
+from gen.core.errors import GenError
+from gen.core.plugins import load_plugins, origins
+
+
+@dataclass
+class Registry:
+    domains: dict[str, Domain] = field(default_factory=dict)
+    domain_origin: dict[str, str] = field(default_factory=dict)
+    corpora: dict[str, CorpusSpec] = field(default_factory=dict)
+    metrics: list[SampleMetric] = field(default_factory=list)
+
+
+_registry: Registry | None = None
+
+
+def reset() -> None:
+    """Forget the gathered registry (after plugins are added or removed)."""
+    global _registry
+    _registry = None
+
+
+def _call_each(hook_name: str, collect) -> None:
+    """Call a hook on every plugin separately so we know which plugin registered what."""
+    pm = load_plugins()
+    hook = getattr(pm.hook, hook_name)
+    for impl in hook.get_hookimpls():
+        impl.function(register=lambda obj, _p=impl.plugin_name: collect(obj, _p))
+
+
+def manifest_from_toml(text: str, origin: str) -> CorpusSpec:
+    """Parse one corpus manifest; errors name the file and the bad key."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise GenError(f"corpus manifest {origin} is not valid TOML: {exc}") from None
+    known = set(CorpusSpec.__dataclass_fields__) - {"origin"}
+    unknown = set(raw) - known
+    if unknown or "name" not in raw or "domain" not in raw:
+        raise GenError(f"corpus manifest {origin}: needs 'name' and 'domain'; unknown keys {sorted(unknown)}; "
+                       f"valid keys: {sorted(known)}")
+    return CorpusSpec(**raw, origin=origin)
+
+
+def _builtin_manifests() -> list[CorpusSpec]:
+    specs = []
+    for entry in sorted(importlib.resources.files("gen.corpora").iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            specs.append(manifest_from_toml(entry.read_text(encoding="utf-8"), f"corpora/{entry.name}"))
+    return specs
+
+
+def get_registry() -> Registry:
+    global _registry
+    if _registry is not None:
+        return _registry
+    reg = Registry()
+
+    def add_domain(domain: Domain, plugin: str) -> None:
+        if not isinstance(domain, Domain) or not domain.name:
+            raise GenError(f"plugin {plugin!r} registered {domain!r}, which is not a named gen Domain")
+        reg.domains[domain.name] = domain
+        reg.domain_origin[domain.name] = f"{plugin}: {origins.get(plugin, 'plugin')}"
+
+    def add_corpus(spec: CorpusSpec, plugin: str) -> None:
+        spec.origin = spec.origin or f"plugin {plugin}"
+        reg.corpora[spec.name] = spec
+
+    _call_each("register_domains", add_domain)
+    for spec in _builtin_manifests():
+        if spec.domain in reg.domains:  # a manifest of a domain whose plugin is not loaded stays hidden
+            reg.corpora[spec.name] = spec
+    _call_each("register_corpora", add_corpus)
+    _call_each("register_metrics", lambda m, _p: reg.metrics.append(m))
+    _registry = reg
+    return reg
+
+
+def get_domain(name: str) -> Domain:
+    reg = get_registry()
+    if name not in reg.domains:
+        valid = ", ".join(sorted(reg.domains)) or "(none loaded: check GEN_PLUGINS)"
+        raise GenError(f"unknown domain {name!r}. Valid domains: {valid}")
+    return reg.domains[name]
+
+
+def resolve_corpus(name: str) -> CorpusSpec:
+    """A corpus name, or a domain name meaning that domain's default corpus."""
+    reg = get_registry()
+    if name in reg.corpora:
+        return reg.corpora[name]
+    if name in reg.domains:
+        default = reg.domains[name].default_corpus
+        if default in reg.corpora:
+            return reg.corpora[default]
+        raise GenError(f"domain {name!r} has no default corpus; name one of: "
+                       f"{', '.join(c for c, s in reg.corpora.items() if s.domain == name) or '(none)'}")
+    raise GenError(f"unknown corpus or domain {name!r}. Corpora: {', '.join(sorted(reg.corpora)) or '(none)'}; "
+                   f"domains: {', '.join(sorted(reg.domains)) or '(none)'}")
+
+
+def shared_corpora_dir() -> Path | None:
+    """Where ../shared/corpora is: $GEN_SHARED_CORPORA, or found beside the cwd or the source tree."""
+    env = os.environ.get("GEN_SHARED_CORPORA")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parent
+    for base in (Path.cwd(), *Path.cwd().parents[:2], here.parent, here.parent.parent):
+        cand = base / "shared" / "corpora"
+        if cand.is_dir():
+            return cand
+        cand = base.parent / "shared" / "corpora"
+        if cand.is_dir():
+            return cand
+    return None
+
+
+def default_source(spec: CorpusSpec) -> str | None:
+    """The first default --src of a corpus that exists here (a path, or package:NAME)."""
+    shared = shared_corpora_dir()
+    for src in spec.sources:
+        if src.startswith("package:"):
+            return src
+        if "{shared}" in src:
+            if shared is None:
+                continue
+            src = src.replace("{shared}", str(shared))
+        if Path(src).exists():
+            return src
+    return None

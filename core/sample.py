@@ -1,0 +1,151 @@
+"""Generation: temperature, top-k/top-p, priming, stop strings, N streams, guided masking.
+
+All streams advance together through :class:`FusedStepper` (one matmul per layer per step).
+With trackers (structure-guided sampling), each stream's tracker bans next characters that
+would break structure; if a tracker bans everything, the stream falls back to the unmasked
+distribution and the fallback is counted, so guidance never dead-ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from gen.core.domain import Constraint, Tracker
+from gen.core.model import CharRNN, FusedStepper
+from gen.core.vocab import Vocab
+
+
+@dataclass
+class SampleOptions:
+    n: int = 1  # independent streams generated together
+    length: int = 500  # maximum characters per sample (after the prime)
+    temperature: float = 1.0  # < 1 sharper, > 1 flatter; <= 1e-3 means argmax (greedy)
+    top_k: int = 0  # keep only the k most likely characters (0 = off)
+    top_p: float = 1.0  # nucleus sampling: smallest set with this much probability (1 = off)
+    prime: str = ""  # text the model reads first; samples continue it (and include it)
+    stop: list[str] = field(default_factory=list)  # a sample ends at the first of these (not included)
+    seed: int | None = None  # reproducible sampling
+    close: bool = True  # guided: append what closes open structure when a sample hits `length`
+
+
+@dataclass
+class SampleStats:
+    masked_steps: int = 0  # steps where guidance changed the distribution
+    fallbacks: int = 0  # steps where every character was banned: sampled unmasked instead
+    unknown_prime: dict[str, str] = field(default_factory=dict)  # prime chars mapped by the vocab policy
+
+
+class _MaskCache:
+    """Constraint -> additive logit mask (V,), computed once per distinct constraint."""
+
+    def __init__(self, vocab: Vocab) -> None:
+        self.vocab, self.cache = vocab, {}
+
+    def get(self, c: Constraint) -> torch.Tensor:
+        m = self.cache.get(c)
+        if m is None:
+            stoi = self.vocab.stoi
+            if c.allow is not None:
+                m = torch.full((len(self.vocab),), float("-inf"))
+                m[[stoi[ch] for ch in c.allow if ch in stoi and ch not in c.ban]] = 0.0
+            else:
+                m = torch.zeros(len(self.vocab))
+                m[[stoi[ch] for ch in c.ban if ch in stoi]] = float("-inf")
+            self.cache[c] = m
+        return m
+
+
+def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
+    """Temperature, then top-k and top-p truncation. logits (N, V) -> (N, V)."""
+    logits = logits / max(temperature, 1e-6)
+    if top_k and top_k < logits.size(-1):
+        kth = torch.topk(logits, top_k, dim=-1).values[:, -1:]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if top_p < 1.0:
+        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
+        cum = torch.softmax(sorted_logits, -1).cumsum(-1)
+        drop = cum - torch.softmax(sorted_logits, -1) > top_p  # keep the token that crosses p
+        sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
+        logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
+    return logits
+
+
+@torch.no_grad()
+def generate(model: CharRNN, vocab: Vocab, opts: SampleOptions,
+             trackers: list[Tracker] | None = None,
+             on_char: Callable[[int, str], None] | None = None,
+             start: str = "\n") -> tuple[list[str], SampleStats]:
+    """Generate ``opts.n`` samples. ``start`` is read before the prime (the corpus separator, so
+    an unprimed sample begins like a new document). ``on_char(stream, ch)`` streams output."""
+    stats = SampleStats()
+    gen = torch.Generator().manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)
+    stepper = FusedStepper(model)
+    n = opts.n
+    state = stepper.init_state(n)
+    vocab.mapped = {}
+    context = (start if start and start[-1] in vocab.stoi else "") + opts.prime
+    ids = vocab.encode(context or vocab.fallback)
+    stats.unknown_prime = dict(vocab.mapped)
+    logits = None
+    for i in ids:  # read the prime; its last logits predict the first new character
+        logits = stepper.step(torch.full((n,), i, dtype=torch.long), state)
+    if trackers:
+        for t in trackers:
+            t.feed_text(opts.prime)
+    masks = _MaskCache(vocab) if trackers else None
+    out = [[] for _ in range(n)]
+    done = [False] * n
+    stops = [s for s in opts.stop if s]
+    greedy = opts.temperature <= 1e-3
+    for _ in range(opts.length):
+        filtered = logits if greedy else filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)
+        if trackers:
+            for s, t in enumerate(trackers):
+                if done[s]:
+                    continue
+                c = t.constraint()
+                if c.free:
+                    continue
+                masked = filtered[s] + masks.get(c)
+                if torch.isinf(masked).all():
+                    stats.fallbacks += 1
+                else:
+                    filtered[s] = masked
+                    stats.masked_steps += 1
+        if greedy:
+            nxt = filtered.argmax(-1)
+        else:
+            nxt = torch.multinomial(torch.softmax(filtered, -1), 1, generator=gen).squeeze(1)
+        for s, idx in enumerate(nxt.tolist()):
+            if done[s]:
+                continue
+            ch = vocab.chars[idx]
+            out[s].append(ch)
+            if trackers:
+                trackers[s].feed(ch)
+            if stops and any("".join(out[s][-len(st):]) == st for st in stops):
+                done[s] = True
+                continue
+            if on_char:
+                on_char(s, ch)
+        if all(done):
+            break
+        logits = stepper.step(nxt, state)
+    texts = []
+    for s in range(n):
+        text = "".join(out[s])
+        for st in stops:
+            if done[s] and text.endswith(st):
+                text = text[: -len(st)]
+                break
+        if trackers and opts.close and not done[s]:
+            closing = trackers[s].closing()
+            text += closing
+            if on_char:
+                for ch in closing:
+                    on_char(s, ch)
+        texts.append(opts.prime + text)
+    return texts, stats

@@ -1,0 +1,139 @@
+"""Reading a --src: a file, a directory tree, an archive, stdin or a package resource.
+
+Walks are deterministic (sorted), never follow a symlink out of the source root, skip binary
+files (a NUL byte in the first 8 KB), files over a size limit and undecodable files, and count
+every skip in the PrepareReport.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import sys
+import tarfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from gen.core.domain import PrepareReport
+from gen.core.errors import GenError
+
+ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
+
+
+def matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatch(name, p) for p in patterns)
+
+
+def walk_files(root: Path, patterns: list[str], report: PrepareReport) -> Iterator[Path]:
+    """Files under ``root`` matching ``patterns``, sorted, symlinks out of ``root`` skipped."""
+    root_real = os.path.realpath(root)
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames.sort()
+        for d in list(dirnames):  # a symlinked directory is walked only if it stays inside root
+            full = os.path.join(dirpath, d)
+            if os.path.islink(full):
+                dirnames.remove(d)
+                report.skip("symlink (not followed)")
+        for fname in sorted(filenames):
+            full = os.path.join(dirpath, fname)
+            if not matches(fname, patterns):
+                report.skip("not matching the corpus file patterns")
+                continue
+            if os.path.islink(full):
+                target = os.path.realpath(full)
+                if not (target + os.sep).startswith(root_real + os.sep) or not os.path.isfile(target):
+                    report.skip("symlink pointing outside --src")
+                    continue
+            yield Path(full)
+
+
+def decode(data: bytes, name: str, report: PrepareReport, max_bytes: int | None = None) -> str | None:
+    """UTF-8 text of one file, or None (counted) when it is binary, too big or undecodable."""
+    if max_bytes is not None and len(data) > max_bytes:
+        report.skip(f"larger than {max_bytes} bytes")
+        return None
+    if b"\0" in data[:8192]:
+        report.skip("binary (NUL byte)")
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        report.skip("not valid UTF-8")
+        return None
+    report.files += 1
+    report.bytes_in += len(data)
+    return text.removeprefix("\ufeff")
+
+
+def iter_sources(src: str | Path, patterns: list[str], report: PrepareReport,
+                 max_bytes: int | None = None) -> Iterator[tuple[str, str]]:
+    """(name, text) for every usable file of a --src: file, tree, tar archive or '-' (stdin)."""
+    if str(src) == "-":
+        data = sys.stdin.buffer.read()
+        text = decode(data, "<stdin>", report)
+        if text is not None:
+            yield "<stdin>", text
+        return
+    if str(src).startswith("package:"):
+        yield from _package_source(str(src)[len("package:"):], report)
+        return
+    path = Path(src)
+    if not path.exists():
+        raise GenError(f"--src {src} does not exist. Pass a file, a directory, an archive or '-' for stdin.")
+    if path.is_dir():
+        for f in walk_files(path, patterns, report):
+            text = decode(f.read_bytes(), str(f), report, max_bytes)
+            if text is not None:
+                yield str(f.relative_to(path)), text
+    elif path.name.endswith(ARCHIVE_SUFFIXES):
+        yield from _tar_source(path, patterns, report, max_bytes)
+    else:
+        text = decode(path.read_bytes(), str(path), report, max_bytes)
+        if text is not None:
+            yield path.name, text
+
+
+def _tar_source(path: Path, patterns: list[str], report: PrepareReport,
+                max_bytes: int | None) -> Iterator[tuple[str, str]]:
+    # members sorted by name for a deterministic order; links and devices are never extracted
+    with tarfile.open(path, "r:*") as tar:
+        members = sorted((m for m in tar.getmembers()), key=lambda m: m.name)
+        for m in members:
+            if not m.isfile():
+                if m.issym() or m.islnk():
+                    report.skip("symlink (not followed)")
+                continue
+            if not matches(os.path.basename(m.name), patterns):
+                report.skip("not matching the corpus file patterns")
+                continue
+            if max_bytes is not None and m.size > max_bytes:
+                report.skip(f"larger than {max_bytes} bytes")
+                continue
+            fh = tar.extractfile(m)
+            if fh is None:
+                continue
+            text = decode(fh.read(), m.name, report, max_bytes)
+            if text is not None:
+                yield m.name, text
+
+
+def _package_source(spec: str, report: PrepareReport) -> Iterator[tuple[str, str]]:
+    """package:DIST/FILE[,FILE...]: data files shipped inside an installed Python package."""
+    import importlib.resources
+
+    pkg, _, files = spec.partition("/")
+    try:
+        root = importlib.resources.files(pkg)
+    except ModuleNotFoundError:
+        raise GenError(f"source package {pkg!r} is not installed: pip install {pkg}") from None
+    for fname in files.split(","):
+        data = (root / fname).read_bytes()
+        text = decode(data, fname, report)
+        if text is not None:
+            yield fname, text
+
+
+def iter_text_files(src: str | Path, patterns: list[str], report: PrepareReport) -> Iterator[str]:
+    """The default Domain.documents: one document per usable file."""
+    for _name, text in iter_sources(src, patterns, report):
+        yield text

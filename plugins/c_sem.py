@@ -1,0 +1,342 @@
+"""Tree-sitter checks of the C domain: syntax damage and the semantic slips the blog names.
+
+A sample is parsed in pieces of a few KB cut at top-level boundaries (a blank line followed by
+a line starting in column 0): tree-sitter's error recovery collapses a long broken text into
+one ERROR node, and pieces keep each error local. All node walking happens in tree-sitter
+queries (C code); Python only sorts captures into functions, which keeps a check near 2 MB/s.
+
+Scope model (deliberately simple, and lenient where real code would be flagged):
+* a function's names are its parameters and every declaration anywhere in its body;
+* the sample's globals are every identifier mentioned outside function bodies (declarations,
+  initialisers, macro invocations such as ``DEFINE_MUTEX(lock);``, ``#define`` names);
+* with corpus statistics (``--against``) a name is known if the training corpus uses it as a
+  global (outside a function, or free in a function that does not declare it): kernel APIs,
+  macros and globals are known, a stray local such as ``rw`` is not;
+* callees and ALL_CAPS names are assumed to come from headers: the check is about variables
+  (the blog's ``rw``), and held-out real code calls many APIs defined outside any corpus.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_right
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import tree_sitter as ts
+import tree_sitter_c as tsc
+
+LANG = ts.Language(tsc.language())
+_PARSER = ts.Parser(LANG)
+
+_Q_MAIN = ts.Query(LANG, """
+(ERROR) @error
+(MISSING) @missing
+(function_definition body: (compound_statement)) @fn
+(identifier) @id
+(declaration declarator: (_) @decl)
+(parameter_declaration declarator: (_) @param)
+(call_expression function: (identifier) @callee)
+""")
+_Q_CMP = ts.Query(LANG, """
+(binary_expression left: (_) @l operator: ["==" "!=" "<" ">" "<=" ">="] right: (_) @r) @cmp
+""")
+
+KNOWN = frozenset("""NULL true false bool main __func__ __FUNCTION__ __PRETTY_FUNCTION__ __LINE__ __FILE__
+__VA_ARGS__ __COUNTER__ offsetof typeof __typeof__ __alignof__ _Alignof _Static_assert static_assert
+errno stdin stdout stderr EOF asm __asm__ __attribute__ __volatile__ va_list va_start va_end va_arg
+""".split())
+C_KEYWORDS = frozenset(b"""auto break case char const continue default do double else enum extern float for goto
+if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned
+void volatile while _Bool _Complex _Atomic _Noreturn _Thread_local""".split())
+_NORETURN = frozenset("BUG panic unreachable __builtin_unreachable do_exit kthread_exit abort exit "
+                      "__builtin_trap make_task_dead machine_halt".split())
+_UNUSED_ATTRS = (b"__maybe_unused", b"__always_unused", b"unused")
+_DIRECTIVES = frozenset("preproc_include preproc_def preproc_function_def preproc_call comment".split())
+_CONDITIONALS = frozenset("preproc_if preproc_ifdef preproc_else preproc_elif preproc_elifdef".split())
+_VOID = re.compile(rb"\bvoid\b")
+_BOUNDARY = re.compile(r"\n\n(?=[^\s}])")
+PIECE_CHARS = 4096
+
+
+def pieces(text: str, target: int = PIECE_CHARS) -> Iterator[tuple[int, str]]:
+    """(offset, piece) cuts of ``text`` of about ``target`` characters at top-level boundaries."""
+    start = 0
+    for m in _BOUNDARY.finditer(text, target):
+        if m.start() - start >= target:
+            yield start, text[start:m.start() + 1]
+            start = m.start() + 1
+    if start < len(text):
+        yield start, text[start:]
+
+
+@dataclass
+class Tally:
+    """Counts over a whole sample, summed across pieces; metrics are ratios of these."""
+
+    bytes: int = 0
+    error_bytes: int = 0
+    missing: int = 0
+    defs: int = 0
+    clean_defs: int = 0
+    names_used: int = 0  # distinct (function, name) uses
+    undeclared: int = 0
+    locals: int = 0
+    unused: int = 0
+    void_fns: int = 0
+    void_returns: int = 0
+    value_fns: int = 0
+    falls_off: int = 0
+    self_cmp: int = 0
+    globals: set[bytes] = field(default_factory=set)  # names mentioned outside function bodies
+    pending: list[tuple[bytes, int, bool]] = field(default_factory=list)  # free names: name, offset, callee
+    issues: list[tuple[str, int, str]] = field(default_factory=list)  # (kind, char offset, message)
+
+
+def _name_of(node: ts.Node | None) -> ts.Node | None:
+    """The identifier a declarator declares (through pointers, arrays, initialisers, parens)."""
+    for _ in range(16):
+        if node is None or node.type == "identifier":
+            return node
+        nxt = node.child_by_field_name("declarator")
+        node = nxt if nxt is not None else (node.named_children[0] if node.named_child_count else None)
+    return None
+
+
+def _is_function(decl: ts.Node) -> bool:
+    """A declarator of a function (a local prototype or a misparsed macro call), not a variable."""
+    node: ts.Node | None = decl
+    for _ in range(16):
+        if node is None or node.type == "identifier":
+            return False
+        if node.type == "function_declarator":
+            return True
+        node = node.child_by_field_name("declarator")
+    return False
+
+
+def _ends_flow(node: ts.Node | None) -> bool:
+    """True when control cannot run past ``node`` (return, goto, noreturn call, endless loop)."""
+    if node is None:
+        return True  # unknown: never flag
+    t = node.type
+    if t in ("return_statement", "goto_statement", "ERROR"):
+        return True
+    if t == "compound_statement":
+        stmts = [c for c in node.named_children if c.type != "comment"]
+        return _ends_flow(stmts[-1]) if stmts else False
+    if t == "if_statement":
+        alt = node.child_by_field_name("alternative")
+        return alt is not None and _ends_flow(node.child_by_field_name("consequence")) and _ends_flow(
+            alt.named_children[-1] if alt.named_child_count else None)
+    if t == "expression_statement":
+        call = node.named_children[0] if node.named_child_count else None
+        if call is not None and call.type == "call_expression":
+            fn = call.child_by_field_name("function")
+            return fn is not None and fn.text.decode("utf-8", "replace") in _NORETURN
+        return False
+    if t in ("while_statement", "do_statement"):
+        cond = node.child_by_field_name("condition")
+        return cond is not None and cond.text.strip(b"() \t\n") in (b"1", b"true")
+    if t == "for_statement":
+        return node.child_by_field_name("condition") is None
+    if t == "switch_statement":
+        return b"default" in node.text
+    if t == "labeled_statement":
+        return _ends_flow(node.named_children[-1] if node.named_child_count else None)
+    if t in _CONDITIONALS:  # any branch ending is enough: one configuration may return
+        return any(_ends_flow(c) for c in node.named_children[-2:])
+    return False
+
+
+class _Fn:
+    __slots__ = ("node", "body", "start", "body_start", "end", "names", "uses", "locals", "complete")
+
+    def __init__(self, node: ts.Node, body: ts.Node) -> None:
+        self.node, self.body = node, body
+        self.start, self.body_start, self.end = node.start_byte, body.start_byte, body.end_byte
+        self.names: set[bytes] = set()  # params and locals
+        self.locals: dict[bytes, int] = {}  # local name -> byte offset of its declaration
+        self.uses: dict[bytes, int] = {}  # name -> first use offset (callees included)
+        last = body.child(body.child_count - 1) if body.child_count else None
+        self.complete = last is not None and last.type == "}" and not last.is_missing
+
+
+def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool = False) -> None:
+    """Add one piece's counts to ``tally``. ``base``/``text`` map byte offsets to the sample's
+    characters for issues. ``free_out``: only collect names (corpus statistics)."""
+    tree = _PARSER.parse(src)
+    root = tree.root_node
+    caps = ts.QueryCursor(_Q_MAIN).captures(root)
+    ascii_ = len(src) == len(text)
+
+    def at(byte: int) -> int:
+        return base + (byte if ascii_ else len(src[:byte].decode("utf-8", "ignore")))
+
+    tally.bytes += len(src)
+    if not free_out:
+        _syntax(root, caps, tally, at)
+    fns: list[_Fn] = []
+    for n in sorted(caps.get("fn", []), key=lambda n: n.start_byte):
+        # a macro loop (``for_each_cpu(cpu) {``) can parse as a function inside a function:
+        # it belongs to the outer one
+        if not fns or n.start_byte >= fns[-1].end:
+            fns.append(_Fn(n, n.child_by_field_name("body")))
+    starts = [f.start for f in fns]
+
+    def owner(pos: int) -> _Fn | None:
+        i = bisect_right(starts, pos) - 1
+        return fns[i] if i >= 0 and pos < fns[i].end else None
+
+    declared_at: set[int] = set()
+    param_at: set[int] = set()
+    for key in ("decl", "param"):
+        for d in caps.get(key, []):
+            name = _name_of(d)
+            if name is None:
+                continue
+            declared_at.add(name.start_byte)
+            if key == "param":
+                param_at.add(name.start_byte)
+            f = owner(name.start_byte)
+            if f is None:
+                continue
+            nm = src[name.start_byte:name.end_byte]
+            if not nm or nm in C_KEYWORDS:  # a MISSING identifier, or a misparse
+                continue
+            f.names.add(nm)
+            if key == "decl" and name.start_byte >= f.body_start and not _is_function(d):
+                parent = d.parent
+                if parent is None or not any(a in parent.text for a in _UNUSED_ATTRS):
+                    f.locals.setdefault(nm, name.start_byte)
+    callees = {n.start_byte for n in caps.get("callee", [])}
+    globals_ = tally.globals
+    pending = tally.pending
+    for node in caps.get("id", []):
+        s = node.start_byte
+        nm = src[s:node.end_byte]
+        f = owner(s)
+        if f is None or s < f.body_start:
+            if s not in param_at:  # a parameter is no global, even in a prototype
+                globals_.add(nm)  # mentioned outside a body (or the function's own name)
+            continue
+        if f.locals.get(nm) == s:
+            continue
+        if nm not in f.uses:
+            f.uses[nm] = s
+            tally.names_used += 1
+            if nm not in f.names:
+                pending.append((nm, 0 if free_out else at(s), s in callees))
+    if free_out:
+        return
+    for f in fns:
+        _function(f, src, tally, at)
+    for m in ts.QueryCursor(_Q_CMP).matches(root):
+        caps_m = m[1]
+        left, right = caps_m["l"][0], caps_m["r"][0]
+        lt = re.sub(rb"\s+", b"", left.text)
+        if lt == re.sub(rb"\s+", b"", right.text) and b"(" not in lt:
+            tally.self_cmp += 1
+            cmp = caps_m["cmp"][0]
+            tally.issues.append(("self_comparison", at(cmp.start_byte),
+                                 f"compares '{lt.decode('utf-8', 'replace')}' with itself"))
+
+
+def _syntax(root: ts.Node, caps: dict, tally: Tally, at) -> None:
+    spans = sorted((n.start_byte, n.end_byte) for n in caps.get("error", []))
+    end = -1
+    for s, e in spans:  # nested ERROR nodes count once
+        if e <= end:
+            continue
+        tally.error_bytes += e - max(s, end)
+        if s >= end:
+            tally.issues.append(("syntax", at(s), "tree-sitter could not parse this"))
+        end = e
+    for n in caps.get("missing", []):
+        tally.missing += 1
+        tally.issues.append(("missing", at(n.start_byte), f"missing '{n.type}'"))
+    todo = list(root.named_children)
+    while todo:
+        n = todo.pop()
+        if n.type in _CONDITIONALS:
+            head = n.child_by_field_name("condition") or n.child_by_field_name("name")
+            todo.extend(c for c in n.named_children if c != head)
+        elif n.type not in _DIRECTIVES and n.is_named:
+            tally.defs += 1
+            tally.clean_defs += not n.has_error
+
+
+def _function(f: _Fn, src: bytes, tally: Tally, at) -> None:
+    node = f.node
+    typ = node.child_by_field_name("type")
+    decl = node.child_by_field_name("declarator")
+    # the specifiers' text, not the type node: attribute macros (__init, notrace) push the real
+    # type into an ERROR child; a pointer declarator means the function returns a pointer
+    head = src[f.start:decl.start_byte] if decl is not None else b""
+    is_void = decl is not None and decl.type == "function_declarator" and _VOID.search(head) is not None
+    if is_void:
+        tally.void_fns += 1
+        q = [c for c in _returns_with_value(f.body)]
+        if q:
+            tally.void_returns += 1
+            tally.issues.append(("void_return", at(q[0].start_byte), "a void function returns a value"))
+    if not f.complete:
+        return  # cut by the sample's end: its later lines (uses, return) are not there
+    if not is_void and (typ is None or typ.type != "ERROR") and decl is not None:
+        name = _name_of(decl)
+        if name is None or name.text != b"main":
+            tally.value_fns += 1
+            stmts = [c for c in f.body.named_children if c.type != "comment"]
+            if not stmts or not _ends_flow(stmts[-1]):
+                tally.falls_off += 1
+                tally.issues.append(("falls_off_end", at(f.end - 1),
+                                     "a non-void function can reach its end without returning"))
+    for nm, pos in f.locals.items():
+        tally.locals += 1
+        if nm not in f.uses:
+            tally.unused += 1
+            tally.issues.append(("unused_local", at(pos),
+                                 f"local '{nm.decode('utf-8', 'replace')}' is declared but never used"))
+
+
+def _returns_with_value(body: ts.Node) -> list[ts.Node]:
+    cur = ts.QueryCursor(_Q_RET)
+    return cur.captures(body).get("r", [])
+
+
+# ``return f(x);`` is legal in a void function when f is void (the kernel does it): not flagged
+_Q_RET = ts.Query(LANG, "(return_statement [(identifier) (number_literal) (binary_expression) (string_literal) "
+                        "(unary_expression) (parenthesized_expression) (field_expression) (true) (false) (null) "
+                        "(pointer_expression) (subscript_expression) (char_literal) (cast_expression)]) @r")
+
+
+def analyze(text: str, known: frozenset[str] | None = None) -> Tally:
+    """Counts and issues of one C text (one file of a sample); raises only on internal bugs."""
+    tally = Tally()
+    for base, piece in pieces(text):
+        analyze_piece(piece.encode("utf-8", "surrogatepass"), tally, base, piece)
+    _resolve(tally, known)
+    return tally
+
+
+def _resolve(tally: Tally, known: frozenset[str] | None) -> None:
+    """Names free in a function are undeclared unless the sample, C or the corpus knows them."""
+    for nm, at, callee in tally.pending:
+        if nm in tally.globals:
+            continue
+        name = nm.decode("utf-8", "replace")
+        if name in KNOWN or name.startswith("__builtin"):
+            continue
+        if callee or not any(c.islower() for c in name) or (known is not None and name in known):
+            continue  # a callee or a macro may come from a header; the corpus knows its globals
+        tally.undeclared += 1
+        tally.issues.append(("undeclared", at, f"'{name}' is used but never declared"))
+
+
+def free_names(text: str) -> set[bytes]:
+    """Names a C text uses as globals: mentioned outside functions, or free inside one."""
+    tally = Tally()
+    for base, piece in pieces(text, 1 << 16):
+        analyze_piece(piece.encode("utf-8", "surrogatepass"), tally, base, piece, free_out=True)
+    tally.globals.update(nm for nm, _, _ in tally.pending)
+    return tally.globals

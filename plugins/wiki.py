@@ -1,0 +1,226 @@
+"""The wiki domain: Wikipedia dumps (enwik8) as raw MediaWiki XML with wikitext.
+
+The blog trained on enwik8 raw: the model learned ``[[links]]``, ``{{templates}}``, headings and
+the dump's XML, and invented URLs, timestamps and page ids. This plugin prepares such dumps
+(plain or compressed, streamed page by page; see ``wiki_source``) and judges samples on three
+layers, each a module of its own:
+
+* XML (``wiki_xml``): well-formedness and nesting of the dump's elements, with a tag-stack
+  scanner and defusedxml (no entity expansion, no fetching: a sample may be an entity bomb);
+* wikitext (``wiki_text``): ``[[ ]]``, ``{{ }}``, ``'' '''``, headings, tables, ``<ref>``;
+* invention: link targets that name pages the training corpus knows, well-formed URLs, valid
+  timestamps, numeric ids; optionally mwparserfromhell as a second parser (``mwparser`` eval
+  option; about 1 MB/s, so off by default to keep eval above 5 MB/s).
+
+Guided sampling and neuron features live in ``wiki_tracker``.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gen.core.domain import (
+    CheckResult,
+    CorpusSpec,
+    Domain,
+    EvalContext,
+    Issue,
+    MetricSpec,
+    PrepareOption,
+    PrepareReport,
+    Tracker,
+    excerpt,
+)
+from gen.core.hookspecs import hookimpl
+from gen.plugins import wiki_text as wt
+from gen.plugins.wiki_source import iter_documents, xml_unescape
+from gen.plugins.wiki_tracker import WikiTracker, wiki_features
+from gen.plugins.wiki_xml import has_xml, scan_xml
+
+MWP_MAX_CHARS = 100_000  # mwparserfromhell runs only on segments up to this size (bounded time)
+_TITLE = re.compile(r"<title>([^<]{1,512})</title>")
+
+METRICS = (
+    MetricSpec("xml_well_formed", True, "samples with XML: no mismatched/unclosed/misplaced element, "
+               "and the fragment closed at both ends parses (defusedxml)"),
+    MetricSpec("xml_mismatched", False, "close tags that close nothing open (per sample with XML)"),
+    MetricSpec("xml_unclosed", False, "elements left open inside a closed parent (per sample with XML)"),
+    MetricSpec("xml_bad_nesting", False, "elements where the dump schema has none (per sample with XML)"),
+    MetricSpec("link_balance", True, "share of [[ ]] that pair up on their line"),
+    MetricSpec("template_balance", True, "share of {{ }} that pair up"),
+    MetricSpec("emphasis_pairing", True, "share of lines whose '' and ''' pair up"),
+    MetricSpec("heading_balance", True, "share of heading lines with as many = on both sides"),
+    MetricSpec("table_balance", True, "share of {| |} that pair up"),
+    MetricSpec("ref_balance", True, "share of <ref> </ref> that pair up"),
+    MetricSpec("link_known", True, "share of link targets the training corpus knows (a page title "
+               "or a link target there); the rest are invented (needs --against)"),
+    MetricSpec("link_title_known", True, "share of link targets naming a training page's title "
+               "(needs --against)"),
+    MetricSpec("url_valid", True, "share of URLs that are well-formed (host, port, characters)"),
+    MetricSpec("timestamp_valid", True, "share of <timestamp> values that are real dates, 2001..now"),
+    MetricSpec("id_numeric", True, "share of <id> values that are numbers"),
+    MetricSpec("mwp_link_parsed", True, "share of [[ that mwparserfromhell reads as a link "
+               "(eval option mwparser)"),
+    MetricSpec("mwp_template_parsed", True, "share of {{ that mwparserfromhell reads as a template "
+               "(eval option mwparser)"),
+)
+_UNIT_METRIC = {"links": "link_balance", "templates": "template_balance", "emphasis": "emphasis_pairing",
+                "headings": "heading_balance", "tables": "table_balance", "refs": "ref_balance",
+                "urls": "url_valid", "timestamps": "timestamp_valid", "ids": "id_numeric",
+                "known": "link_known", "titles": "link_title_known",
+                "mwp_links": "mwp_link_parsed", "mwp_templates": "mwp_template_parsed"}
+
+
+class WikiStats:
+    """What --against needs from the training split: page titles and link targets."""
+
+    def __init__(self, titles: set[str], targets: set[str]) -> None:
+        self.titles = titles
+        self.known = titles | targets
+
+    @classmethod
+    def from_chunks(cls, chunks: Iterable[str]) -> WikiStats:
+        titles: set[str] = set()
+        targets: set[str] = set()
+        carry = ""
+        for chunk in chunks:
+            text = carry + chunk
+            cut = text.rfind("\n") + 1 or len(text)  # links and titles never span the cut
+            if len(text) - cut > 1 << 16:
+                cut = len(text)
+            whole, carry = text[:cut], text[cut:]
+            titles.update(wt.normalize_title(t) for t in _TITLE.findall(whole))
+            targets.update(t for _, t in wt.link_targets(whole))
+        titles.update(wt.normalize_title(t) for t in _TITLE.findall(carry))
+        targets.update(t for _, t in wt.link_targets(carry))
+        return cls(titles, targets)
+
+
+class WikiDomain(Domain):
+    name = "wiki"
+    description = "Wikipedia dumps (MediaWiki XML + wikitext), checked for XML, markup and invention"
+    default_corpus = "enwik8"
+    metrics = METRICS
+    prepare_options = (PrepareOption("text_only", "keep only each page's wikitext (unescaped), no XML"),)
+    defaults = {
+        # CPU: a model that learns links, templates and the XML skeleton in minutes
+        "cpu": {"n_layer": 2, "n_hidden": 256, "seq_len": 128, "batch_size": 32, "max_steps": 3000},
+        # GPU: the blog's overnight run: 3 x 512 LSTM, long BPTT, dropout for 100 MB of text
+        "gpu": {"n_layer": 3, "n_hidden": 512, "seq_len": 256, "batch_size": 128, "dropout": 0.2,
+                "lr": 2e-3, "max_steps": 50000, "eval_every": 1000},
+    }
+
+    # ---- prepare ---------------------------------------------------------------------------
+    def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
+                  report: PrepareReport) -> Iterator[str]:
+        yield from iter_documents(src, corpus.patterns, report, text_only=bool(options.get("text_only")))
+
+    # ---- eval ------------------------------------------------------------------------------
+    def corpus_stats(self, data) -> WikiStats:
+        return WikiStats.from_chunks(data.iter_text("train"))
+
+    def check(self, sample: str, ctx: EvalContext) -> CheckResult:
+        result = CheckResult(metrics={m.name: None for m in METRICS})
+        try:
+            self._check(sample, ctx, result)
+        except Exception as exc:  # noqa: BLE001 - a bad sample is data, never a crash
+            result.issues.append(Issue("check_error", f"{type(exc).__name__}: {exc}"[:200]))
+        except RecursionError:
+            result.issues.append(Issue("check_error", "recursion limit"))
+        return result
+
+    def _check(self, sample: str, ctx: EvalContext, result: CheckResult) -> None:
+        tally = wt.Tally()
+        m = result.metrics
+        if has_xml(sample):
+            xs = scan_xml(sample)
+            m["xml_well_formed"] = float(xs.well_formed)
+            m["xml_mismatched"] = float(xs.mismatched)
+            m["xml_unclosed"] = float(xs.unclosed)
+            m["xml_bad_nesting"] = float(xs.bad_nesting)
+            tally.issues.extend(xs.problems)
+            segments = xs.segments
+            wt.check_values(xs.values, tally, datetime.now(timezone.utc))
+        else:
+            segments = [(0, len(sample), True, True)]
+        stats = ctx.stats if ctx.data is not None else None
+        use_mwp = bool(ctx.options.get("mwparser"))
+        for start, end, cut_start, cut_end in segments:
+            view = sample[start:end]
+            wt.check_wikitext(view, start, cut_start, cut_end, tally)
+            wt.check_urls(view, start, len(sample), tally)
+            if stats is not None:
+                self._invention(view, start, stats, tally)
+            if use_mwp and len(view) <= MWP_MAX_CHARS:
+                _mwparser(view, tally)
+        for unit, metric in _UNIT_METRIC.items():
+            m[metric] = tally.share(unit)
+        result.issues.extend(Issue(kind, msg, off, excerpt(sample, off)) for kind, msg, off in tally.issues)
+
+    @staticmethod
+    def _invention(view: str, base: int, stats: WikiStats, tally: wt.Tally) -> None:
+        targets = wt.link_targets(view)
+        if not targets:
+            return
+        known = sum(t in stats.known for _, t in targets)
+        tally.add("known", known, len(targets))
+        tally.add("titles", sum(t in stats.titles for _, t in targets), len(targets))
+        for off, t in targets:
+            if t not in stats.known:
+                tally.issue("link_invented", f"[[{t[:60]}]] names no page the training corpus knows", base + off)
+
+    def baseline(self, data, lengths: list[int], rng: random.Random) -> list[str]:
+        """Held-out pages cut to the samples' lengths, each window starting at a line start
+        (samples start after a newline too: the corpus separator primes them)."""
+        ids = data.ids("val")
+        split = "val" if len(ids) else "train"
+        text = data.text(split, max(8 * sum(lengths), 2 << 20))
+        starts = [0] + [m.end() for m in re.finditer("\n", text) if m.end() < len(text)]
+        out = []
+        for n in lengths:
+            ok = [s for s in starts if s + n <= len(text)] or [0]
+            s = rng.choice(ok)
+            out.append(text[s:s + n])
+        return out
+
+    def corrupt(self, text: str, rng: random.Random) -> str:
+        from gen.plugins.wiki_tracker import corrupt_wiki
+
+        return corrupt_wiki(text, rng)
+
+    # ---- guided sampling and interpretation ------------------------------------------------
+    def tracker(self, enabled: Iterable[str] | None = None, **_: Any) -> Tracker:
+        return WikiTracker(enabled)
+
+    def features(self, text: str) -> dict[str, np.ndarray]:
+        return wiki_features(text)
+
+
+def _mwparser(view: str, tally: wt.Tally) -> None:
+    """mwparserfromhell's reading of the segment: links and templates it recognises, against
+    the [[ and {{ written (it never raises on bad markup, it reads broken markup as text)."""
+    import mwparserfromhell
+
+    text = xml_unescape(view)
+    opens_l, opens_t = text.count("[["), text.count("{{")
+    if not opens_l and not opens_t:
+        return
+    code = mwparserfromhell.parse(text, skip_style_tags=True)
+    links = sum(1 for _ in code.ifilter_wikilinks(recursive=True))
+    tpls = sum(1 for _ in code.ifilter_templates(recursive=True))
+    if opens_l:
+        tally.add("mwp_links", min(links, opens_l), opens_l)
+    if opens_t:
+        tally.add("mwp_templates", min(tpls, opens_t), opens_t)
+
+
+@hookimpl
+def register_domains(register) -> None:
+    register(WikiDomain())
