@@ -39,6 +39,25 @@ TRAIN_OPTIONS = [  # (flag, TrainConfig field, type, help)
 
 
 class _Group(click.Group):
+    """Adds plugin commands (register_commands hook) on first lookup; GenError -> clean message."""
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not self._plugin_commands_loaded:
+            self._plugin_commands_loaded = True
+            from gen.core.plugins import load_plugins
+
+            load_plugins().hook.register_commands(cli=self)
+
+    def get_command(self, ctx, name):
+        self._load_plugin_commands()
+        return super().get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
@@ -251,9 +270,6 @@ def demo(seconds: float) -> None:
 
 
 def main() -> None:
-    from gen.core.plugins import load_plugins
-
-    load_plugins().hook.register_commands(cli=cli)
     cli(prog_name="gen")
 
 

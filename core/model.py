@@ -48,6 +48,9 @@ class CharRNN(nn.Module):
     def forward(self, idx: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """idx (B, T) -> logits (B, T, V), new hidden state."""
         x = self.embed(idx)  # (B, T, E)
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # oneDNN's bf16 LSTM needs bf16 input; autocast leaves the embedding output in fp32
+            x = x.to(torch.get_autocast_dtype("cpu"))
         out, hidden = self.rnn(x, hidden)  # (B, T, H)
         return self.head(self.drop(out)), hidden
 

@@ -45,7 +45,7 @@ def suffix_array(ids: np.ndarray) -> np.ndarray:
         return np.zeros(0, dtype=np.int64)
     sym = np.asarray(ids, dtype=np.int64) + 1  # 0 is reserved for "past the end"
     bits = int(sym.max()).bit_length()
-    k = max(1, 62 // bits)
+    k = max(1, min(n, 62 // bits))
     key = np.zeros(n, dtype=np.int64)
     for j in range(k):  # key[i] = sym[i], sym[i+1], ... sym[i+k-1] packed, 0-padded past the end
         key <<= bits

@@ -24,17 +24,17 @@ from dataclasses import dataclass, field
 PAIRS = {"(": ")", "[": "]", "{": "}"}
 OPENERS = {v: k for k, v in PAIRS.items()}
 
-_STR = r'"(?:[^"\\\n]|\\(?s:.))*(?:"|(?=\n)|\Z)'
-_CHR = r"'(?:[^'\\\n]|\\(?s:.))*(?:'|(?=\n)|\Z)"
+_STR = r'"(?:[^"\\\n]|\\(?:(?s:.)|\Z))*(?:"|(?=\n)|\Z)'
+_CHR = r"'(?:[^'\\\n]|\\(?:(?s:.)|\Z))*(?:'|(?=\n)|\Z)"
 _BCOM = r"/\*(?s:.*?)(?:\*/|\Z)"
-_LCOM = r"//(?:[^\n\\]|\\(?s:.))*"
+_LCOM = r"//(?:[^\n\\]|\\(?:(?s:.)|\Z))*"
 _TOKEN = re.compile(rf"""
    (?P<lcom>{_LCOM})                                  # line comment; a backslash-newline continues it
   |(?P<bcom>{_BCOM})                                  # block comment, possibly unterminated
   |(?P<str>{_STR})                                    # string literal; a newline ends a bad one
   |(?P<chr>{_CHR})                                    # character literal
   |(?P<pp>^[ \t]*\#[ \t]*(?P<dir>[a-z]*)            # a whole preprocessor directive, continuations,
-     (?:[^\n\\/"']+|\\(?s:.)|{_BCOM}|{_LCOM}|{_STR}|{_CHR}|/)*)  # comments and all: its brackets are skipped
+     (?:[^\n\\/"']+|\\(?:(?s:.)|\Z)|{_BCOM}|{_LCOM}|{_STR}|{_CHR}|/)*)  # comments and all: its brackets are skipped
   |(?P<br>[][(){{}}])
 """, re.X | re.M)
 
@@ -49,20 +49,26 @@ class Balance:
     mismatches: list[tuple[int, str]] = field(default_factory=list)  # (offset, message)
     unclosed: list[tuple[int, str]] = field(default_factory=list)  # openers left open at the end
     unterminated: list[tuple[int, str]] = field(default_factory=list)  # strings, chars, comments
-    brackets: list[int] = field(default_factory=list)  # offsets of code braces (for corruption)
+    closers: dict[str, list[int]] = field(default_factory=dict)  # offsets of code closers, by kind
+    quotes: list[int] = field(default_factory=list)  # offsets of string literals' closing quotes
+    closing: str = ""  # text that closes what is open at the end (literal, comment, #if, brackets)
 
 
-def balance(text: str, want_braces: bool = False) -> Balance:
-    """Scan ``text`` once; see the module docstring for the preprocessor rules."""
+def balance(text: str, want_closers: bool = False) -> Balance:
+    """Scan ``text`` once; see the module docstring for the preprocessor rules. With
+    ``want_closers`` also list where closers and string quotes are (corruption sites)."""
     out = Balance()
+    if want_closers:
+        out.closers = {")": [], "]": [], "}": []}
     stack: list[tuple[str, int]] = []
     conds: list[list] = []  # per open #if: [stack at #if, stack at end of first branch or None]
+    m = None
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
         if kind == "br":
             ch = m.group()
-            if want_braces and ch in "{}":
-                out.brackets.append(m.start())
+            if want_closers and ch in out.closers:
+                out.closers[ch].append(m.start())
             if ch in PAIRS:
                 stack.append((ch, m.start()))
             elif not stack:
@@ -93,6 +99,8 @@ def balance(text: str, want_braces: bool = False) -> Balance:
             tok = m.group()
             if len(tok) < 2 or not tok.endswith('"') or _escaped_end(tok):
                 out.unterminated.append((m.start(), "string literal not closed on its line"))
+            elif want_closers:
+                out.quotes.append(m.end() - 1)
         elif kind == "chr":
             tok = m.group()
             if (len(tok) < 2 or not tok.endswith("'") or _escaped_end(tok)):
@@ -102,7 +110,34 @@ def balance(text: str, want_braces: bool = False) -> Balance:
             if len(tok) < 4 or not tok.endswith("*/"):
                 out.unterminated.append((m.start(), "comment /* never closed"))
     out.unclosed = [(at, f"'{ch}' never closed") for ch, at in stack]
+    out.closing = _closing(text, m, stack, conds)
     return out
+
+
+def _closing(text: str, last: re.Match | None, stack: list[tuple[str, int]], conds: list[list]) -> str:
+    """What closes the open structure, like the tracker's closing(): a literal or comment the
+    text ends in, the directive line, open #if groups, then brackets innermost first."""
+    tail = ""
+    if last is not None and last.end() == len(text):
+        kind, tok = last.lastgroup, last.group()
+        if kind == "bcom" and not (len(tok) >= 4 and tok.endswith("*/")):
+            tail = "/" if len(tok) >= 3 and tok.endswith("*") else "*/"
+        elif kind in ("str", "chr"):
+            quote = '"' if kind == "str" else "'"
+            if len(tok) < 2 or not tok.endswith(quote) or _escaped_end(tok):
+                odd = (len(tok) - len(tok.rstrip("\\"))) % 2 == 1
+                tail = ("\\" if odd else "") + quote
+        elif kind in ("lcom", "pp"):
+            tail = "\n\n" if tok.endswith("\\") else "\n"
+    if conds:
+        tail += "" if tail.endswith("\n") or not text or text.endswith("\n") else "\n"
+        for _at_if, first in reversed(conds):
+            tail += "#endif\n"
+            if first is not None:
+                stack = first
+    for ch, _at in reversed(stack):
+        tail += "\n}" if ch == "{" else PAIRS[ch]
+    return tail
 
 
 def _escaped_end(tok: str) -> bool:

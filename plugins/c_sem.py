@@ -22,6 +22,7 @@ import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import tree_sitter as ts
 import tree_sitter_c as tsc
@@ -37,10 +38,17 @@ _Q_MAIN = ts.Query(LANG, """
 (declaration declarator: (_) @decl)
 (parameter_declaration declarator: (_) @param)
 (call_expression function: (identifier) @callee)
+(preproc_params (identifier) @param)
+(binary_expression operator: ["==" "!=" "<" ">" "<=" ">="]) @cmp
 """)
-_Q_CMP = ts.Query(LANG, """
-(binary_expression left: (_) @l operator: ["==" "!=" "<" ">" "<=" ">="] right: (_) @r) @cmp
-""")
+_Q_FREE = ts.Query(LANG, """
+(ERROR) @error
+(function_definition body: (compound_statement)) @fn
+(identifier) @id
+(declaration declarator: (_) @decl)
+(parameter_declaration declarator: (_) @param)
+(preproc_params (identifier) @param)
+""")  # corpus statistics need names only
 
 KNOWN = frozenset("""NULL true false bool main __func__ __FUNCTION__ __PRETTY_FUNCTION__ __LINE__ __FILE__
 __VA_ARGS__ __COUNTER__ offsetof typeof __typeof__ __alignof__ _Alignof _Static_assert static_assert
@@ -57,6 +65,7 @@ _CONDITIONALS = frozenset("preproc_if preproc_ifdef preproc_else preproc_elif pr
 _VOID = re.compile(rb"\bvoid\b")
 _BOUNDARY = re.compile(r"\n\n(?=[^\s}])")
 PIECE_CHARS = 4096
+_START = attrgetter("start_byte")
 
 
 def pieces(text: str, target: int = PIECE_CHARS) -> Iterator[tuple[int, str]]:
@@ -150,52 +159,65 @@ def _ends_flow(node: ts.Node | None) -> bool:
 
 
 class _Fn:
-    __slots__ = ("node", "body", "start", "body_start", "end", "names", "uses", "locals", "complete")
+    __slots__ = ("node", "body", "start", "body_start", "end", "names", "uses", "locals", "complete", "pseudo")
 
-    def __init__(self, node: ts.Node, body: ts.Node) -> None:
+    def __init__(self, node: ts.Node, body: ts.Node, cut: int) -> None:
         self.node, self.body = node, body
+        self.pseudo = node is body  # a bare top-level block: no head to check
         self.start, self.body_start, self.end = node.start_byte, body.start_byte, body.end_byte
         self.names: set[bytes] = set()  # params and locals
         self.locals: dict[bytes, int] = {}  # local name -> byte offset of its declaration
         self.uses: dict[bytes, int] = {}  # name -> first use offset (callees included)
         last = body.child(body.child_count - 1) if body.child_count else None
-        self.complete = last is not None and last.type == "}" and not last.is_missing
+        # cut by the sample's end (closed only by the repair text): its later lines are not there
+        self.complete = last is not None and last.type == "}" and not last.is_missing and self.end <= cut
 
 
-def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool = False) -> None:
+def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool = False,
+                  cut: int | None = None) -> None:
     """Add one piece's counts to ``tally``. ``base``/``text`` map byte offsets to the sample's
-    characters for issues. ``free_out``: only collect names (corpus statistics)."""
+    characters for issues. ``free_out``: only collect names (corpus statistics). ``cut``: bytes
+    from here on are repair text that closes what the sample's cut left open, not sample text."""
     tree = _PARSER.parse(src)
     root = tree.root_node
-    caps = ts.QueryCursor(_Q_MAIN).captures(root)
+    caps = ts.QueryCursor(_Q_FREE if free_out else _Q_MAIN).captures(root)
     ascii_ = len(src) == len(text)
 
     def at(byte: int) -> int:
         return base + (byte if ascii_ else len(src[:byte].decode("utf-8", "ignore")))
 
-    tally.bytes += len(src)
+    cut = len(src) if cut is None else cut
+    tally.bytes += cut
+    top = _toplevel(root)
     if not free_out:
-        _syntax(root, caps, tally, at)
+        _syntax(top, caps, tally, at, cut)
+    # a top-level block is a function whose head tree-sitter could not parse (BPF_CALL_3(...))
+    found = [(n, n.child_by_field_name("body")) for n in caps.get("fn", [])]
+    found += [(b, b) for b in top if b.type == "compound_statement"]
     fns: list[_Fn] = []
-    for n in sorted(caps.get("fn", []), key=lambda n: n.start_byte):
+    for n, body in sorted(found, key=lambda nb: nb[0].start_byte):
         # a macro loop (``for_each_cpu(cpu) {``) can parse as a function inside a function:
         # it belongs to the outer one
         if not fns or n.start_byte >= fns[-1].end:
-            fns.append(_Fn(n, n.child_by_field_name("body")))
+            fns.append(_Fn(n, body, cut))
+    errors = _merged(caps.get("error", []))
+    err_starts = [a for a, _ in errors]
+
+    def in_error(pos: int) -> bool:
+        i = bisect_right(err_starts, pos) - 1
+        return i >= 0 and pos < errors[i][1]
     starts = [f.start for f in fns]
 
     def owner(pos: int) -> _Fn | None:
         i = bisect_right(starts, pos) - 1
         return fns[i] if i >= 0 and pos < fns[i].end else None
 
-    declared_at: set[int] = set()
     param_at: set[int] = set()
     for key in ("decl", "param"):
         for d in caps.get(key, []):
             name = _name_of(d)
             if name is None:
                 continue
-            declared_at.add(name.start_byte)
             if key == "param":
                 param_at.add(name.start_byte)
             f = owner(name.start_byte)
@@ -212,13 +234,20 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
     callees = {n.start_byte for n in caps.get("callee", [])}
     globals_ = tally.globals
     pending = tally.pending
-    for node in caps.get("id", []):
+    fi, nf = 0, len(fns)
+    ids = caps.get("id", [])
+    ids.sort(key=_START)  # captures of a multi-pattern query are not in source order
+    for node in ids:  # in source order: sweep through the functions
         s = node.start_byte
         nm = src[s:node.end_byte]
-        f = owner(s)
+        while fi < nf and fns[fi].end <= s:
+            fi += 1
+        f = fns[fi] if fi < nf and fns[fi].start <= s else None
         if f is None or s < f.body_start:
-            if s not in param_at:  # a parameter is no global, even in a prototype
-                globals_.add(nm)  # mentioned outside a body (or the function's own name)
+            # mentioned outside a body (or the function's own name); a parameter is no global, and
+            # an ERROR outside functions is mostly a mis-parsed function body: its names are not
+            if s not in param_at and not in_error(s):
+                globals_.add(nm)
             continue
         if f.locals.get(nm) == s:
             continue
@@ -231,42 +260,62 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
         return
     for f in fns:
         _function(f, src, tally, at)
-    for m in ts.QueryCursor(_Q_CMP).matches(root):
-        caps_m = m[1]
-        left, right = caps_m["l"][0], caps_m["r"][0]
-        lt = re.sub(rb"\s+", b"", left.text)
-        if lt == re.sub(rb"\s+", b"", right.text) and b"(" not in lt:
+    for cmp in caps.get("cmp", []):
+        left, right = cmp.child_by_field_name("left"), cmp.child_by_field_name("right")
+        if left is None or right is None or left.end_byte - left.start_byte != right.end_byte - right.start_byte:
+            continue  # spacing inside an operand is rare enough: equal texts have equal lengths
+        lt = src[left.start_byte:left.end_byte]
+        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt:
             tally.self_cmp += 1
-            cmp = caps_m["cmp"][0]
             tally.issues.append(("self_comparison", at(cmp.start_byte),
                                  f"compares '{lt.decode('utf-8', 'replace')}' with itself"))
 
 
-def _syntax(root: ts.Node, caps: dict, tally: Tally, at) -> None:
-    spans = sorted((n.start_byte, n.end_byte) for n in caps.get("error", []))
-    end = -1
-    for s, e in spans:  # nested ERROR nodes count once
-        if e <= end:
-            continue
-        tally.error_bytes += e - max(s, end)
-        if s >= end:
-            tally.issues.append(("syntax", at(s), "tree-sitter could not parse this"))
-        end = e
-    for n in caps.get("missing", []):
-        tally.missing += 1
-        tally.issues.append(("missing", at(n.start_byte), f"missing '{n.type}'"))
+def _merged(nodes: list[ts.Node]) -> list[tuple[int, int]]:
+    """Byte spans of ERROR nodes, nested and overlapping ones merged."""
+    out: list[tuple[int, int]] = []
+    for s, e in sorted((n.start_byte, n.end_byte) for n in nodes):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def _toplevel(root: ts.Node) -> list[ts.Node]:
+    """The top-level nodes, looking inside #if/#ifdef/#else groups."""
+    out = []
     todo = list(root.named_children)
     while todo:
         n = todo.pop()
         if n.type in _CONDITIONALS:
             head = n.child_by_field_name("condition") or n.child_by_field_name("name")
             todo.extend(c for c in n.named_children if c != head)
-        elif n.type not in _DIRECTIVES and n.is_named:
+        else:
+            out.append(n)
+    return out
+
+
+def _syntax(top: list[ts.Node], caps: dict, tally: Tally, at, cut: int) -> None:
+    for s, e in _merged(caps.get("error", [])):
+        if s < cut:
+            tally.error_bytes += min(e, cut) - s
+            tally.issues.append(("syntax", at(s), "tree-sitter could not parse this"))
+    for n in caps.get("missing", []):
+        if n.start_byte < cut:
+            tally.missing += 1
+            tally.issues.append(("missing", at(n.start_byte), f"missing '{n.type}'"))
+    for n in top:  # a definition the cut runs through is neither clean nor broken: unknown
+        if n.type not in _DIRECTIVES and n.end_byte <= cut:
             tally.defs += 1
             tally.clean_defs += not n.has_error
 
 
 def _function(f: _Fn, src: bytes, tally: Tally, at) -> None:
+    if f.pseudo:
+        _unused(f, tally, at)
+        return
     node = f.node
     typ = node.child_by_field_name("type")
     decl = node.child_by_field_name("declarator")
@@ -291,6 +340,12 @@ def _function(f: _Fn, src: bytes, tally: Tally, at) -> None:
                 tally.falls_off += 1
                 tally.issues.append(("falls_off_end", at(f.end - 1),
                                      "a non-void function can reach its end without returning"))
+    _unused(f, tally, at)
+
+
+def _unused(f: _Fn, tally: Tally, at) -> None:
+    if not f.complete:
+        return
     for nm, pos in f.locals.items():
         tally.locals += 1
         if nm not in f.uses:
@@ -310,11 +365,20 @@ _Q_RET = ts.Query(LANG, "(return_statement [(identifier) (number_literal) (binar
                         "(pointer_expression) (subscript_expression) (char_literal) (cast_expression)]) @r")
 
 
-def analyze(text: str, known: frozenset[str] | None = None) -> Tally:
-    """Counts and issues of one C text (one file of a sample); raises only on internal bugs."""
+def analyze(text: str, known: frozenset[str] | None = None, closing: str = "") -> Tally:
+    """Counts and issues of one C text (one file of a sample); raises only on internal bugs.
+    ``closing`` (the tracker's closing() of a sample cut at its length limit) is appended for
+    parsing only, so an unfinished last function is judged on what was written, not on the cut."""
     tally = Tally()
-    for base, piece in pieces(text):
-        analyze_piece(piece.encode("utf-8", "surrogatepass"), tally, base, piece)
+    parts = list(pieces(text))
+    for i, (base, piece) in enumerate(parts):
+        src = piece.encode("utf-8", "surrogatepass")
+        if i == len(parts) - 1 and closing:
+            cut = len(piece.rstrip().encode("utf-8", "surrogatepass"))
+            analyze_piece(src + closing.encode("utf-8"), tally, base, piece, cut=cut)
+            tally.bytes += len(src) - cut  # trailing blanks are sample text too
+        else:
+            analyze_piece(src, tally, base, piece)
     _resolve(tally, known)
     return tally
 
@@ -327,7 +391,7 @@ def _resolve(tally: Tally, known: frozenset[str] | None) -> None:
         name = nm.decode("utf-8", "replace")
         if name in KNOWN or name.startswith("__builtin"):
             continue
-        if callee or not any(c.islower() for c in name) or (known is not None and name in known):
+        if callee or name.upper() == name or (known is not None and name in known):
             continue  # a callee or a macro may come from a header; the corpus knows its globals
         tally.undeclared += 1
         tally.issues.append(("undeclared", at, f"'{name}' is used but never declared"))

@@ -13,6 +13,7 @@ emphasis and headings: lines), None when a sample has none of that unit.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -23,11 +24,16 @@ from gen.plugins.wiki_source import xml_unescape
 MAX_ISSUES = 12
 
 # regions whose content is not wikitext markup: comments, nowiki, math, pre, source (raw or escaped)
-_OPAQUE = re.compile(r"(?:<|&lt;)!--.*?--(?:>|&gt;)|(?:<|&lt;)(nowiki|math|pre|source|code|timeline)\b.*?"
-                     r"(?:<|&lt;)/\1\s*(?:>|&gt;)", re.S | re.I)
+_OPAQUE_TOK = re.compile(r"(?:<|&lt;)(?:(!--)|(/?)(nowiki|math|pre|source|code|timeline)\b[^<>\n]{0,200}?"
+                         r"(?:>|&gt;))|(--(?:>|&gt;))", re.I)
+_BLANK = re.compile(r"[^\n]")
+_OPAQUE_START = re.compile(r"(?:<|&lt;)(?:!--|nowiki|math|pre|source|code|timeline)", re.I)
+# innermost well-formed links / templates: removing them repeatedly settles balanced text fast
+_LINK_PAIR = re.compile(r"\[\[[^\[\]\n]*\]\]")
+_TPL_PAIR = re.compile(r"\{\{[^{}]*\}\}")
 _LINK_TOK = re.compile(r"\[\[|\]\]|\n")
 _TPL_TOK = re.compile(r"\{\{|\}\}|\n")
-_EMPH_TOK = re.compile(r"'{2,}|\n")
+_EMPH_RUN = re.compile(r"'{2,}")
 _HEADING = re.compile(r"^=[^\n]*", re.M)
 _TABLE_TOK = re.compile(r"^[ \t:]*(\{\||\|\}(?!\}))", re.M)  # "|}}" ends a template parameter
 _REF_TOK = re.compile(r"(?:<|&lt;)(/?)ref\b((?:(?!&gt;)[^<>\n])*?)(/?)(?:>|&gt;)", re.I)
@@ -35,13 +41,12 @@ _REF_TOK = re.compile(r"(?:<|&lt;)(/?)ref\b((?:(?!&gt;)[^<>\n])*?)(/?)(?:>|&gt;)
 _TPL_CONTINUES = re.compile(r"[ \t]*(?:\||\}\}|\{\{|!|<|&lt;|\n|[^\n=|{}\[\]]{1,60}=)")
 _PARAM = re.compile(r"[^\n=|{}\[\]]{1,60}=")
 _LINK = re.compile(r"\[\[([^\[\]|\n]{1,255}?)(?:\|[^\[\]\n]*?)?\]\]")
-_NAMESPACED = re.compile(r"^\s*:?\s*([A-Za-z][\w -]*)\s*:")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s\[\]<>\"{}|]+", re.I)
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?|"
                    r"\d{1,3}(?:\.\d{1,3}){3}|localhost")
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*")
 _BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
 FIRST_EDIT = datetime(2001, 1, 1, tzinfo=timezone.utc)  # Wikipedia started on 2001-01-15
 
 
@@ -51,6 +56,7 @@ class Tally:
 
     units: dict[str, list[int]] = field(default_factory=dict)
     issues: list[tuple[str, str, int]] = field(default_factory=list)
+    per_kind: dict[str, int] = field(default_factory=dict)
 
     def add(self, unit: str, ok: int, total: int) -> None:
         u = self.units.setdefault(unit, [0, 0])
@@ -58,8 +64,10 @@ class Tally:
         u[1] += total
 
     def issue(self, kind: str, message: str, offset: int) -> None:
-        if sum(1 for i in self.issues if i[0] == kind) < MAX_ISSUES:
+        n = self.per_kind.get(kind, 0)
+        if n < MAX_ISSUES:
             self.issues.append((kind, message, offset))
+        self.per_kind[kind] = n + 1
 
     def share(self, unit: str) -> float | None:
         ok, total = self.units.get(unit, (0, 0))
@@ -67,11 +75,30 @@ class Tally:
 
 
 def mask_opaque(view: str) -> str:
-    """Blank out comments, nowiki, math, pre ... (same length, newlines kept)."""
-    if "!--" not in view and "nowiki" not in view and "math" not in view and "pre" not in view \
-            and "source" not in view and "code" not in view and "timeline" not in view:
+    """Blank out comments, nowiki, math, pre ... (same length, newlines kept). Openers and
+    closers are paired in one linear pass: no backtracking over unclosed regions."""
+    if not _OPAQUE_START.search(view):
         return view
-    return _OPAQUE.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), view)
+    spans = []
+    want, start = "", -1  # the closer we wait for, and where its region began
+    for m in _OPAQUE_TOK.finditer(view):
+        if not want:
+            if m.group(1) == "!--":
+                want, start = "-->", m.start()
+            elif m.group(2) == "" and m.group(3):
+                want, start = m.group(3).lower(), m.start()
+        elif (want == "-->" and m.group(4)) or (m.group(2) == "/" and (m.group(3) or "").lower() == want):
+            spans.append((start, m.end()))
+            want = ""
+    if not spans:
+        return view
+    parts, pos = [], 0
+    for a, b in spans:
+        parts.append(view[pos:a])
+        parts.append(_BLANK.sub(" ", view[a:b]))
+        pos = b
+    parts.append(view[pos:])
+    return "".join(parts)
 
 
 def check_wikitext(view: str, base: int, cut_start: bool, cut_end: bool, tally: Tally) -> None:
@@ -89,8 +116,24 @@ def check_wikitext(view: str, base: int, cut_start: bool, cut_end: bool, tally: 
     _refs(view, base, cut_start, cut_end, tally)
 
 
+def _pairs_only(view: str, pair: re.Pattern[str], opener: str, closer: str) -> int | None:
+    """The number of pairs when removing innermost pairs leaves no stray bracket, else None
+    (then the token scan finds what is wrong, and where)."""
+    n = 0
+    for _ in range(6):  # deeper nesting (or a pathological sample) goes to the linear scan
+        view, k = pair.subn("", view)
+        if not k:
+            return None if opener in view or closer in view else n
+        n += k
+    return None
+
+
 def _links(view: str, base: int, cut_start: bool, first_end: int, partial_from: int, t: Tally) -> None:
     if "[[" not in view and "]]" not in view:
+        return
+    n = _pairs_only(view, _LINK_PAIR, "[[", "]]")
+    if n is not None:
+        t.add("links", n, n)
         return
     opens: list[int] = []
     ok = bad = 0
@@ -117,6 +160,10 @@ def _links(view: str, base: int, cut_start: bool, first_end: int, partial_from: 
 
 def _templates(view: str, base: int, cut_start: bool, cut_end: bool, first_end: int, t: Tally) -> None:
     if "{{" not in view and "}}" not in view:
+        return
+    n = _pairs_only(view, _TPL_PAIR, "{{", "}}")
+    if n is not None:
+        t.add("templates", n, n)
         return
     stack: list[tuple[int, bool]] = []  # (offset, its line has ended)
     ok = bad = 0
@@ -161,25 +208,22 @@ def _templates(view: str, base: int, cut_start: bool, cut_end: bool, first_end: 
 def _emphasis(view: str, base: int, partial_from: int, t: Tally) -> None:
     if "''" not in view:
         return
-    italic = bold = 0
-    line_start = 0
     ok = total = 0
-    for m in _EMPH_TOK.finditer(view + "\n"):
-        g = m.group()
-        if g != "\n":
-            n = len(g)
-            italic += n == 2 or n >= 5
-            bold += n in (3, 4) or n >= 5
-            continue
-        if (italic or bold) and line_start < partial_from:
+    start = 0
+    for line in view.split("\n"):
+        if "''" in line and start < partial_from:
+            italic = bold = 0
+            for run in _EMPH_RUN.findall(line):
+                n = len(run)
+                italic += n == 2 or n >= 5
+                bold += n in (3, 4) or n >= 5
             total += 1
             # both odd is fine: MediaWiki then reads one bold run as an apostrophe + italic
             if italic % 2 == bold % 2:
                 ok += 1
             else:
-                t.issue("emphasis_unpaired", "unpaired '' or ''' on the line", base + line_start)
-        italic = bold = 0
-        line_start = m.end()
+                t.issue("emphasis_unpaired", "unpaired '' or ''' on the line", base + start)
+        start += len(line) + 1
     t.add("emphasis", ok, total)
 
 
@@ -250,6 +294,14 @@ def _refs(view: str, base: int, cut_start: bool, cut_end: bool, t: Tally) -> Non
 
 # ---- invention ----------------------------------------------------------------------------
 
+# namespaces and interwiki prefixes: such links name no article of the corpus
+_NAMESPACES = frozenset("""media special talk user wikipedia image file mediawiki template help category
+portal project wiktionary wikiquote wikisource wikibooks wikinews wikispecies wikt meta commons w q s b n
+simple""".split())
+_LANG = re.compile(r"[a-z]{2,3}(?:-[a-z]+)*")
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def normalize_title(title: str) -> str:
     """A link target or page title as MediaWiki compares them: no anchor, spaces for
     underscores, collapsed whitespace, first letter upper case."""
@@ -258,14 +310,27 @@ def normalize_title(title: str) -> str:
     return title[:1].upper() + title[1:]
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def article_target(raw: str) -> str:
+    """The normalized title a link's target names, or "" for a namespace or interwiki link."""
+    if ":" in raw:
+        prefix = raw.split(":", 1)[0].strip().lower()
+        if not prefix or prefix.split()[0] in _NAMESPACES or _LANG.fullmatch(prefix) \
+                or prefix.endswith(" talk"):
+            return ""
+    return normalize_title(raw)
+
+
+def link_raw_targets(view: str) -> list[str]:
+    """The target part of every [[link]] of a segment, as written."""
+    return _LINK.findall(view)
+
+
 def link_targets(view: str) -> list[tuple[int, str]]:
-    """(offset, normalized target) of the main-namespace links of a segment."""
+    """(offset, normalized target) of the article links of a segment."""
     out = []
     for m in _LINK.finditer(view):
-        raw = m.group(1)
-        if _NAMESPACED.match(raw):  # Category:, Image:, interlanguage de: ... are not pages here
-            continue
-        target = normalize_title(raw)
+        target = article_target(m.group(1))
         if target:
             out.append((m.start(1), target))
     return out
@@ -310,9 +375,10 @@ def check_values(values: dict[str, list[tuple[int, str]]], tally: Tally, now: da
     ok = 0
     for off, text in stamps:
         try:
-            if not _TIMESTAMP.fullmatch(text):
+            m = _TIMESTAMP.fullmatch(text)
+            if not m:
                 raise ValueError("not YYYY-MM-DDTHH:MM:SSZ")
-            when = datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+            when = datetime(*map(int, m.groups()), tzinfo=timezone.utc)  # ValueError if no such date
             if not FIRST_EDIT <= when <= now:
                 raise ValueError("outside 2001..now")
             ok += 1

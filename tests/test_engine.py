@@ -197,3 +197,11 @@ def test_sigint_saves_and_exits_cleanly(tmp_path, names_file):
     assert "interrupted at step" in out and "--resume" in out
     ckpt = ckpt_io.load(tmp_path / "ws" / "runs" / "names" / "sig" / "last.pt")
     assert ckpt["step"] > 0 and ckpt["hidden"] is not None
+
+
+def test_bf16_training_on_cpu(tmp_path, names_file):
+    data = _corpus(tmp_path, names_file)
+    (tmp_path / "b").mkdir()
+    res = train(data, _cfg(max_steps=6, precision="bf16"), tmp_path / "b", "names", progress=False,
+                log=lambda m: None)
+    assert len(res.losses) == 6 and all(0 < v < 10 for v in res.losses) and res.best_val < 10

@@ -1,0 +1,316 @@
+"""The LaTeX domain: the Stacks Project book, and how close samples come to compiling.
+
+* prepare: the ``.tex`` files of a tree, in the book's chapter order when the tree gives one
+  (a Makefile ``LIJST``, a ``book.tex``/``main.tex`` of ``\\input``/``\\include`` lines, or the
+  Stacks Project's ``chapters.tex``), otherwise sorted; ``--strip-comments`` drops ``%`` comments.
+* eval: the own stack matcher (``latex_scan``) counts environment, brace, math and
+  ``\\left``/``\\right`` errors at 10+ MB/s; references and invented commands are judged against
+  the training corpus; pylatexenc (strict mode) and pdflatex (``latex_compile``) give a second
+  and a third opinion when asked for, because they cost 100 to 1000 times more.
+* sample/viz: ``latex_tracker`` keeps environments, braces and math closed while sampling and
+  gives per-character structure features.
+
+Eval options (``ctx.options``): ``compile`` (bool) compiles every sample with pdflatex;
+``pylatexenc`` (True, or a maximum sample length in characters) adds the strict parse;
+``latex_mode`` ``auto``/``window``/``document`` picks how strictly stray closers and unclosed
+openers are judged (see ``latex_scan``); ``compile_timeout``, ``compile_workers`` and
+``compile_preamble`` (a file) tune the compile.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gen.core.data import CorpusData
+from gen.core.domain import (
+    CheckResult,
+    CorpusSpec,
+    Domain,
+    EvalContext,
+    Issue,
+    MetricSpec,
+    PrepareOption,
+    PrepareReport,
+    Tracker,
+    excerpt,
+)
+from gen.core.hookspecs import hookimpl
+from gen.core.sources import decode, iter_sources, walk_files
+from gen.plugins import latex_compile, latex_corrupt
+from gen.plugins.latex_scan import ERROR_KEYS, scan
+from gen.plugins.latex_tracker import LatexTracker, latex_features
+
+MAX_ISSUES = 60  # per sample: a pathological sample must not flood records.jsonl
+
+METRICS = (
+    MetricSpec("structure_ok", True, "share of samples with no environment, brace, math or \\left/\\right error"),
+    MetricSpec("env_mismatched", False, "\\end{Y} closing an open \\begin{X} (per sample)"),
+    MetricSpec("env_unclosed", False, "environments left open inside the text (closed over by an outer \\end; "
+                                      "in document mode also at the end)"),
+    MetricSpec("env_stray", False, "\\end with nothing open (document mode: the sample holds \\begin{document})"),
+    MetricSpec("brace_errors", False, "unmatched } and { closed over by \\end or math (per sample)"),
+    MetricSpec("math_errors", False, "unbalanced $, $$, \\[ \\], \\( \\), math across a blank line (per sample)"),
+    MetricSpec("leftright_errors", False, "\\left without \\right and the reverse (per sample)"),
+    MetricSpec("env_open_at_end", False, "environments still open where the sample stops (cut, not an error)"),
+    MetricSpec("refs_undefined", False, "share of \\ref/\\eqref targets the sample never \\label-s"),
+    MetricSpec("refs_unknown", False, "share of \\ref/\\eqref targets labelled nowhere: not in the sample, "
+                                      "not in the corpus (needs --against)"),
+    MetricSpec("invented_macros", False, "distinct commands the training corpus never uses (needs --against)"),
+    MetricSpec("invented_envs", False, "distinct environment names the training corpus never uses (needs --against)"),
+    MetricSpec("pylatexenc_ok", True, "pylatexenc strict parse succeeds on the completed sample (option pylatexenc)"),
+    MetricSpec("compile_ok", True, "pdflatex compiles the completed sample (option compile)"),
+)
+
+_LABEL = re.compile(r"\\label\{([^{}\\\n]*)\}")
+_REF = re.compile(r"\\(?:eq|page|auto|c|C)?ref\{([^{}\\\n]*)\}|\\hyperref\[([^\]\\\n]*)\]")
+_CMD = re.compile(r"\\([a-zA-Z@]+)")
+_BEGIN = re.compile(r"\\begin[ \t]*\{([^{}\\\n%]*)\}")
+_DEFINED_CMD = re.compile(r"\\(?:[gex]?def|let)\s*\\([a-zA-Z@]+)"
+                          r"|\\(?:(?:re)?newcommand|providecommand|DeclareMathOperator)\*?\s*\{?\s*\\([a-zA-Z@]+)")
+_DEFINED_ENV = re.compile(r"\\(?:newenvironment|renewenvironment|newtheorem)\*?\s*\{([^{}]*)\}")
+
+
+# ---- prepare -----------------------------------------------------------------------------
+def chapter_order(root: Path) -> tuple[list[str], str]:
+    """Chapter names in book order, from the first file of the tree that states one."""
+    candidates = [
+        ("Makefile", re.compile(r"^LIJST\s*=((?:[^\n]*\\\n)*[^\n]*)", re.M), None),
+        ("book.tex", re.compile(r"^[ \t]*\\(?:input|include)\{([^{}]+)\}", re.M), 1),
+        ("main.tex", re.compile(r"^[ \t]*\\(?:input|include)\{([^{}]+)\}", re.M), 1),
+        ("chapters.tex", re.compile(r"\\hyperref\[([\w-]+)-section-phantom\]"), 1),
+    ]
+    for fname, pattern, group in candidates:
+        path = root / fname
+        if not path.is_file():
+            continue
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if group is None:
+            m = pattern.search(text)
+            names = m.group(1).replace("\\\n", " ").split() if m else []
+        else:
+            names = [n.strip() for n in pattern.findall(text)]
+        names = [n.removesuffix(".tex") for n in names]
+        present = [n for n in dict.fromkeys(names) if (root / f"{n}.tex").is_file()]
+        if len(present) >= 2:
+            return present, fname
+    return [], ""
+
+
+_VERB_ENVS = "verbatim|verbatim\\*|Verbatim|lstlisting|minted|filecontents"
+_STRIP = re.compile(r"(\\begin\{(" + _VERB_ENVS + r")\}.*?\\end\{\2\})"  # kept as is
+                    r"|(\\verb\*?([^a-zA-Z\s*]).*?\4)"  # kept as is
+                    r"|(\\[^a-zA-Z])"  # escapes (\% \\) kept as is
+                    r"|^[ \t]*%[^\n]*\n"  # a comment line: dropped with its line end
+                    r"|[ \t]*%[^\n]*", re.S | re.M)  # a trailing comment: dropped, the line end kept
+
+
+def strip_comments(text: str) -> str:
+    """Drop ``%`` comments (not ``\\%``, nor inside verbatim or ``\\verb``). A line holding only a
+    comment disappears with its line end, so no blank line (paragraph break) appears."""
+    if "%" not in text:
+        return text
+    return _STRIP.sub(lambda m: m.group(1) or m.group(3) or m.group(5) or "", text)
+
+
+@dataclass
+class LatexStats:
+    """What --against needs from the training corpus."""
+
+    macros: frozenset[str]  # command names used in training
+    envs: frozenset[str]  # environment names used in training
+    labels: frozenset[str]  # labels defined anywhere in the corpus (train and val)
+    preamble: list[str]  # definition lines (\def, \newtheorem ...) a compile preamble can use
+
+
+def _label_known(label: str, labels: frozenset[str]) -> bool:
+    """Stacks cross-references prefix the chapter: \\ref{algebra-lemma-x} points at lemma-x."""
+    if label in labels:
+        return True
+    i = label.find("-")
+    while i >= 0:
+        if label[i + 1:] in labels:
+            return True
+        i = label.find("-", i + 1)
+    return False
+
+
+class LatexDomain(Domain):
+    name = "latex"
+    description = "LaTeX sources (the Stacks Project): environment, brace and math matching, compile rate"
+    default_corpus = "latex"
+    metrics = METRICS
+    prepare_options = (PrepareOption("strip_comments", "drop % comments (not \\%, not inside verbatim)"),)
+    defaults = {
+        # CPU: a 2-layer LSTM that learns \begin/\end pairing in minutes
+        "cpu": {"n_layer": 2, "n_hidden": 256, "seq_len": 128, "batch_size": 32, "max_steps": 2000},
+        # GPU: the blog's multilayer LSTM (3 x 512) with long unrolls for environment spans
+        "gpu": {"n_layer": 3, "n_hidden": 512, "n_embd": 64, "seq_len": 256, "batch_size": 128,
+                "dropout": 0.2, "max_steps": 20000, "eval_every": 1000},
+    }
+
+    def __init__(self) -> None:
+        self._compilers: dict[Any, latex_compile.Compiler] = {}
+        self._noted: set[int] = set()
+
+    # ---- prepare -------------------------------------------------------------------------
+    def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
+                  report: PrepareReport) -> Iterator[str]:
+        strip = bool(options.get("strip_comments"))
+        path = Path(src) if not isinstance(src, Path) else src
+        if str(src) != "-" and not str(src).startswith("package:") and path.is_dir():
+            texts = self._tree(path, corpus, report)
+        else:
+            texts = (text for _name, text in iter_sources(src, corpus.patterns, report))
+        for text in texts:
+            yield strip_comments(text) if strip else text
+
+    def _tree(self, root: Path, corpus: CorpusSpec, report: PrepareReport) -> Iterator[str]:
+        files = list(walk_files(root, corpus.patterns, report))
+        order, origin = chapter_order(root)
+        if order:
+            rank = {name: i for i, name in enumerate(order)}
+            key = {f: rank.get(str(f.relative_to(root).with_suffix("")), len(rank)) for f in files}
+            files.sort(key=lambda f: key[f])  # stable: the unlisted files keep their sorted order
+            rest = sum(1 for v in key.values() if v == len(rank))
+            report.note(f"chapter order from {origin}: {len(order)} chapters, then {rest} other files sorted")
+        else:
+            report.note("no chapter list found (Makefile LIJST, book.tex, main.tex, chapters.tex): sorted order")
+        for f in files:
+            text = decode(f.read_bytes(), str(f), report)
+            if text is not None:
+                yield text
+
+    # ---- eval ----------------------------------------------------------------------------
+    def corpus_stats(self, data: CorpusData) -> LatexStats:
+        macros: set[str] = set()
+        envs: set[str] = set()
+        labels: set[str] = set()
+        preamble: list[str] = []
+        for chunk in data.iter_text("train"):
+            macros.update(_CMD.findall(chunk))
+            envs.update(_BEGIN.findall(chunk))
+            labels.update(_LABEL.findall(chunk))
+            if len(preamble) < 2000:
+                preamble.extend(latex_compile.definition_lines(chunk))
+        for chunk in data.iter_text("val"):
+            labels.update(_LABEL.findall(chunk))
+        return LatexStats(frozenset(macros), frozenset(envs), frozenset(labels), list(dict.fromkeys(preamble)))
+
+    def check(self, sample: str, ctx: EvalContext) -> CheckResult:
+        try:
+            result = self._check(sample, ctx)
+        except Exception as exc:  # noqa: BLE001 - a bad sample is data, never a crash
+            return CheckResult({m.name: None for m in METRICS},
+                               [Issue("checker-error", f"{type(exc).__name__}: {exc}")])
+        if ctx.options.get("compile"):
+            return self._compile(sample, ctx, result)
+        return result
+
+    def _check(self, sample: str, ctx: EvalContext) -> CheckResult:
+        mode = ctx.options.get("latex_mode", "auto")
+        res = scan(sample, None if mode == "auto" else mode == "document")
+        c = res.counts
+        metrics: dict[str, float | None] = {k: float(c[k]) for k in ERROR_KEYS if k != "env_malformed"}
+        metrics["env_mismatched"] += c["env_malformed"]
+        metrics["structure_ok"] = 1.0 if res.errors == 0 else 0.0
+        metrics["env_open_at_end"] = float(c["env_open_at_end"])
+        issues = [Issue(kind, msg, off, excerpt(sample, off)) for kind, msg, off in res.issues[:MAX_ISSUES]]
+        if len(res.issues) > MAX_ISSUES:
+            issues.append(Issue("issues-truncated", f"{len(res.issues) - MAX_ISSUES} more issues not listed"))
+        clean = sample
+        if res.skipped:  # references and commands inside comments and verbatim do not count
+            parts, last = [], 0
+            for a, b in res.skipped:
+                parts.append(sample[last:a])
+                last = max(last, b)
+            clean = "".join(parts) + sample[last:]
+        self._references(sample, clean, ctx.stats, metrics, issues)
+        self._vocabulary(sample, clean, ctx.stats, metrics, issues)
+        metrics["pylatexenc_ok"] = None
+        limit = ctx.options.get("pylatexenc")
+        if limit and (limit is True or len(sample) <= int(limit)):
+            ok, issue = latex_compile.pylatexenc_opinion(sample, res)
+            metrics["pylatexenc_ok"] = 1.0 if ok else 0.0
+            if issue:
+                issues.append(issue)
+        metrics["compile_ok"] = None
+        return CheckResult(metrics, issues)
+
+    def _references(self, sample: str, clean: str, stats: LatexStats | None,
+                    metrics: dict[str, float | None], issues: list[Issue]) -> None:
+        refs = [(m.group(1) if m.group(1) is not None else m.group(2), m.start()) for m in _REF.finditer(clean)]
+        if not refs:
+            metrics["refs_undefined"] = metrics["refs_unknown"] = None
+            return
+        defined = set(_LABEL.findall(clean))
+        undefined = [(r, off) for r, off in refs if r not in defined]
+        metrics["refs_undefined"] = len(undefined) / len(refs)
+        if stats is None:
+            metrics["refs_unknown"] = None
+            return
+        unknown = [(r, off) for r, off in undefined if not _label_known(r, stats.labels)]
+        metrics["refs_unknown"] = len(unknown) / len(refs)
+        for r, off in unknown[:10]:
+            where = sample.find(r)
+            issues.append(Issue("unknown-ref", f"\\ref{{{r}}}: no such label in the sample or the corpus",
+                                where, excerpt(sample, where)))
+
+    def _vocabulary(self, sample: str, clean: str, stats: LatexStats | None,
+                    metrics: dict[str, float | None], issues: list[Issue]) -> None:
+        if stats is None:
+            metrics["invented_macros"] = metrics["invented_envs"] = None
+            return
+        cut = len(clean)
+        used = {m.group(1) for m in _CMD.finditer(clean) if m.end() < cut}  # a command cut by the end is no invention
+        defined = {a or b for a, b in _DEFINED_CMD.findall(clean)}
+        invented = sorted(used - stats.macros - defined)
+        metrics["invented_macros"] = float(len(invented))
+        envs = set(_BEGIN.findall(clean)) - stats.envs - set(_DEFINED_ENV.findall(clean))
+        metrics["invented_envs"] = float(len(envs))
+        for name in invented[:10]:
+            where = sample.find("\\" + name)
+            issues.append(Issue("invented-macro", f"\\{name} is never used in the training corpus",
+                                where, excerpt(sample, where)))
+        for name in sorted(envs)[:10]:
+            where = sample.find("{" + name + "}")
+            issues.append(Issue("invented-env", f"environment {name!r} is never used in the training corpus",
+                                where, excerpt(sample, where)))
+
+    def _compile(self, sample: str, ctx: EvalContext, result: CheckResult) -> CheckResult:
+        key = (id(ctx.stats), ctx.options.get("compile_preamble"), ctx.options.get("compile_workers", 2))
+        compiler = self._compilers.get(key)
+        if compiler is None:
+            compiler = latex_compile.Compiler(ctx.stats.preamble if ctx.stats else None,
+                                              ctx.options.get("compile_preamble"),
+                                              int(ctx.options.get("compile_workers", 2)),
+                                              float(ctx.options.get("compile_timeout", 20)))
+            self._compilers[key] = compiler
+        if compiler.engine is None:
+            if id(ctx) not in self._noted:  # say it once per evaluation, on its first sample
+                self._noted.add(id(ctx))
+                result.issues.append(Issue("compile-unavailable", compiler.note))
+            return result
+        return compiler.submit(sample, result)
+
+    # ---- calibration ---------------------------------------------------------------------
+    def corrupt(self, text: str, rng: random.Random) -> str:
+        return latex_corrupt.corrupt(text, rng)
+
+    # ---- guided sampling and interpretation ----------------------------------------------
+    def tracker(self, enabled: Iterable[str] | None = None) -> Tracker:
+        return LatexTracker(enabled)
+
+    def features(self, text: str) -> dict[str, np.ndarray]:
+        return latex_features(text)
+
+
+@hookimpl
+def register_domains(register):
+    register(LatexDomain())

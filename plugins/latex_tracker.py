@@ -1,0 +1,495 @@
+"""Incremental LaTeX structure, one character at a time: guided sampling and neuron features.
+
+:class:`LatexTracker` keeps the open environments, braces, math and ``\\left`` frames on one
+stack (the same semantics as ``latex_scan``, which judges finished text) and says which next
+characters would break them:
+
+* ``env``: after ``\\end{`` only the name of the innermost open environment may follow (then
+  ``}``); ``\\end`` may not close an environment while a brace or math opened inside it is open;
+* ``brace``: ``}`` only when the innermost open frame is a brace (never with nothing open);
+* ``math``: ``$`` only where it opens or closes math correctly, the second ``$`` of a closing
+  ``$$``, no blank line inside math, no ``\\[``/``\\(`` inside math, ``\\]``/``\\)`` only closing
+  their opener, and inside math ``\\begin{`` only names of environments valid in math;
+* ``leftright``: ``\\right`` only with a ``\\left`` open, ``\\left`` only in math.
+
+Comments, ``\\verb`` and verbatim-like environments are skipped. A character that a constraint
+bans counts as a violation when it is fed anyway (priming text, unguided samples), so
+``violations()`` and ``constraint()`` always agree. ``closing()`` closes what is open,
+innermost first, by feeding a copy of the tracker.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+import string
+from collections.abc import Iterable
+
+import numpy as np
+from gen.core.domain import FREE, Constraint, Tracker
+from gen.plugins.latex_scan import MATH_ENVS, PARAGRAPH_ENVS, VERBATIM_ENVS
+
+NORMAL, CMD, COMMENT, VERBATIM, VERB, AWAIT_BRACE, ENVNAME, TEXT_AWAIT = range(8)
+LETTERS = frozenset(string.ascii_letters + "@")
+TEXT_CMDS = frozenset({"text", "textrm", "textit", "textbf", "texttt", "textsf", "textsc", "textup", "textmd",
+                       "textsl", "textnormal", "mbox", "hbox", "fbox", "intertext"})
+# environments that may begin inside math (anything else there is banned by the math constraint)
+MATH_INNER_ENVS = ("matrix", "pmatrix", "bmatrix", "Bmatrix", "vmatrix", "Vmatrix", "smallmatrix", "array",
+                   "cases", "aligned", "alignedat", "gathered", "split", "subarray", "CD", "xy")
+MATH_KINDS = ("$", "$$", "\\[", "\\(")
+CLOSER = {"{": "}", "T{": "}", "$": "$", "$$": "$$", "\\[": "\\]", "\\(": "\\)", "left": "\\right."}
+_PLAIN_RUN = re.compile(r"[^\\{}$%\n]+")
+_LETTER_RUN = re.compile(r"[a-zA-Z@]+")
+_NAME_BAN = frozenset("{\\%$\n")
+_CMD_WATCH = frozenset({"", "end", "left", "right"})
+BRACES = ("{", "T{")
+
+
+def _prefix_table(names: Iterable[str]) -> dict[str, frozenset[str]]:
+    """prefix -> characters that continue it into one of ``names`` ('}' when it is complete)."""
+    table: dict[str, set[str]] = {}
+    for name in names:
+        for i in range(len(name)):
+            table.setdefault(name[:i], set()).add(name[i])
+        table.setdefault(name, set()).add("}")
+    return {k: frozenset(v) for k, v in table.items()}
+
+
+_MATH_BEGIN = _prefix_table(MATH_INNER_ENVS)
+
+
+class LatexTracker(Tracker):
+    constraints = ("env", "brace", "math", "leftright")
+
+    def __init__(self, enabled: Iterable[str] | None = None) -> None:
+        super().__init__(enabled)
+        self.stack: list[tuple[str, str | None, bool]] = []  # (kind, name, math before)
+        self.math = False
+        self.mode = NORMAL
+        self.cmd = ""  # command name read so far (mode CMD)
+        self.name = ""  # environment name read so far (mode ENVNAME)
+        self.begin = True  # ENVNAME/AWAIT_BRACE: \begin (True) or \end (False)
+        self.dollar = False  # a $ is waiting: the next character tells $ from $$
+        self.nl = False  # the current line is blank so far (a newline was the last non-space)
+        self.delim = ""  # \verb delimiter
+        self.verbatim_end = ""  # the \end{...} that ends the verbatim body
+        self.tail = ""  # last characters of a verbatim body
+        self._violations = 0
+        self._cache: dict[tuple, Constraint] = {}
+
+    # ---- state queries -------------------------------------------------------------------
+    def _math_frame(self) -> int:
+        for i in range(len(self.stack) - 1, -1, -1):
+            k, n, _ = self.stack[i]
+            if k in MATH_KINDS or k == "T{" or (k == "env" and n in MATH_ENVS):
+                return i
+        return -1
+
+    def _innermost_env(self) -> str | None:
+        for k, n, _ in reversed(self.stack):
+            if k == "env":
+                return n
+        return None
+
+    def _cached(self, key: tuple, allow: Iterable[str] | None = None, ban: Iterable[str] = ()) -> Constraint:
+        c = self._cache.get(key)
+        if c is None:
+            c = Constraint(None if allow is None else frozenset(allow), frozenset(ban))
+            self._cache[key] = c
+        return c
+
+    def constraint(self) -> Constraint:
+        en = self.enabled
+        mode = self.mode
+        top = self.stack[-1][0] if self.stack else None
+        if self.dollar:  # the second $ of a closing $$ must follow
+            if top == "$$" and self.math and "math" in en:
+                return self._cached(("$$",), allow="$")
+            return FREE
+        if mode == NORMAL:
+            ban = []
+            if "brace" in en and top not in ("{", "T{"):
+                ban.append("}")
+            if "math" in en and self.math:
+                if top not in ("$", "$$"):
+                    ban.append("$")
+                if self.nl:
+                    j = self._math_frame()
+                    if j >= 0 and self.stack[j][0] != "T{":
+                        ban.append("\n")
+            return self._cached((NORMAL, *ban), ban=ban) if ban else FREE
+        if mode == CMD:
+            cmd = self.cmd
+            if cmd == "":
+                ban = []
+                if "math" in en:
+                    if self.math:
+                        ban += ["[", "("]
+                    j = self._math_frame()
+                    mk = self.stack[j][0] if j >= 0 else None
+                    if not (mk == "\\[" and top == "\\["):
+                        ban.append("]")
+                    if not (mk == "\\(" and top == "\\("):
+                        ban.append(")")
+                return self._cached((CMD, *ban), ban=ban) if ban else FREE
+            if cmd == "end" and "env" in en and top is not None and top != "env":
+                return self._cached(("letters",), allow=LETTERS)  # \end may not close over braces/math
+            if cmd == "right" and "leftright" in en and top != "left":
+                return self._cached(("letters",), allow=LETTERS)  # only \rightarrow and friends
+            if cmd == "left" and "leftright" in en and not self.math:
+                return self._cached(("letters",), allow=LETTERS)  # only \leftarrow and friends
+            return FREE
+        if mode == ENVNAME:
+            if self.begin:
+                if self.math and "math" in en:
+                    nxt = _MATH_BEGIN.get(self.name)
+                    if nxt is not None:
+                        return self._cached(("mb", self.name), allow=nxt)
+                return self._cached(("name",), ban=_NAME_BAN)
+            env = self._innermost_env() if "env" in en else None
+            if env is not None and env.startswith(self.name):
+                p = len(self.name)
+                return self._cached(("end", env, p), allow=env[p] if p < len(env) else "}")
+            return self._cached(("name",), ban=_NAME_BAN)
+        return FREE
+
+    def violations(self) -> int:
+        return self._violations
+
+    # ---- feeding -------------------------------------------------------------------------
+    def feed(self, ch: str) -> None:
+        mode = self.mode
+        # check only where a ban is possible (the same cases constraint() tests), for speed
+        if self.dollar:
+            check = self.math
+        elif mode == NORMAL:
+            check = (ch == "}" and not (self.stack and self.stack[-1][0] in BRACES)) or \
+                    ((ch == "$" or ch == "\n") and self.math)
+        elif mode == CMD:
+            check = ch not in LETTERS and self.cmd in _CMD_WATCH
+        else:
+            check = mode == ENVNAME
+        if check:
+            c = self.constraint()
+            if c is not FREE and ((c.allow is not None and ch not in c.allow) or ch in c.ban):
+                self._violations += 1
+        self._feed(ch)
+
+    def feed_text(self, text: str) -> None:
+        """Same as feeding every character, faster: plain text, command names, comments and
+        verbatim bodies are skipped at C speed (no constraint bans a character there)."""
+        i, n = 0, len(text)
+        plain, letters = _PLAIN_RUN.match, _LETTER_RUN.match
+        while i < n:
+            mode = self.mode
+            if not self.dollar:
+                if mode == NORMAL:
+                    m = plain(text, i)
+                    if m is not None:
+                        if m.group().strip(" \t"):
+                            self.nl = False
+                        i = m.end()
+                        if i >= n:
+                            break
+                    # the commonest specials, exactly as _feed handles them, without two calls
+                    ch = text[i]
+                    if ch == "{":
+                        self.stack.append(("{", None, self.math))
+                    elif ch == "}" and self.stack and self.stack[-1][0] in BRACES:
+                        self.math = self.stack.pop()[2]
+                    elif ch == "\\":
+                        self.mode, self.cmd = CMD, ""
+                    elif ch == "\n" and not self.math:
+                        self.nl = True
+                        i += 1
+                        continue
+                    else:
+                        self.feed(ch)
+                        i += 1
+                        continue
+                    self.nl = False
+                    i += 1
+                    continue
+                elif mode == CMD:
+                    m = letters(text, i)
+                    if m is not None:
+                        self.cmd += m.group()
+                        self.nl = False
+                        i = m.end()
+                elif mode == COMMENT:
+                    j = text.find("\n", i)
+                    i = n if j < 0 else j
+                elif mode == VERBATIM:
+                    end = self.verbatim_end
+                    body = self.tail + text[i:]
+                    k = body.find(end)
+                    if k < 0:
+                        self.tail = body[-len(end):]
+                        i = n
+                    else:
+                        i += k + len(end) - len(self.tail)
+                        self.mode, self.tail = NORMAL, ""
+                        self._pop()
+                        continue
+                if i >= n:
+                    break
+            self.feed(text[i])
+            i += 1
+
+    def _pop(self) -> None:
+        self.math = self.stack.pop()[2]
+
+    def _unwind(self, i: int) -> None:
+        del self.stack[i + 1:]
+
+    def _feed(self, ch: str) -> None:
+        mode = self.mode
+        if mode == COMMENT:
+            if ch == "\n":
+                self.mode = NORMAL
+                self.nl = True
+            return
+        if mode == VERBATIM:
+            self.tail = (self.tail + ch)[-len(self.verbatim_end):]
+            if self.tail == self.verbatim_end:
+                self.mode = NORMAL
+                self._pop()
+            return
+        if mode == VERB:
+            if self.delim == "":  # \verb*: this character is the delimiter
+                self.delim = ch
+            elif ch == self.delim or ch == "\n":
+                self.mode = NORMAL
+            return
+        if self.dollar:
+            self.dollar = False
+            if ch == "$":
+                self._dollars()
+                return
+            self._dollar()
+        if ch == "\n":
+            if self.nl and self.math and mode in (NORMAL, CMD):
+                self._paragraph()
+            self.nl = True
+        elif ch != " " and ch != "\t":
+            self.nl = False
+        if mode == CMD:
+            if ch in LETTERS:
+                self.cmd += ch
+                return
+            self.mode = NORMAL
+            if self.cmd == "":
+                self._escape(ch)
+                return
+            if self._command(self.cmd, ch):
+                return
+            mode = self.mode
+        if mode == AWAIT_BRACE:
+            if ch in " \t":
+                return
+            self.mode = NORMAL
+            if ch == "{":
+                self.mode, self.name = ENVNAME, ""
+                return
+        elif mode == TEXT_AWAIT:
+            if ch in " \t":
+                return
+            self.mode = NORMAL
+            if ch == "{":
+                self.stack.append(("T{" if self.math else "{", None, self.math))
+                self.math = False
+                return
+        elif mode == ENVNAME:
+            if ch == "}":
+                self.mode = NORMAL
+                self._env(self.name.strip())
+                return
+            if ch not in _NAME_BAN:
+                self.name += ch
+                return
+            self.mode = NORMAL  # a malformed name: read the character as text
+        # NORMAL
+        if ch == "\\":
+            self.mode, self.cmd = CMD, ""
+        elif ch == "{":
+            self.stack.append(("{", None, self.math))
+        elif ch == "}":
+            for i in range(len(self.stack) - 1, -1, -1):
+                if self.stack[i][0] in ("{", "T{"):
+                    self._unwind(i)
+                    self._pop()
+                    break
+        elif ch == "$":
+            self.dollar = True
+        elif ch == "%":
+            self.mode = COMMENT
+
+    def _paragraph(self) -> None:
+        j = self._math_frame()
+        if j >= 0 and self.stack[j][0] != "T{":
+            self._unwind(j)
+            if self.stack[j][0] in MATH_KINDS:
+                self._pop()
+
+    def _dollar(self) -> None:
+        top = self.stack[-1][0] if self.stack else None
+        if top == "$":
+            self._pop()
+        elif not self.math:
+            self.stack.append(("$", None, False))
+            self.math = True
+        else:
+            j = self._math_frame()
+            if j >= 0 and self.stack[j][0] == "$":
+                self._unwind(j)
+                self._pop()
+
+    def _dollars(self) -> None:
+        top = self.stack[-1][0] if self.stack else None
+        if top == "$$":
+            self._pop()
+        elif not self.math:
+            self.stack.append(("$$", None, False))
+            self.math = True
+        else:
+            j = self._math_frame()
+            jk = self.stack[j][0] if j >= 0 else None
+            if jk in ("$", "$$"):
+                self._unwind(j)
+                self._pop()
+                if jk == "$":
+                    self.stack.append(("$", None, self.math))
+                    self.math = True
+
+    def _escape(self, ch: str) -> None:
+        if ch == "[" or ch == "(":
+            if not self.math:
+                self.stack.append(("\\" + ch, None, self.math))
+                self.math = True
+        elif ch == "]" or ch == ")":
+            want = "\\[" if ch == "]" else "\\("
+            j = self._math_frame()
+            if j >= 0 and self.stack[j][0] == want:
+                self._unwind(j)
+                self._pop()
+
+    def _command(self, cmd: str, ch: str) -> bool:
+        """A command name ended at ``ch``; True when ``ch`` was consumed."""
+        if cmd == "begin" or cmd == "end":
+            self.mode, self.begin = AWAIT_BRACE, cmd == "begin"
+        elif cmd in TEXT_CMDS:
+            self.mode = TEXT_AWAIT
+        elif cmd == "verb":
+            if ch == "*":
+                self.mode = VERB  # \verb*: the delimiter is the next character
+                self.delim = ""
+                return True
+            self.mode, self.delim = VERB, ch
+            return True
+        elif cmd == "left":
+            if self.math:
+                self.stack.append(("left", None, self.math))
+        elif cmd == "right":
+            for i in range(len(self.stack) - 1, self._math_frame(), -1):
+                if self.stack[i][0] == "left":
+                    self._unwind(i)
+                    self._pop()
+                    break
+        return False
+
+    def _env(self, name: str) -> None:
+        if self.begin:
+            if self.math and name in PARAGRAPH_ENVS:
+                j = self._math_frame()
+                if j >= 0 and self.stack[j][0] in MATH_KINDS:
+                    self._unwind(j)
+                    self._pop()
+            self.stack.append(("env", name, self.math))
+            if name in VERBATIM_ENVS:
+                self.mode, self.verbatim_end, self.tail = VERBATIM, f"\\end{{{name}}}", ""
+            elif name in MATH_ENVS:
+                self.math = True
+            return
+        for i in range(len(self.stack) - 1, -1, -1):
+            if self.stack[i][0] == "env":
+                deeper = [k for k in range(i + 1) if self.stack[k][0] == "env" and self.stack[k][1] == name]
+                self._unwind(deeper[-1] if deeper else i)
+                self._pop()
+                return
+        self.stack.clear()  # an \end of something opened before the text: everything inside it ends
+        self.math = False
+
+    # ---- closing -------------------------------------------------------------------------
+    def closing(self) -> str:
+        t = copy.deepcopy(self)
+        out: list[str] = []
+
+        def emit(s: str) -> None:
+            for ch in s:
+                out.append(ch)
+                t.feed(ch)
+
+        for _ in range(10_000):  # finish the token being read, then close frames innermost first
+            mode = t.mode
+            if mode == COMMENT:
+                emit("\n")
+            elif mode == VERB:
+                emit(t.delim or "|")
+            elif mode == VERBATIM:
+                end = t.verbatim_end
+                emit(next((end[k:] for k in range(len(end), 0, -1) if t.tail.endswith(end[:k])), end))
+            elif mode == CMD:
+                top = t.stack[-1][0] if t.stack else None
+                if t.cmd == "end" and top not in (None, "env"):
+                    emit("graf ")  # \end may not close over open braces or math: read it as \endgraf
+                elif t.cmd in ("begin", "end"):
+                    emit("{")
+                elif (t.cmd == "left" and not t.math) or (t.cmd == "right" and top != "left"):
+                    emit("arrow ")  # a \left or \right that cannot pair: read it as an arrow
+                elif t.cmd in ("left", "right"):
+                    emit(".")  # the null delimiter
+                else:
+                    emit(" ")
+            elif mode in (AWAIT_BRACE, TEXT_AWAIT):
+                emit("{")
+            elif mode == ENVNAME:
+                if t.begin:
+                    pool = MATH_INNER_ENVS if t.math else sorted(PARAGRAPH_ENVS - MATH_ENVS - {"document"})
+                    default = "matrix" if t.math else "quote"
+                    done = next((e for e in pool if e.startswith(t.name)), "") if t.name else default
+                    emit(done[len(t.name):] + "}")
+                else:
+                    env = t._innermost_env()
+                    emit((env[len(t.name):] if env and env.startswith(t.name) else "") + "}")
+            elif t.dollar:
+                emit("$" if t.stack and t.stack[-1][0] == "$$" else " ")
+            elif t.stack:
+                kind, name, _ = t.stack[-1]
+                emit(("" if t.nl else "\n") + f"\\end{{{name}}}" if kind == "env" else CLOSER[kind])
+            else:
+                break
+        return "".join(out)
+
+
+FEATURES = ("in_math", "env_depth", "brace_depth", "in_comment", "in_command_name", "line_position")
+
+
+def latex_features(text: str) -> dict[str, np.ndarray]:
+    """Per-character structure after reading each character (a $ that opens math counts in)."""
+    n = len(text)
+    out = {name: np.zeros(n, dtype=np.float32) for name in FEATURES}
+    in_math, env_d, brace_d = out["in_math"], out["env_depth"], out["brace_depth"]
+    comment, command, linepos = out["in_comment"], out["in_command_name"], out["line_position"]
+    t = LatexTracker(enabled=())
+    col = 0
+    for i, ch in enumerate(text):
+        t.feed(ch)
+        st = t.stack
+        in_math[i] = t.math or (t.dollar and not t.math) or (t.dollar and bool(st) and st[-1][0] == "$$")
+        env_d[i] = sum(1 for f in st if f[0] == "env")
+        brace_d[i] = sum(1 for f in st if f[0] in ("{", "T{"))
+        comment[i] = t.mode == COMMENT
+        command[i] = t.mode == CMD
+        linepos[i] = col
+        col = 0 if ch == "\n" else col + 1
+    return out
