@@ -9,8 +9,10 @@ The finished folder replaces the old one only at the end, so a failed prepare lo
 
 from __future__ import annotations
 
+import bisect
 import json
 import os
+import re
 import random
 import shutil
 import tempfile
@@ -201,12 +203,13 @@ class CorpusData:
         if len(ids) == 0:
             ids, split = self.ids("train"), "train"
         text = self.vocab.decode(ids[: max(4 * sum(lengths), 1 << 20)])
-        starts = [i + len(self.separator) for i in range(len(text)) if text.startswith(self.separator, i)]
-        starts = [0] + [s for s in starts if s < len(text)]
+        sep = self.separator or "\n"
+        starts = [0] + [m.end() for m in re.finditer(re.escape(sep), text) if m.end() < len(text)]
         out = []
         for n in lengths:
-            ok = [s for s in starts if s + n <= len(text)] or [0]
-            s = rng.choice(ok)
+            # windows start at a document (or line) boundary, like a sample starts after the separator
+            last = bisect.bisect_right(starts, len(text) - n)
+            s = starts[rng.randrange(last)] if last else 0
             out.append(text[s:s + n])
         return out
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib.resources
 import os
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import tomllib
 
 from gen.core.domain import CorpusSpec, Domain, SampleMetric
 from gen.core.errors import GenError

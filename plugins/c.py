@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gen.core.domain import (
     CheckResult,
     CorpusSpec,

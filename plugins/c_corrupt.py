@@ -18,6 +18,7 @@ import re
 import string
 
 import tree_sitter as ts
+
 from gen.plugins import c_lex, c_sem
 
 _Q = ts.Query(c_sem.LANG, """

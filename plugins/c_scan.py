@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
 from gen.core.domain import Constraint, Tracker
 
 FILE_SEP = "\u241c"  # the corpus file separator's marker character (see plugins/c.py)

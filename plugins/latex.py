@@ -44,7 +44,7 @@ from gen.core.domain import (
 from gen.core.hookspecs import hookimpl
 from gen.core.sources import decode, iter_sources, walk_files
 from gen.plugins import latex_compile, latex_corrupt
-from gen.plugins.latex_scan import ERROR_KEYS, scan
+from gen.plugins.latex_scan import ERROR_KEYS, ScanResult, scan
 from gen.plugins.latex_tracker import LatexTracker, latex_features
 
 MAX_ISSUES = 60  # per sample: a pathological sample must not flood records.jsonl
@@ -175,11 +175,14 @@ class LatexDomain(Domain):
         files = list(walk_files(root, corpus.patterns, report))
         order, origin = chapter_order(root)
         if order:
-            rank = {name: i for i, name in enumerate(order)}
-            key = {f: rank.get(str(f.relative_to(root).with_suffix("")), len(rank)) for f in files}
+            # the unlisted files (the preamble, the chapter index ...) come first, sorted, as
+            # front matter; then the chapters in book order, so held-out text is book text
+            rank = {name: i + 1 for i, name in enumerate(order)}
+            key = {f: rank.get(str(f.relative_to(root).with_suffix("")), 0) for f in files}
             files.sort(key=lambda f: key[f])  # stable: the unlisted files keep their sorted order
-            rest = sum(1 for v in key.values() if v == len(rank))
-            report.note(f"chapter order from {origin}: {len(order)} chapters, then {rest} other files sorted")
+            rest = sum(1 for v in key.values() if v == 0)
+            report.note(f"chapter order from {origin}: {rest} other files first (sorted), "
+                        f"then {len(order)} chapters")
         else:
             report.note("no chapter list found (Makefile LIJST, book.tex, main.tex, chapters.tex): sorted order")
         for f in files:
@@ -205,15 +208,15 @@ class LatexDomain(Domain):
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
         try:
-            result = self._check(sample, ctx)
+            result, res = self._check(sample, ctx)
+            if ctx.options.get("compile"):
+                return self._compile(sample, res, ctx, result)
+            return result
         except Exception as exc:  # noqa: BLE001 - a bad sample is data, never a crash
             return CheckResult({m.name: None for m in METRICS},
                                [Issue("checker-error", f"{type(exc).__name__}: {exc}")])
-        if ctx.options.get("compile"):
-            return self._compile(sample, ctx, result)
-        return result
 
-    def _check(self, sample: str, ctx: EvalContext) -> CheckResult:
+    def _check(self, sample: str, ctx: EvalContext) -> tuple[CheckResult, ScanResult]:
         mode = ctx.options.get("latex_mode", "auto")
         res = scan(sample, None if mode == "auto" else mode == "document")
         c = res.counts
@@ -237,11 +240,11 @@ class LatexDomain(Domain):
         limit = ctx.options.get("pylatexenc")
         if limit and (limit is True or len(sample) <= int(limit)):
             ok, issue = latex_compile.pylatexenc_opinion(sample, res)
-            metrics["pylatexenc_ok"] = 1.0 if ok else 0.0
+            metrics["pylatexenc_ok"] = None if ok is None else float(ok)
             if issue:
                 issues.append(issue)
         metrics["compile_ok"] = None
-        return CheckResult(metrics, issues)
+        return CheckResult(metrics, issues), res
 
     def _references(self, sample: str, clean: str, stats: LatexStats | None,
                     metrics: dict[str, float | None], issues: list[Issue]) -> None:
@@ -252,13 +255,17 @@ class LatexDomain(Domain):
         defined = set(_LABEL.findall(clean))
         undefined = [(r, off) for r, off in refs if r not in defined]
         metrics["refs_undefined"] = len(undefined) / len(refs)
-        if stats is None:
+        if stats is None:  # without the corpus, a label the sample never defines is all we can say
             metrics["refs_unknown"] = None
+            for r, _off in undefined[:10]:
+                where = sample.find("{" + r + "}")
+                issues.append(Issue("undefined-ref", f"\\ref{{{r}}}: the sample never defines this label",
+                                    where, excerpt(sample, where)))
             return
         unknown = [(r, off) for r, off in undefined if not _label_known(r, stats.labels)]
         metrics["refs_unknown"] = len(unknown) / len(refs)
-        for r, off in unknown[:10]:
-            where = sample.find(r)
+        for r, _off in unknown[:10]:
+            where = sample.find("{" + r + "}")
             issues.append(Issue("unknown-ref", f"\\ref{{{r}}}: no such label in the sample or the corpus",
                                 where, excerpt(sample, where)))
 
@@ -283,7 +290,7 @@ class LatexDomain(Domain):
             issues.append(Issue("invented-env", f"environment {name!r} is never used in the training corpus",
                                 where, excerpt(sample, where)))
 
-    def _compile(self, sample: str, ctx: EvalContext, result: CheckResult) -> CheckResult:
+    def _compile(self, sample: str, res: ScanResult, ctx: EvalContext, result: CheckResult) -> CheckResult:
         key = (id(ctx.stats), ctx.options.get("compile_preamble"), ctx.options.get("compile_workers", 2))
         compiler = self._compilers.get(key)
         if compiler is None:
@@ -297,7 +304,7 @@ class LatexDomain(Domain):
                 self._noted.add(id(ctx))
                 result.issues.append(Issue("compile-unavailable", compiler.note))
             return result
-        return compiler.submit(sample, result)
+        return compiler.submit(sample, res, result)
 
     # ---- calibration ---------------------------------------------------------------------
     def corrupt(self, text: str, rng: random.Random) -> str:

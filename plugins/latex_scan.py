@@ -118,13 +118,21 @@ class ScanResult:
     def errors(self) -> int:
         return sum(self.counts[k] for k in ERROR_KEYS)
 
-    def completion(self) -> tuple[str, str]:
-        """(prefix, suffix) that make the window a closed piece of LaTeX: openers of what it
-        closes from before, closers of what it leaves open, innermost first."""
-        prefix = "".join(frame_opener(k, n) + ("\n" if k == "env" else "") for k, n in reversed(self.outer))
-        suffix = "".join(("\n" if k == "env" else "") + frame_closer(k, n)
-                         for k, n, _, _ in reversed(self.open_frames))
-        return prefix, suffix
+    def complete(self, text: str) -> tuple[str, str]:
+        """(completed text, prefix) where completed = prefix + text + closers: the window made a
+        closed piece of LaTeX, with openers of what it closes from before and closers of what it
+        leaves open (innermost first). A token cut by the end of the text is dropped."""
+        body = text[:self.cut] if self.cut >= 0 else text
+        tail = len(body) - len(body.rstrip("\\"))
+        if tail % 2:  # a lone backslash at the end would escape the first closer
+            body += " "
+        prefix = "".join(frame_opener(k, n) + ("\n" if k == "env" else " ") for k, n in reversed(self.outer))
+        out = [prefix, body]
+        if self.open_frames and not body.endswith("\n"):
+            out.append("\n")  # ends a comment on the last line; one newline is only a space
+        for k, n, _, _ in reversed(self.open_frames):
+            out.append(frame_closer(k, n) + ("\n" if k == "env" else " "))
+        return "".join(out), prefix
 
 
 def _scan(text: str, document: bool, start: str) -> ScanResult:

@@ -26,6 +26,7 @@ import string
 from collections.abc import Iterable
 
 import numpy as np
+
 from gen.core.domain import FREE, Constraint, Tracker
 from gen.plugins.latex_scan import MATH_ENVS, PARAGRAPH_ENVS, VERBATIM_ENVS
 
@@ -43,6 +44,7 @@ _LETTER_RUN = re.compile(r"[a-zA-Z@]+")
 _NAME_BAN = frozenset("{\\%$\n")
 _CMD_WATCH = frozenset({"", "end", "left", "right"})
 BRACES = ("{", "T{")
+_CMD_SPECIAL = frozenset({"begin", "end", "left", "right", "verb"}) | TEXT_CMDS
 
 
 def _prefix_table(names: Iterable[str]) -> dict[str, frozenset[str]]:
@@ -216,6 +218,9 @@ class LatexTracker(Tracker):
                         self.cmd += m.group()
                         self.nl = False
                         i = m.end()
+                        if i < n and self.cmd not in _CMD_SPECIAL:
+                            self.mode = NORMAL  # an ordinary command ends: its end reads as text
+                            continue
                 elif mode == COMMENT:
                     j = text.find("\n", i)
                     i = n if j < 0 else j

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from gen.plugins.prose_structure import features as prose_features
 
 MAX_STATS_CHARS = 64_000_000  # training text read for corpus statistics (prose corpora are small)
 MAX_LISTED = 12  # invented words listed per sample
+REF_WINDOWS = 4  # training windows per sample for the sentence-length reference
 
 
 @dataclass
@@ -51,7 +52,7 @@ class ProseStats:
     words: frozenset[str] = frozenset()
     speakers: frozenset[str] = frozenset()
     play: bool = False
-    sentence_lengths: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    text: str = ""  # the training text, for reference windows cut like the samples
 
     @classmethod
     def from_text(cls, text: str) -> ProseStats:
@@ -59,9 +60,25 @@ class ProseStats:
         play = pt.is_play(paras)
         speakers = {s for s in (pt.speaker_of(p) for _, p in paras) if s}
         return cls(words=frozenset(pt.norm(w) for w in pt.WORD.findall(text)),
-                   speakers=frozenset(speakers) if play else frozenset(), play=play,
-                   sentence_lengths=np.sort(np.array(pt.sentence_lengths(text, play, drop_ends=False),
-                                                     dtype=np.int64)))
+                   speakers=frozenset(speakers) if play else frozenset(), play=play, text=text)
+
+    def reference_sentence_lengths(self, lengths: list[int], per_sample: int = REF_WINDOWS,
+                                   seed: int = 0) -> np.ndarray:
+        """Sentence lengths of training windows cut like the samples (same lengths, starting at
+        a line, first and last pieces dropped): a window favours long sentences at its cut
+        ends and cannot hold sentences longer than itself, so whole-text lengths would not
+        compare fairly with samples."""
+        rng = random.Random(seed)
+        out: list[int] = []
+        text = self.text
+        for n in lengths:
+            for _ in range(per_sample):
+                if len(text) <= n:
+                    start = 0
+                else:
+                    start = text.find("\n", rng.randrange(len(text) - n)) + 1
+                out += pt.sentence_lengths(text[start:start + n], self.play)
+        return np.sort(np.array(out, dtype=np.int64))
 
 
 class ProseDomain(Domain):
@@ -124,9 +141,7 @@ class ProseDomain(Domain):
         whole = list(range(1, len(paras) - 1))  # the first and last blocks may be cut
         self._pairing(sample, paras, whole, res)
         play = stats.play if stats is not None else pt.is_play(paras)
-        lengths = pt.sentence_lengths(sample, play)
-        m["sentence_len_ks"] = pt.ks_distance(lengths, stats.sentence_lengths) \
-            if stats is not None and len(lengths) >= 3 else None
+        m["sentence_len_ks"] = None  # a set-level figure: see summarize()
         m["speaker_blocks"] = m["speaker_known"] = None
         if play:
             self._speakers(sample, paras, whole, stats, res)
@@ -222,7 +237,10 @@ class ProseDomain(Domain):
                 pooled += pt.sentence_lengths(s, stats.play)
             except Exception:  # noqa: BLE001 - one odd sample must not lose the set's figure
                 continue
-        ks = pt.ks_distance(pooled, stats.sentence_lengths) if len(pooled) >= 3 else None
+        if len(pooled) < 3:
+            return {}
+        ref = stats.reference_sentence_lengths([len(s) for s in samples])
+        ks = pt.ks_distance(pooled, ref)
         return {"sentence_len_ks": ks} if ks is not None else {}
 
     def corrupt(self, text: str, rng: random.Random) -> str:

@@ -1,0 +1,86 @@
+"""Damage real LaTeX the way a char-rnn does, for calibrating the checks.
+
+Each function makes one kind of mistake at a random place (and returns the text unchanged when
+it has no place for it): an ``\\end`` renamed (begin proof, end lemma), an ``\\end`` dropped, a
+brace or a ``$`` dropped, a ``\\right`` dropped, a command misspelt, a reference to a label that
+does not exist. :func:`corrupt` makes one of each kind, so corrupted text scores worse on every
+check than the real text it came from.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable
+
+ENV_NAMES = ("proof", "lemma", "enumerate", "definition", "theorem", "remark", "itemize", "equation")
+_END = re.compile(r"\\end\{([^{}\n]*)\}")
+_BRACE = re.compile(r"(?<!\\)[{}]")
+_DOLLAR = re.compile(r"(?<!\\)\$")
+_RIGHT = re.compile(r"\\right(?![a-zA-Z])")
+_COMMAND = re.compile(r"\\([a-zA-Z]{3,})")
+_REF = re.compile(r"\\(?:eq)?ref\{([^{}\n]+)\}")
+
+
+def _pick(pattern: re.Pattern, text: str, rng: random.Random) -> re.Match | None:
+    found = list(pattern.finditer(text))
+    return rng.choice(found) if found else None
+
+
+def rename_end(text: str, rng: random.Random) -> str:
+    """\\end{lemma} -> \\end{proof}: the blog's mismatched environment."""
+    m = _pick(_END, text, rng)
+    if m is None or m.group(1) == "document":
+        return text
+    other = rng.choice([e for e in ENV_NAMES if e != m.group(1)])
+    return text[:m.start(1)] + other + text[m.end(1):]
+
+
+def drop_end(text: str, rng: random.Random) -> str:
+    """An environment never closed (its \\end line removed)."""
+    m = _pick(_END, text, rng)
+    return text if m is None else text[:m.start()] + text[m.end():]
+
+
+def drop_brace(text: str, rng: random.Random) -> str:
+    m = _pick(_BRACE, text, rng)
+    return text if m is None else text[:m.start()] + text[m.end():]
+
+
+def drop_dollar(text: str, rng: random.Random) -> str:
+    m = _pick(_DOLLAR, text, rng)
+    return text if m is None else text[:m.start()] + text[m.end():]
+
+
+def drop_right(text: str, rng: random.Random) -> str:
+    m = _pick(_RIGHT, text, rng)
+    return text if m is None else text[:m.start()] + text[m.end():]
+
+
+def misspell_command(text: str, rng: random.Random) -> str:
+    """\\mathcal -> \\mathcla: a command the corpus never uses."""
+    m = _pick(_COMMAND, text, rng)
+    if m is None:
+        return text
+    name = m.group(1)
+    i = rng.randrange(len(name) - 1)
+    bad = name[:i] + name[i + 1] + name[i] + name[i + 2:] if name[i] != name[i + 1] else name + "q"
+    return text[:m.start(1)] + bad + text[m.end(1):]
+
+
+def invent_reference(text: str, rng: random.Random) -> str:
+    """\\ref{lemma-flat} -> \\ref{lemma-flatq}: a label nobody defines."""
+    m = _pick(_REF, text, rng)
+    return text if m is None else text[:m.end(1)] + "q" + text[m.end(1):]
+
+
+DAMAGES: tuple[Callable[[str, random.Random], str], ...] = (
+    rename_end, drop_end, drop_brace, drop_brace, drop_dollar, drop_dollar, drop_right, misspell_command,
+    invent_reference)
+
+
+def corrupt(text: str, rng: random.Random) -> str:
+    """One of each damage (two braces and two dollars: a single one often still balances)."""
+    for damage in DAMAGES:
+        text = damage(text, rng)
+    return text
