@@ -159,7 +159,15 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
     res = run_train(data, cfg, run_dir, spec.domain, resume=resume_ckpt, progress=not quiet, log=click.echo)
     click.echo(f"stopped ({res.stopped}) at step {res.step}: best val loss {res.best_val:.4f} nats "
                f"({res.best_val / 0.6931:.3f} bpc)")
-    click.echo(f"wrote {run_dir}/best.pt, last.pt, metrics.jsonl, loss.png")
+    wrote = "best.pt, last.pt, metrics.jsonl, loss.png"
+    try:  # the run's HTML page (learning curves, evolution of samples); never fails a finished run
+        from gen.evals.runpage import write_run_page
+
+        write_run_page(run_dir)
+        wrote += ", report.html"
+    except (ImportError, GenError, OSError) as exc:
+        click.echo(f"note: report.html not written ({exc})", err=True)
+    click.echo(f"wrote {run_dir}/{{{wrote}}}")
 
 
 @cli.command()

@@ -92,26 +92,22 @@ class FusedStepper:
     def __init__(self, model: CharRNN) -> None:
         a = model.args
         self.args, self.cell = a, a.cell
-        # sampling runs on the CPU in fp32 whatever the model trained on
-        model = model if next(model.parameters()).device.type == "cpu" else _cpu_copy(model)
-        rnn = model.rnn
-        with torch.no_grad():
-            emb = model.embed.weight.float()
-            self.w_in0 = emb @ rnn.weight_ih_l0.float().t() + rnn.bias_ih_l0.float()  # (V, G*H)
-            self.w_hh0 = rnn.weight_hh_l0.float().t().contiguous()  # (H, G*H)
-            self.b_hh0 = rnn.bias_hh_l0.float()
-            self.layers = []
-            for k in range(1, a.n_layer):
-                w_ih = getattr(rnn, f"weight_ih_l{k}").float()
-                w_hh = getattr(rnn, f"weight_hh_l{k}").float()
-                b_ih = getattr(rnn, f"bias_ih_l{k}").float()
-                b_hh = getattr(rnn, f"bias_hh_l{k}").float()
-                if self.cell == "gru":  # GRU needs the hidden part separately (r gates only h's n-part)
-                    self.layers.append((w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh))
-                else:
-                    self.layers.append((torch.cat([w_ih, w_hh], 1).t().contiguous(), b_ih + b_hh))
-            self.w_head = model.head.weight.float().t().contiguous()  # (H, V)
-            self.b_head = model.head.bias.float()
+        # sampling runs on the CPU in fp32 whatever the model trained on; state_dict tensors are
+        # detached, so nothing here can build an autograd graph
+        w = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+        self.w_in0 = w["embed.weight"] @ w["rnn.weight_ih_l0"].t() + w["rnn.bias_ih_l0"]  # (V, G*H)
+        self.w_hh0 = w["rnn.weight_hh_l0"].t().contiguous()  # (H, G*H)
+        self.b_hh0 = w["rnn.bias_hh_l0"]
+        self.layers = []
+        for k in range(1, a.n_layer):
+            w_ih, w_hh = w[f"rnn.weight_ih_l{k}"], w[f"rnn.weight_hh_l{k}"]
+            b_ih, b_hh = w[f"rnn.bias_ih_l{k}"], w[f"rnn.bias_hh_l{k}"]
+            if self.cell == "gru":  # GRU needs the hidden part separately (r gates only h's n-part)
+                self.layers.append((w_ih.t().contiguous(), w_hh.t().contiguous(), b_ih, b_hh))
+            else:
+                self.layers.append((torch.cat([w_ih, w_hh], 1).t().contiguous(), b_ih + b_hh))
+        self.w_head = w["head.weight"].t().contiguous()  # (H, V)
+        self.b_head = w["head.bias"]
         self.H = a.n_hidden
 
     def init_state(self, n: int) -> list[torch.Tensor]:
@@ -153,12 +149,6 @@ class FusedStepper:
             state[per * k] = h
             x = h
         return torch.addmm(self.b_head, x, self.w_head)
-
-
-def _cpu_copy(model: CharRNN) -> CharRNN:
-    clone = CharRNN(model.args)
-    clone.load_state_dict({k: v.detach().cpu() for k, v in model.state_dict().items()})
-    return clone
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

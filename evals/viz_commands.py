@@ -82,12 +82,18 @@ def _trace(loaded, text: str):
     return tr
 
 
-def _parse_cell(key: str) -> tuple[int, str, int]:
+def _parse_cell(key: str, args) -> tuple[int, str, int]:
+    """LAYER:KIND:INDEX checked against the model (before the trace, so a typo fails fast)."""
+    kinds = ("c", "h") if args.cell == "lstm" else ("h",)
     try:
         layer, kind, index = key.split(":")
-        return int(layer), kind, int(index)
+        cell = int(layer), kind, int(index)
     except ValueError:
         raise GenError(f"--cell {key!r}: write LAYER:KIND:INDEX, e.g. 1:c:37") from None
+    if not (0 <= cell[0] < args.n_layer and cell[1] in kinds and 0 <= cell[2] < args.n_hidden):
+        raise GenError(f"--cell {key}: this {args.n_layer}x{args.n_hidden} {args.cell} has layers 0-{args.n_layer - 1}, "
+                       f"kinds {'/'.join(kinds)} and units 0-{args.n_hidden - 1}")
+    return cell
 
 
 _text_options = [
@@ -119,11 +125,9 @@ def viz(checkpoint: str, text_file: str | None, corpus: str | None, chars: int |
     from gen.evals.viz import write_page
 
     loaded = load_model(checkpoint, _ws())
+    pinned = [{"cell": _parse_cell(c, loaded.model.args), "label": "asked for"} for c in cells]
     text, source = load_text(loaded, text_file, corpus, chars, offset, _ws(), "viz")
     tr = _trace(loaded, text)
-    pinned = [{"cell": _parse_cell(c), "label": "asked for"} for c in cells]
-    for p in pinned:
-        tr.column(*p["cell"])  # a wrong cell is an error now, not a blank page later
     path = Path(out) if out else loaded.path.parent / "viz.html"
     write_page(path, tr, f"Inside {loaded.path.parent.name}/{loaded.path.name}", _info(loaded, source),
                pinned=pinned, max_bytes=int(max_mb * (1 << 20)))

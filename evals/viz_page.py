@@ -16,7 +16,7 @@ h1{font-size:1.25em;margin:.6em 0 .2em}.info{margin:.1em 0;color:#555;font-size:
  display:flex;flex-wrap:wrap;gap:.5em;align-items:center}
 #controls select,#controls input,#controls button{font:inherit}
 #controls input[type=number]{width:5em}#cellinfo{color:#444;font-size:.92em}
-.legend{display:inline-block;width:110px;height:.9em;vertical-align:middle;border:1px solid #bbb}
+.legendbox{white-space:nowrap}.legend{display:inline-block;width:110px;margin-right:.3em;height:.9em;vertical-align:middle;border:1px solid #bbb}
 #text{font:14px/1.55 "DejaVu Sans Mono",Menlo,Consolas,monospace;white-space:pre-wrap;word-break:break-all;
  margin-top:.6em;cursor:pointer}
 #text span.nl,#strip .nl{color:#aaa}#text span.sel{outline:2px solid #000}
@@ -81,8 +81,8 @@ prev.title = "previous embedded cell"; next.title = "next embedded cell";
 bar.appendChild(prev); bar.appendChild(next);
 var pinSel = sel("", [["", D.pinned.length ? "cells of interest\u2026" : "(no cells of interest)"]]
   .concat(D.pinned.map(function (p) { return [p.cell, p.cell + "  " + p.label]; })));
-var legend = el("span", "legend"), legendTxt = el("span", "");
-bar.appendChild(legend); bar.appendChild(legendTxt);
+var legend = el("span", "legend"), legendTxt = el("span", ""), legendBox = el("span", "legendbox");
+legendBox.appendChild(legend); legendBox.appendChild(legendTxt); bar.appendChild(legendBox);
 var info = el("span"); info.id = "cellinfo"; bar.appendChild(info);
 body.appendChild(bar);
 var strip = el("div"); strip.id = "strip"; strip.hidden = true; body.appendChild(strip);

@@ -28,14 +28,15 @@ _STR = r'"(?:[^"\\\n]|\\(?:(?s:.)|\Z))*(?:"|(?=\n)|\Z)'
 _CHR = r"'(?:[^'\\\n]|\\(?:(?s:.)|\Z))*(?:'|(?=\n)|\Z)"
 _BCOM = r"/\*(?s:.*?)(?:\*/|\Z)"
 _LCOM = r"//(?:[^\n\\]|\\(?:(?s:.)|\Z))*"
-_TOKEN = re.compile(rf"""
+# the lookahead lets the regex engine skip, in C, the many positions where no token can start
+_TOKEN = re.compile(rf"""(?=[/"'\[\](){{}}\\ \t\#])(?:
    (?P<lcom>{_LCOM})                                  # line comment; a backslash-newline continues it
   |(?P<bcom>{_BCOM})                                  # block comment, possibly unterminated
   |(?P<str>{_STR})                                    # string literal; a newline ends a bad one
   |(?P<chr>{_CHR})                                    # character literal
   |(?P<pp>^[ \t]*\#[ \t]*(?P<dir>[a-z]*)            # a whole preprocessor directive, continuations,
      (?:[^\n\\/"']+|\\(?:(?s:.)|\Z)|{_BCOM}|{_LCOM}|{_STR}|{_CHR}|/)*)  # comments and all: its brackets are skipped
-  |(?P<br>[][(){{}}])
+  |(?P<br>[][(){{}}]))
 """, re.X | re.M)
 
 _COND_OPEN = {"if", "ifdef", "ifndef"}

@@ -34,8 +34,8 @@ def _ban(chars: str) -> Constraint:
 
 # every constraint the tracker can return, built once: the sampler caches masks by equality
 _NOTHING_OPEN = _ban(")]}")
-_TOP_BAN = {"(": _ban("]}" + FILE_SEP), "I": _ban("]}" + FILE_SEP), "[": _ban(")}" + FILE_SEP),
-            "{": _ban(")]" + FILE_SEP)}
+_IN_PARENS = _ban("]}" + FILE_SEP)
+_TOP_BAN = {"(": _IN_PARENS, "I": _IN_PARENS, "[": _ban(")}" + FILE_SEP), "{": _ban(")]" + FILE_SEP)}
 _IN_LITERAL = _ban("\n" + FILE_SEP)
 _NO_SEP = _ban(FILE_SEP)
 _FREE = Constraint()

@@ -40,7 +40,10 @@ _Q_MAIN = ts.Query(LANG, """
 (call_expression function: (identifier) @callee)
 (preproc_params (identifier) @param)
 (binary_expression operator: ["==" "!=" "<" ">" "<=" ">="]) @cmp
-""")
+(return_statement [(identifier) (number_literal) (binary_expression) (string_literal) (unary_expression)
+  (parenthesized_expression) (field_expression) (true) (false) (null) (pointer_expression)
+  (subscript_expression) (char_literal) (cast_expression)]) @retval
+""")  # a void function's ``return f(x);`` is legal when f is void (the kernel does it): not flagged
 _Q_FREE = ts.Query(LANG, """
 (ERROR) @error
 (function_definition body: (compound_statement)) @fn
@@ -178,10 +181,9 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
     """Add one piece's counts to ``tally``. ``base``/``text`` map byte offsets to the sample's
     characters for issues. ``free_out``: only collect names (corpus statistics). ``cut``: bytes
     from here on are repair text that closes what the sample's cut left open, not sample text."""
-    tree = _PARSER.parse(src)
-    root = tree.root_node
+    root = _PARSER.parse(src).root_node
     caps = ts.QueryCursor(_Q_FREE if free_out else _Q_MAIN).captures(root)
-    ascii_ = len(src) == len(text)
+    ascii_ = text.isascii()
 
     def at(byte: int) -> int:
         return base + (byte if ascii_ else len(src[:byte].decode("utf-8", "ignore")))
@@ -191,7 +193,33 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
     top = _toplevel(root)
     if not free_out:
         _syntax(top, caps, tally, at, cut)
-    # a top-level block is a function whose head tree-sitter could not parse (BPF_CALL_3(...))
+    fns = _functions(caps, top, cut)
+    param_at = _declarations(caps, src, fns)
+    _uses(caps, src, fns, param_at, tally, at if not free_out else None)
+    if free_out:
+        return
+    starts = [f.start for f in fns]
+    retvals: dict[int, int] = {}  # function start -> first value-return offset
+    for r in caps.get("retval", []):
+        i = bisect_right(starts, r.start_byte) - 1
+        if i >= 0 and r.start_byte < fns[i].end:
+            retvals.setdefault(fns[i].start, r.start_byte)
+    for f in fns:
+        _function(f, src, tally, at, retvals.get(f.start))
+    for cmp in caps.get("cmp", []):
+        left, right = cmp.child_by_field_name("left"), cmp.child_by_field_name("right")
+        if left is None or right is None or left.end_byte - left.start_byte != right.end_byte - right.start_byte:
+            continue  # spacing inside an operand is rare enough: equal texts have equal lengths
+        lt = src[left.start_byte:left.end_byte]
+        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt:
+            tally.self_cmp += 1
+            tally.issues.append(("self_comparison", at(cmp.start_byte),
+                                 f"compares '{lt.decode('utf-8', 'replace')}' with itself"))
+
+
+def _functions(caps: dict, top: list[ts.Node], cut: int) -> list[_Fn]:
+    """Function definitions in source order; a top-level block is a function whose head
+    tree-sitter could not parse (``BPF_CALL_3(...) {``)."""
     found = [(n, n.child_by_field_name("body")) for n in caps.get("fn", [])]
     found += [(b, b) for b in top if b.type == "compound_statement"]
     fns: list[_Fn] = []
@@ -200,40 +228,42 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
         # it belongs to the outer one
         if not fns or n.start_byte >= fns[-1].end:
             fns.append(_Fn(n, body, cut))
-    errors = _merged(caps.get("error", []))
-    err_starts = [a for a, _ in errors]
+    return fns
 
-    def in_error(pos: int) -> bool:
-        i = bisect_right(err_starts, pos) - 1
-        return i >= 0 and pos < errors[i][1]
+
+def _declarations(caps: dict, src: bytes, fns: list[_Fn]) -> set[int]:
+    """Record each function's parameters and locals; return where parameter names are."""
     starts = [f.start for f in fns]
-
-    def owner(pos: int) -> _Fn | None:
-        i = bisect_right(starts, pos) - 1
-        return fns[i] if i >= 0 and pos < fns[i].end else None
-
     param_at: set[int] = set()
     for key in ("decl", "param"):
         for d in caps.get(key, []):
             name = _name_of(d)
             if name is None:
                 continue
+            pos = name.start_byte
             if key == "param":
-                param_at.add(name.start_byte)
-            f = owner(name.start_byte)
-            if f is None:
+                param_at.add(pos)
+            i = bisect_right(starts, pos) - 1
+            if i < 0 or pos >= fns[i].end:
                 continue
-            nm = src[name.start_byte:name.end_byte]
+            f, nm = fns[i], src[pos:name.end_byte]
             if not nm or nm in C_KEYWORDS:  # a MISSING identifier, or a misparse
                 continue
             f.names.add(nm)
-            if key == "decl" and name.start_byte >= f.body_start and not _is_function(d):
+            if key == "decl" and pos >= f.body_start and not _is_function(d):
                 parent = d.parent
                 if parent is None or not any(a in parent.text for a in _UNUSED_ATTRS):
-                    f.locals.setdefault(nm, name.start_byte)
+                    f.locals.setdefault(nm, pos)
+    return param_at
+
+
+def _uses(caps: dict, src: bytes, fns: list[_Fn], param_at: set[int], tally: Tally, at) -> None:
+    """Sort every identifier into a function's uses (free ones to ``tally.pending``) or the
+    sample's globals. ``at`` None: corpus statistics, no offsets needed."""
+    errors = _merged(caps.get("error", []))
+    err_starts = [a for a, _ in errors]
     callees = {n.start_byte for n in caps.get("callee", [])}
-    globals_ = tally.globals
-    pending = tally.pending
+    globals_, pending = tally.globals, tally.pending
     fi, nf = 0, len(fns)
     ids = caps.get("id", [])
     ids.sort(key=_START)  # captures of a multi-pattern query are not in source order
@@ -246,7 +276,10 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
         if f is None or s < f.body_start:
             # mentioned outside a body (or the function's own name); a parameter is no global, and
             # an ERROR outside functions is mostly a mis-parsed function body: its names are not
-            if s not in param_at and not in_error(s):
+            if s in param_at:
+                continue
+            i = bisect_right(err_starts, s) - 1
+            if i < 0 or s >= errors[i][1]:
                 globals_.add(nm)
             continue
         if f.locals.get(nm) == s:
@@ -255,20 +288,7 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
             f.uses[nm] = s
             tally.names_used += 1
             if nm not in f.names:
-                pending.append((nm, 0 if free_out else at(s), s in callees))
-    if free_out:
-        return
-    for f in fns:
-        _function(f, src, tally, at)
-    for cmp in caps.get("cmp", []):
-        left, right = cmp.child_by_field_name("left"), cmp.child_by_field_name("right")
-        if left is None or right is None or left.end_byte - left.start_byte != right.end_byte - right.start_byte:
-            continue  # spacing inside an operand is rare enough: equal texts have equal lengths
-        lt = src[left.start_byte:left.end_byte]
-        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt:
-            tally.self_cmp += 1
-            tally.issues.append(("self_comparison", at(cmp.start_byte),
-                                 f"compares '{lt.decode('utf-8', 'replace')}' with itself"))
+                pending.append((nm, at(s) if at else 0, s in callees))
 
 
 def _merged(nodes: list[ts.Node]) -> list[tuple[int, int]]:
@@ -312,7 +332,7 @@ def _syntax(top: list[ts.Node], caps: dict, tally: Tally, at, cut: int) -> None:
             tally.clean_defs += not n.has_error
 
 
-def _function(f: _Fn, src: bytes, tally: Tally, at) -> None:
+def _function(f: _Fn, src: bytes, tally: Tally, at, retval: int | None) -> None:
     if f.pseudo:
         _unused(f, tally, at)
         return
@@ -325,10 +345,9 @@ def _function(f: _Fn, src: bytes, tally: Tally, at) -> None:
     is_void = decl is not None and decl.type == "function_declarator" and _VOID.search(head) is not None
     if is_void:
         tally.void_fns += 1
-        q = [c for c in _returns_with_value(f.body)]
-        if q:
+        if retval is not None:
             tally.void_returns += 1
-            tally.issues.append(("void_return", at(q[0].start_byte), "a void function returns a value"))
+            tally.issues.append(("void_return", at(retval), "a void function returns a value"))
     if not f.complete:
         return  # cut by the sample's end: its later lines (uses, return) are not there
     if not is_void and (typ is None or typ.type != "ERROR") and decl is not None:
@@ -353,16 +372,6 @@ def _unused(f: _Fn, tally: Tally, at) -> None:
             tally.issues.append(("unused_local", at(pos),
                                  f"local '{nm.decode('utf-8', 'replace')}' is declared but never used"))
 
-
-def _returns_with_value(body: ts.Node) -> list[ts.Node]:
-    cur = ts.QueryCursor(_Q_RET)
-    return cur.captures(body).get("r", [])
-
-
-# ``return f(x);`` is legal in a void function when f is void (the kernel does it): not flagged
-_Q_RET = ts.Query(LANG, "(return_statement [(identifier) (number_literal) (binary_expression) (string_literal) "
-                        "(unary_expression) (parenthesized_expression) (field_expression) (true) (false) (null) "
-                        "(pointer_expression) (subscript_expression) (char_literal) (cast_expression)]) @r")
 
 
 def analyze(text: str, known: frozenset[str] | None = None, closing: str = "") -> Tally:

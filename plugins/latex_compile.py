@@ -45,7 +45,13 @@ SHIMS = r"""\makeatletter
 \@ifundefined{externaldocument}{\def\externaldocument[#1]#2{}}{}
 \makeatother
 """
-MINIMAL = "\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\usepackage{amsthm}\n"
+# packages that only change the look (fonts, links, page): skipped, they double the compile time
+PRESENTATION = frozenset({"lmodern", "fontenc", "inputenc", "hyperref", "xr-hyper", "xr", "microtype",
+                          "geometry", "fullpage", "bookmark", "hyperxmp", "color", "xcolor", "graphicx"})
+MINIMAL = ("\\documentclass{article}\n\\usepackage{amsmath}\n\\usepackage{amssymb}\n\\usepackage{amsthm}\n"
+           + "".join(f"\\newtheorem{{{e}}}{{{e.title()}}}\n" for e in (
+               "theorem", "lemma", "proposition", "corollary", "definition", "example", "exercise", "remark",
+               "remarks", "situation", "conjecture")))
 
 
 def definition_lines(text: str) -> list[str]:
@@ -149,7 +155,8 @@ class Compiler:
                     "\\usepackage{amsmath}", "\\usepackage{amssymb}", "\\usepackage{amsthm}"]
             for d in definitions:
                 p = _PACKAGE.match(d)
-                if p and all(_available(x.strip(), "sty") for x in p.group(1).split(",")):
+                names = [x.strip() for x in p.group(1).split(",")] if p else []
+                if names and not PRESENTATION & set(names) and all(_available(x, "sty") for x in names):
                     head.append(d)
             body = [d for d in definitions if not d.startswith(("\\usepackage", "\\documentclass"))]
             candidates.append("\n".join(dict.fromkeys(head)) + "\n" + SHIMS + "\n".join(body) + "\n")

@@ -7,7 +7,7 @@ which is what keeps ``check`` above 10 MB/s.
 
 Two modes:
 
-* **document** (the text holds ``\\begin{document}``, or the caller asks): every closer must
+* **document** (the text starts with ``\\documentclass``, or the caller asks): every closer must
   match an opener in the text and everything must be closed at the end (stray/unclosed).
 * **window** (default for samples and held-out windows, which start and stop mid-document):
   the text is judged as a piece of a valid document. A closer when nothing opened *in the
@@ -135,8 +135,22 @@ class ScanResult:
         return "".join(out), prefix
 
 
-def _scan(text: str, document: bool, start: str) -> ScanResult:
+class _Abort(Exception):
+    """More errors than the caller cares about: this reading already lost."""
+
+
+def _scan(text: str, document: bool, start: str, limit: int | None = None) -> ScanResult | None:
+    """One reading of ``text`` assuming it starts in ``start`` mode; None once it has more
+    than ``limit`` errors (a reading that cannot win any more)."""
+    try:
+        return _read(text, document, start, limit)
+    except _Abort:
+        return None
+
+
+def _read(text: str, document: bool, start: str, limit: int | None) -> ScanResult:
     counts = dict.fromkeys(ERROR_KEYS, 0)
+    budget = [limit if limit is not None else -1]
     issues: list[tuple[str, str, int]] = []
     outer: list[tuple[str, str | None]] = []
     skipped: list[tuple[int, int]] = []
@@ -151,6 +165,9 @@ def _scan(text: str, document: bool, start: str) -> ScanResult:
 
     def err(kind: str, key: str, msg: str, off: int) -> None:
         counts[key] += 1
+        if budget[0] == 0:
+            raise _Abort
+        budget[0] -= 1
         issues.append((kind, msg, off))
 
     def unwind(i: int, off: int) -> None:
@@ -283,7 +300,10 @@ def _scan(text: str, document: bool, start: str) -> ScanResult:
             k = innermost(("env",))
             if k < 0:
                 if not document and all(f[2] < 0 for f in stack):
-                    if stack:  # the assumed outer math must close before the environment ends
+                    if stack and name in MATH_ENVS:  # the assumed outer display math was this one
+                        stack.clear()
+                        math = False
+                    elif stack and name in PARAGRAPH_ENVS:  # the assumed outer math must close first
                         unwind(-1, off)
                         math = False
                     outer.append(("env", name))
@@ -296,6 +316,9 @@ def _scan(text: str, document: bool, start: str) -> ScanResult:
                 deeper = [i for i in range(k) if stack[i][0] == "env" and stack[i][1] == name]
                 if deeper:
                     k = deeper[-1]
+                elif stack[k][1] == "document":  # inside the document nothing else is open
+                    err("env-stray", "env_stray", f"\\end{{{name}}} closes nothing opened here", off)
+                    continue
                 else:
                     err("env-mismatch", "env_mismatched", f"\\begin{{{stack[k][1]}}} ended by \\end{{{name}}}", off)
             unwind(k, off)
@@ -313,7 +336,7 @@ def _scan(text: str, document: bool, start: str) -> ScanResult:
                 if i > j and i >= 0:
                     unwind(i, off)
                     math = pop()
-                elif not document and only_outer():
+                elif not document and only_outer() and math:
                     outer.append(("left", None))
                 else:
                     err("right-unmatched", "leftright_errors", "\\right without \\left", off)
@@ -356,20 +379,27 @@ def _scan(text: str, document: bool, start: str) -> ScanResult:
 
 
 def is_document(text: str) -> bool:
-    """Whole documents are judged strictly; anything else as a window of one."""
-    return "\\begin{document}" in text or "\\documentclass" in text
+    """A text that starts a document is judged strictly; anything else as a window of one."""
+    head = text.lstrip()
+    return head.startswith(("\\documentclass", "\\input{preamble}"))
 
 
-def scan(text: str, document: bool | None = None) -> ScanResult:
-    """Scan ``text``; ``document`` None decides by whether it holds ``\\begin{document}``."""
+def scan(text: str, document: bool | None = None, start: str | None = None) -> ScanResult:
+    """Scan ``text``; ``document`` None decides by how it starts (see :func:`is_document`);
+    ``start`` None tries the text, inline-math and display-math starts of a window."""
     doc = is_document(text) if document is None else document
-    best = _scan(text, doc, "text")
-    if doc or best.errors == 0 or "$" not in text:
-        return best
-    for start in ("$", "$$"):
-        if start == "$$" and "$$" not in text:
-            continue
-        alt = _scan(text, doc, start)
-        if alt.errors < best.errors:
+    if doc or start is not None:
+        return _scan(text, doc, start or "text")
+    # a window may start inside inline or display math: quick tries first (each stops at its
+    # first error), then the full readings, each cut short once it cannot beat the best so far
+    starts = ("text", "$", "$$")
+    for start in starts:
+        r = _scan(text, False, start, limit=0)
+        if r is not None:
+            return r
+    best = _scan(text, False, "text")
+    for start in starts[1:]:
+        alt = _scan(text, False, start, limit=best.errors - 1)
+        if alt is not None:
             best = alt
     return best

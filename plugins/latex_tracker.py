@@ -28,7 +28,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from gen.core.domain import FREE, Constraint, Tracker
-from gen.plugins.latex_scan import MATH_ENVS, PARAGRAPH_ENVS, VERBATIM_ENVS
+from gen.plugins.latex_scan import MATH_ENVS, PARAGRAPH_ENVS, PLAIN_FORMULA, VERBATIM_ENVS
 
 NORMAL, CMD, COMMENT, VERBATIM, VERB, AWAIT_BRACE, ENVNAME, TEXT_AWAIT = range(8)
 LETTERS = frozenset(string.ascii_letters + "@")
@@ -41,8 +41,9 @@ MATH_KINDS = ("$", "$$", "\\[", "\\(")
 CLOSER = {"{": "}", "T{": "}", "$": "$", "$$": "$$", "\\[": "\\]", "\\(": "\\)", "left": "\\right."}
 _PLAIN_RUN = re.compile(r"[^\\{}$%\n]+")
 _LETTER_RUN = re.compile(r"[a-zA-Z@]+")
+_FORMULA = re.compile(PLAIN_FORMULA).match
+_NAME = re.compile(r"([^{}\\%$\n]*)\}").match
 _NAME_BAN = frozenset("{\\%$\n")
-_CMD_WATCH = frozenset({"", "end", "left", "right"})
 BRACES = ("{", "T{")
 _CMD_SPECIAL = frozenset({"begin", "end", "left", "right", "verb"}) | TEXT_CMDS
 
@@ -100,47 +101,73 @@ class LatexTracker(Tracker):
             self._cache[key] = c
         return c
 
+    def _normal_ban(self) -> tuple[str, ...]:
+        """What NORMAL mode bans in the current state (the next character read as text)."""
+        en, top = self.enabled, (self.stack[-1][0] if self.stack else None)
+        ban: tuple[str, ...] = ()
+        if "brace" in en and top not in BRACES:
+            ban += ("}",)
+        if "math" in en and self.math:
+            if top != "$" and top != "$$":
+                ban += ("$",)
+            if self.nl:
+                j = self._math_frame()
+                if j >= 0 and self.stack[j][0] != "T{":
+                    ban += ("\n",)
+        return ban
+
+    def _after(self, change) -> tuple[str, ...]:
+        """NORMAL bans in the state ``change`` leads to (the state itself is left as it was)."""
+        saved, math = list(self.stack), self.math
+        change()
+        ban = self._normal_ban()
+        self.stack, self.math = saved, math
+        return ban
+
+    def _ban(self, tag: str, ban: tuple[str, ...]) -> Constraint:
+        return self._cached((tag, *ban), ban=ban) if ban else FREE
+
     def constraint(self) -> Constraint:
         en = self.enabled
         mode = self.mode
         top = self.stack[-1][0] if self.stack else None
-        if self.dollar:  # the second $ of a closing $$ must follow
+        if self.dollar:  # the character after a $ decides $ or $$
             if top == "$$" and self.math and "math" in en:
-                return self._cached(("$$",), allow="$")
-            return FREE
+                return self._cached(("$$",), allow="$")  # the second $ of a closing $$
+            ban = tuple(c for c in self._after(self._dollar) if c != "$")  # a second $ makes $$: fine
+            return self._ban("dollar", ban)
         if mode == NORMAL:
-            ban = []
-            if "brace" in en and top not in ("{", "T{"):
-                ban.append("}")
-            if "math" in en and self.math:
-                if top not in ("$", "$$"):
-                    ban.append("$")
-                if self.nl:
-                    j = self._math_frame()
-                    if j >= 0 and self.stack[j][0] != "T{":
-                        ban.append("\n")
-            return self._cached((NORMAL, *ban), ban=ban) if ban else FREE
+            return self._ban("normal", self._normal_ban())
         if mode == CMD:
             cmd = self.cmd
-            if cmd == "":
-                ban = []
+            if cmd == "":  # the escaped character: only the math delimiters \[ \] \( \) matter
+                ban: tuple[str, ...] = ()
                 if "math" in en:
                     if self.math:
-                        ban += ["[", "("]
-                    j = self._math_frame()
-                    mk = self.stack[j][0] if j >= 0 else None
-                    if not (mk == "\\[" and top == "\\["):
-                        ban.append("]")
-                    if not (mk == "\\(" and top == "\\("):
-                        ban.append(")")
-                return self._cached((CMD, *ban), ban=ban) if ban else FREE
+                        ban += ("[", "(")
+                    if top != "\\[":
+                        ban += ("]",)
+                    if top != "\\(":
+                        ban += (")",)
+                return self._ban("escape", ban)
+            letters = self._cached(("letters",), allow=LETTERS)
             if cmd == "end" and "env" in en and top is not None and top != "env":
-                return self._cached(("letters",), allow=LETTERS)  # \end may not close over braces/math
-            if cmd == "right" and "leftright" in en and top != "left":
-                return self._cached(("letters",), allow=LETTERS)  # only \rightarrow and friends
-            if cmd == "left" and "leftright" in en and not self.math:
-                return self._cached(("letters",), allow=LETTERS)  # only \leftarrow and friends
-            return FREE
+                return letters  # \end may not close over braces or math
+            if cmd == "right":
+                if "leftright" in en and top != "left":
+                    return letters  # only \rightarrow and friends
+                return self._ban("normal", self._after(self._pop) if top == "left" else self._normal_ban())
+            if cmd == "left":
+                if "leftright" in en and not self.math:
+                    return letters  # only \leftarrow and friends
+                if self.math:
+                    return self._ban("normal", self._after(lambda: self.stack.append(("left", None, True))))
+            if cmd == "verb":
+                return FREE  # the next character is the delimiter
+            # the command ends at the next non-letter, which is then read as text
+            return self._ban("normal", self._normal_ban())
+        if mode == AWAIT_BRACE or mode == TEXT_AWAIT:  # anything but { and spaces is read as text
+            return self._ban("normal", self._normal_ban())
         if mode == ENVNAME:
             if self.begin:
                 if self.math and "math" in en:
@@ -162,15 +189,13 @@ class LatexTracker(Tracker):
     def feed(self, ch: str) -> None:
         mode = self.mode
         # check only where a ban is possible (the same cases constraint() tests), for speed
-        if self.dollar:
-            check = self.math
-        elif mode == NORMAL:
+        if mode == NORMAL and not self.dollar:
             check = (ch == "}" and not (self.stack and self.stack[-1][0] in BRACES)) or \
                     ((ch == "$" or ch == "\n") and self.math)
         elif mode == CMD:
-            check = ch not in LETTERS and self.cmd in _CMD_WATCH
+            check = ch not in LETTERS
         else:
-            check = mode == ENVNAME
+            check = mode != COMMENT and mode != VERBATIM and mode != VERB
         if check:
             c = self.constraint()
             if c is not FREE and ((c.allow is not None and ch not in c.allow) or ch in c.ban):
@@ -205,6 +230,10 @@ class LatexTracker(Tracker):
                         self.nl = True
                         i += 1
                         continue
+                    elif ch == "$" and not self.math and (m := _FORMULA(text, i)) is not None and m.end() < n:
+                        i = m.end()  # a whole $...$ without structure inside: nothing to check or keep
+                        self.nl = False
+                        continue
                     else:
                         self.feed(ch)
                         i += 1
@@ -221,6 +250,10 @@ class LatexTracker(Tracker):
                         if i < n and self.cmd not in _CMD_SPECIAL:
                             self.mode = NORMAL  # an ordinary command ends: its end reads as text
                             continue
+                elif mode == ENVNAME and (m := _NAME(text, i)) is not None and self._name_ok(m.group(1)):
+                    self.name += m.group(1)  # a whole name that breaks nothing: only its } is fed
+                    self.nl = False
+                    i = m.end() - 1
                 elif mode == COMMENT:
                     j = text.find("\n", i)
                     i = n if j < 0 else j
@@ -240,6 +273,14 @@ class LatexTracker(Tracker):
                     break
             self.feed(text[i])
             i += 1
+
+    def _name_ok(self, rest: str) -> bool:
+        """Would feeding ``rest`` (then }) to the environment name break nothing?"""
+        name = self.name + rest
+        if self.begin:
+            return not (self.math and "math" in self.enabled) or name in MATH_INNER_ENVS
+        env = self._innermost_env() if "env" in self.enabled else None
+        return env is None and not self.name or env == name
 
     def _pop(self) -> None:
         self.math = self.stack.pop()[2]
@@ -445,7 +486,7 @@ class LatexTracker(Tracker):
                 emit(next((end[k:] for k in range(len(end), 0, -1) if t.tail.endswith(end[:k])), end))
             elif mode == CMD:
                 top = t.stack[-1][0] if t.stack else None
-                if t.cmd == "end" and top not in (None, "env"):
+                if t.cmd == "end" and (top != "env" or t._innermost_env() is None):
                     emit("graf ")  # \end may not close over open braces or math: read it as \endgraf
                 elif t.cmd in ("begin", "end"):
                     emit("{")

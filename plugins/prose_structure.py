@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
+
 from gen.core.domain import FREE, Constraint, Tracker
 from gen.plugins.prose_text import (
     CLOSERS,
@@ -29,6 +30,7 @@ from gen.plugins.prose_text import (
 
 _CLOSE_OF = {**OPENERS, '"': '"', QUOTE_OPEN: QUOTE_CLOSE}
 _QUOTES = ('"', QUOTE_OPEN)
+_SPECIAL = frozenset(OPENERS) | frozenset(CLOSERS) | {'"', QUOTE_OPEN, QUOTE_CLOSE, "\n"}
 
 
 class ProseTracker(Tracker):
@@ -94,6 +96,10 @@ class ProseTracker(Tracker):
                 return
 
     def feed(self, ch: str) -> None:
+        if ch not in _SPECIAL:  # fast path: only special characters are ever banned or change the stack
+            if self.newlines and ch not in " \t":
+                self.newlines = 0
+            return
         if ch in self.constraint().ban:
             self._bad += 1
         if ch == "\n":

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from gen.core.domain import (
     CheckResult,
     CorpusSpec,
@@ -157,7 +158,10 @@ class WikiDomain(Domain):
             if stats is not None:
                 self._invention(view, start, stats, tally)
             if use_mwp and len(view) <= MWP_MAX_CHARS:
-                _mwparser(view, tally)
+                try:
+                    _mwparser(view, tally)
+                except (RecursionError, MemoryError, ValueError) as exc:  # deep nesting: no second opinion
+                    tally.issue("mwparser_gave_up", f"mwparserfromhell: {type(exc).__name__}", start)
         for unit, metric in _UNIT_METRIC.items():
             m[metric] = tally.share(unit)
         result.issues.extend(Issue(kind, msg, off, excerpt(sample, off)) for kind, msg, off in tally.issues)

@@ -74,9 +74,12 @@ def decoded_blocks(stream: BinaryIO, name: str, report: PrepareReport) -> Iterat
     decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
     first = True
     bad = 0
+    # read1: a decompressor returns what it has decoded so far, so a stream cut short loses
+    # only its last partial block, not the whole read
+    read = getattr(stream, "read1", stream.read)
     try:
         while True:
-            data = stream.read(BLOCK)
+            data = read(BLOCK)
             final = not data
             report.bytes_in += len(data)
             text = decoder.decode(data, final=final)

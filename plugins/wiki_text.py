@@ -36,7 +36,7 @@ _TPL_TOK = re.compile(r"\{\{|\}\}|\n")
 _EMPH_RUN = re.compile(r"'{2,}")
 _HEADING = re.compile(r"^=[^\n]*", re.M)
 _TABLE_TOK = re.compile(r"^[ \t:]*(\{\||\|\}(?!\}))", re.M)  # "|}}" ends a template parameter
-_REF_TOK = re.compile(r"(?:<|&lt;)(/?)ref\b((?:(?!&gt;)[^<>\n])*?)(/?)(?:>|&gt;)", re.I)
+_REF_TOK = re.compile(r"(?:<|&lt;)(/?)ref\b((?:(?!&gt;)[^<>\n]){0,300}?)(/?)(?:>|&gt;)", re.I)  # bounded: linear
 # a line inside a block template: "| param", "}}", a nested template, or "name = value"
 _TPL_CONTINUES = re.compile(r"[ \t]*(?:\||\}\}|\{\{|!|<|&lt;|\n|[^\n=|{}\[\]]{1,60}=)")
 _PARAM = re.compile(r"[^\n=|{}\[\]]{1,60}=")

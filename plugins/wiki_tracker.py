@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable
 
 import numpy as np
+
 from gen.core.domain import FREE, Constraint, Tracker
 from gen.plugins.wiki_xml import ELEMENTS, PARENTS
 
@@ -36,7 +37,7 @@ _OPAQUE_ESCAPED = [("&lt;!--", "--&gt;")] + [(f"&lt;{n}&gt;", f"&lt;/{n}&gt;")
                                             for n in ("math", "nowiki", "pre", "source", "code", "timeline")]
 _OPAQUE_RAW = frozenset({"math", "nowiki", "pre", "source", "code", "timeline"})
 _PLAIN = re.compile(r"[^<&\[\]{}|;\->]+")  # characters that never change the state in DATA mode
-_HEADING = re.compile(r"^=[^\n]*=[ \t]*$", re.M)
+_HEADING = re.compile(r"(?:^|(?<=>))=[^\n]*=[ \t]*$", re.M)  # a page's first line follows <text ...>
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s\[\]<>\"{}|]+", re.I)
 
 

@@ -78,6 +78,17 @@ def shared_prose() -> Path:
 
 # ---- prepare ----------------------------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def real_corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CorpusData]:
+    prose = shared_prose()
+    out = {}
+    for name, fname in [("shakespeare", "tinyshakespeare.txt"), ("warandpeace", "warpeace.txt")]:
+        path = tmp_path_factory.mktemp(name)
+        prepare(resolve_corpus(name), D, str(prose / fname), path)
+        out[name] = CorpusData(path)
+    return out
+
+
 def test_registered_with_manifests() -> None:
     assert isinstance(get_domain("prose"), ProseDomain)
     spec = resolve_corpus("prose")
@@ -108,15 +119,17 @@ def test_documents_from_a_tree(tmp_path: Path) -> None:
     assert len(report.notes) == 1 and "b.txt" in report.notes[0] and "Gutenberg" in report.notes[0]
 
 
-def test_prepare_real_files_unchanged(tmp_path: Path) -> None:
+def test_prepare_real_files_unchanged(real_corpora) -> None:
+    from gen.evals.copying import split_text
+
     prose = shared_prose()
     for name, fname in [("shakespeare", "tinyshakespeare.txt"), ("warandpeace", "warpeace.txt")]:
-        meta = prepare(resolve_corpus(name), D, str(prose / fname), tmp_path / name)
-        data = CorpusData(tmp_path / name)
+        data = real_corpora[name]
         original = (prose / fname).read_text(encoding="utf-8")
-        assert data.text("train") + data.text("val") == original + "\n"  # nothing changed but the separator
-        assert meta["val_chars"] == pytest.approx(0.1 * len(original), abs=2)
-        assert meta["report"]["notes"] == []
+        # nothing changed but the separator after the document
+        assert split_text(data, "train") + split_text(data, "val") == original + "\n"
+        assert data.meta["val_chars"] == pytest.approx(0.1 * len(original), abs=2)
+        assert data.meta["report"]["notes"] == []
 
 
 # ---- checks -----------------------------------------------------------------------------
@@ -167,10 +180,12 @@ def test_speaker_blocks_and_known_speakers() -> None:
     stats = ProseStats.from_text(PLAY)
     assert stats.play and stats.speakers == {"First Citizen", "All"}
     assert check(PLAY, stats).metrics["speaker_blocks"] == 1.0
-    broken = "All:\nYes.\n\nGHOSTLY KING:\n\nno speaker here\nat all\n\nFirst Citizen:\nNo.\n\nAll:\nAy.\n"
+    broken = ("All:\nYes.\n\nGHOSTLY KING:\n\nno speaker here\nat all\n\nFirst Citizen:\nNo.\n\n"
+              "All:\nAy.\nFirst Citizen:\nNay.\n\nAll:\nCome:\nspeak.\n\nAll:\nAy.\n")
     res = check(broken, stats)
-    assert res.metrics["speaker_blocks"] == pytest.approx(1 / 3)
-    assert res.metrics["speaker_known"] == pytest.approx(3 / 4)
+    assert res.metrics["speaker_blocks"] == pytest.approx(2 / 5)
+    assert any(i.kind == "speaker_block" and "second speaker" in i.message for i in res.issues)
+    assert res.metrics["speaker_known"] == pytest.approx(5 / 6)
     assert any(i.kind == "unknown_speaker" and "GHOSTLY KING" in i.message for i in res.issues)
     assert ProseStats.from_text(NOVEL).play is False
     assert check(NOVEL, ProseStats.from_text(NOVEL)).metrics["speaker_blocks"] is None
@@ -195,17 +210,6 @@ def test_check_never_raises() -> None:
 
 
 # ---- calibration on the real files --------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def real_corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CorpusData]:
-    prose = shared_prose()
-    out = {}
-    for name, fname in [("shakespeare", "tinyshakespeare.txt"), ("warandpeace", "warpeace.txt")]:
-        path = tmp_path_factory.mktemp(name)
-        prepare(resolve_corpus(name), D, str(prose / fname), path)
-        out[name] = CorpusData(path)
-    return out
-
 
 def _mean(results, name):
     vals = [r.metrics[name] for r in results if r.metrics.get(name) is not None]
@@ -266,13 +270,14 @@ def test_tracker_paragraphs_and_caching() -> None:
     assert t.closing() == ""  # the paragraph break ended it
     t.feed_text("Some (aside\n")
     assert "\n" in t.constraint().ban  # no paragraph break inside brackets
-    a, b = D.tracker(), D.tracker()
+    a = D.tracker()
     a.feed_text("x (y")
-    b.feed_text("(((z) w) v")
-    assert a.constraint() is not b.constraint() or a._key() == b._key()
-    c = D.tracker()
-    c.feed_text("q (r")
-    assert c.constraint() == a.constraint()
+    first = a.constraint()
+    a.feed_text(" (z [w] v) u")  # back to the same state: the very same Constraint object
+    assert a.constraint() is first
+    b = D.tracker()
+    b.feed_text("((q) r")
+    assert b.constraint() == first  # equal across trackers, so the sampler's mask cache hits
     only_quotes = ProseTracker(["quotes"])
     assert ")" not in only_quotes.constraint().ban and "\u201d" in only_quotes.constraint().ban
 
@@ -282,10 +287,9 @@ def test_tracker_never_flags_real_text() -> None:
     for fname in ["tinyshakespeare.txt", "warpeace.txt"]:
         text = (prose / fname).read_text(encoding="utf-8")
         t = D.tracker()
-        for ch in text:
-            assert ch not in t.constraint().ban or pytest.fail(f"{fname}: real text flagged at {ch!r}")
-            t.feed(ch)
-        assert t.violations() == 0 and len(t._cache) <= 12
+        t.feed_text(text)  # feed() counts every character the constraint of its state banned
+        assert t.violations() == 0, fname
+        assert t.closing() == "" and len(t._cache) <= 12
 
 
 # ---- features ---------------------------------------------------------------------------
@@ -298,7 +302,7 @@ def test_features_on_a_play_and_quotes() -> None:
     assert "".join(c for c, v in zip(text, f["in_speaker_name"], strict=True) if v) == "All:"
     assert "".join(c for c, v in zip(text, f["in_quotes"], strict=True) if v) == '"now'
     assert f["line_position"][text.index("S")] == 1 and f["line_position"][4] == 0
-    assert f["word_position"][text.index("k")] == 4 and f["word_position"][text.index(",")] == 0
+    assert f["word_position"][text.index("k")] == 5 and f["word_position"][text.index(",")] == 0
     assert f["after_punctuation"][text.index(",") + 1] == 1 and f["after_punctuation"][text.index('"')] == 0
 
 
@@ -325,11 +329,17 @@ def test_sweep_table_plot_and_the_temperature_trade_off(tmp_path: Path) -> None:
                         "vocab": vocab.to_dict(), "domain": "prose", "corpus": "x"})
     ctx = EvalContext(D)
     ctx._stats, ctx._stats_built = ProseStats.from_text(PLAY * 3), True
-    res = run_sweep(ckpt, ctx, [0.01, 3.0], n=3, length=300, seed=1, out_dir=tmp_path / "sweep")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a 32-unit model: thread hand-offs would cost more than the maths
+    try:
+        res = run_sweep(ckpt, ctx, [0.01, 3.0], n=2, length=200, seed=1, out_dir=tmp_path / "sweep")
+    finally:
+        torch.set_num_threads(threads)
     cold, hot = res.rows
-    assert cold["repeat_ngrams"] > 0.5 and cold["diversity"] < hot["diversity"]
-    assert hot["word_train"] < 0.5
-    assert "repeat_ngrams" in res.table() and res.table().count("\n") == 3
+    # the generic metrics come through the eval pipeline beside the domain's own
+    assert cold["repetition"] > 0.5 and cold["diversity"] < 0.5 < hot["diversity"]
+    assert hot["word_train"] < 0.5 and hot["invented"] > 0.5
+    assert "word_train" in res.table() and res.table().count("\n") == 3
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["temperatures"] == [0.01, 3.0] and len(saved["rows"]) == 2
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"

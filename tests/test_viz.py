@@ -26,7 +26,7 @@ from gen.core.plugins import load_plugins, register_plugin, unregister_plugin
 from gen.core.vocab import Vocab
 from gen.evals import viz_commands
 from gen.evals.neurons import correlate, find_cells
-from gen.evals.viz import Trace, render_page, page_data, trace
+from gen.evals.viz import Trace, page_data, render_page, trace
 
 HOSTILE = "</script><script>document.body.setAttribute('data-pwned','1')</script><!-- <b>&amp;"
 CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -115,6 +115,7 @@ def test_page_keeps_hostile_text_inert_and_round_trips_it():
     page = render_page(page_data(_small_trace(text), f"title {HOSTILE}", {"src": "<i>x</i>"}))
     assert page.count("<script") == 2 and page.count("</script>") == 2  # only the data block and ours
     assert "<b>" not in page and "<i>" not in page and "&lt;/script&gt;" in page  # the title, escaped
+    assert not re.search(r"\b(src|href)\s*=", page)  # nothing is fetched when the page is viewed
     block = re.search(r'<script type="application/json" id="data">(.*?)</script>', page, re.S).group(1)
     data = json.loads(block)
     assert data["text"] == text and data["title"] == f"title {HOSTILE}"
@@ -132,7 +133,7 @@ def test_page_embeds_pinned_and_most_varying_cells_when_over_budget():
 # ---- the commands on a tiny trained model -----------------------------------------------------
 
 TRAIN = ["--layers", "2", "--hidden", "16", "--embd", "8", "--batch-size", "4", "--seq-len", "16",
-         "--eval-every", "20", "--sample-every", "20", "--max-steps", "40",
+         "--eval-every", "10", "--sample-every", "10", "--max-steps", "20",
          "--quiet", "--device", "cpu"]
 
 
@@ -216,6 +217,8 @@ def test_viz_command_from_corpus_and_names_domain(trained, gen_cli, tmp_path: Pa
     data = json.loads(re.search(r'id="data">(.*?)</script>', page, re.S).group(1))
     assert "v.html" in out and len(data["text"]) == 300 and data["text"] == data["text"].lstrip("\n")
     assert data["pinned"][0]["cell"] == "1:h:4" and "val split" in data["info"]["text"]
+    bad = CliRunner().invoke(cli, ["--workspace", ws, "viz", ckpt, "--cell", "2:c:0"])
+    assert bad.exit_code == 1 and "has layers 0-1, kinds c/h and units 0-15" in bad.output
     gen_cli("--workspace", ws, "neurons", ckpt, "--corpus", "names", "--chars", "2000", "--out", str(tmp_path / "n"))
     names = json.loads((tmp_path / "n" / "neurons.json").read_text())
     assert set(names["features"]) == {"position_in_name", "is_newline"}
@@ -231,13 +234,22 @@ def test_report_page_escapes_samples_and_inlines_the_plot(trained, gen_cli, tmp_
     page = (run / "report.html").read_text(encoding="utf-8")
     assert "<script" not in page and "&lt;/script&gt;&lt;script&gt;" in page
     png = base64.b64decode(re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1))
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-    assert page.count("<details") >= 4 and "step 20 · train loss" in page and "step 99 · train loss 1.234" in page
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and re.findall(r'src="([a-z]+):', page) == ["data"]
+    assert page.count("<details") >= 4 and "step 10 · train loss" in page and "step 99 · train loss 1.234" in page
     best = min(json.loads(x)["val_loss"] for x in (run / "metrics.jsonl").read_text().splitlines() if "val_loss" in x)
     assert f"{best:.4f} nats ({best / math.log(2):.3f} bpc)" in page
 
 
 # ---- in a real browser ------------------------------------------------------------------------
+
+PROBE = """<script>(function () {
+  var span = document.querySelectorAll("#text span")[10], tip = document.getElementById("tip");
+  span.dispatchEvent(new MouseEvent("mouseover", {bubbles: true}));
+  var out = {tip: [tip.hidden, tip.querySelectorAll(".g").length], hashes: []}, step = document.querySelectorAll("#controls button");
+  step[1].click(); out.hashes.push(location.hash); step[0].click(); out.hashes.push(location.hash);
+  document.body.setAttribute("data-probe", JSON.stringify(out));
+})();</script>"""
+
 
 def _chromium(url: str, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
     cmd = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -282,8 +294,11 @@ class _Dom(HTMLParser):
 
 @needs_chromium
 def test_browser_renders_20000_chars_coloured_by_the_linked_cell(neurons_out, trained, tmp_path: Path):
-    link = neurons_out["json"]["features"]["column"]["link"]
-    res = _chromium("file://" + link + "&pos=30", tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom")
+    page, cell = neurons_out["json"]["features"]["column"]["link"].split("#cell=")
+    # as a user would: hover a character, step to the next cell and back (leaves the state as it was)
+    probed = tmp_path / "viz.html"
+    probed.write_text(Path(page).read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
+    res = _chromium(f"file://{probed}#cell={cell}&pos=30", tmp_path, "--enable-logging=stderr", "--v=0", "--dump-dom")
     dom = _Dom()
     dom.feed(res.stdout)
     assert dom.body.get("data-ready") == "1", res.stderr[-2000:]
@@ -291,10 +306,12 @@ def test_browser_renders_20000_chars_coloured_by_the_linked_cell(neurons_out, tr
     text = trained["text"].read_text(encoding="utf-8")
     assert "".join(dom.text) == text.replace("\n", "\u21b5\n") and HOSTILE in "".join(dom.text)
     assert dom.coloured > 0.9 * len(text)  # every character carries the cell's colour
-    cell = neurons_out["json"]["features"]["column"]["cell"]
     info = "".join(dom.info)
     assert f"cell {cell} — " in info and "column r=" in info
-    assert dom.guess_rows == 61 * 5  # the strip: 61 columns around position 30, 5 guesses each
+    assert dom.guess_rows == 61 * 5 + 5  # the strip (61 columns around position 30) and the tooltip
+    probe = json.loads(dom.body["data-probe"])
+    assert probe["tip"] == [False, 5] and probe["hashes"][1] == f"#cell={cell}&pos=30", probe
+    assert probe["hashes"][0] != probe["hashes"][1]
     ms = float(dom.body["data-render-ms"])
     print(f"20,000 characters rendered in {ms:.0f} ms (page load {dom.body['data-load-ms']} ms)")
     assert ms < 10_000
