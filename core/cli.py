@@ -230,28 +230,47 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
 
 @cli.command("eval")
 @click.argument("domain_name", metavar="DOMAIN")
-@click.argument("samples", type=click.Path())
+@click.argument("samples", type=click.Path(), required=False)
 @click.option("--against", help="training corpus to compare with (novelty, invented words, real-text baseline)")
+@click.option("--checkpoint", help="temperature sweep: sample from this checkpoint (or corpus name) instead")
+@click.option("--temperatures", default="0.2,0.5,0.8,1.0,1.3", show_default=True,
+              help="temperature sweep: comma-separated temperatures")
+@click.option("-n", "--num", default=8, show_default=True, help="temperature sweep: samples per temperature")
+@click.option("--length", default=800, show_default=True, help="temperature sweep: characters per sample")
+@click.option("--seed", default=0, show_default=True, help="temperature sweep: sampling seed")
 @click.option("--out", type=click.Path(file_okay=False), help="folder for records.jsonl and summary.json")
 @click.option("--json", "as_json", is_flag=True, help="print the summary JSON to stdout")
 @click.option("--gcc", is_flag=True, help="c: also run gcc -fsyntax-only")
 @click.option("--compile", "compile_", is_flag=True, help="latex: also compile with pdflatex")
 @click.option("--no-baseline", is_flag=True, help="skip the real/corrupted reference columns")
-def eval_cmd(domain_name: str, samples: str, against: str | None, out: str | None, as_json: bool, gcc: bool,
+def eval_cmd(domain_name: str, samples: str | None, against: str | None, checkpoint: str | None,
+             temperatures: str, num: int, length: int, seed: int, out: str | None, as_json: bool, gcc: bool,
              compile_: bool, no_baseline: bool) -> None:
-    """Score samples (a .txt, .jsonl or directory) for structural validity."""
+    """Score samples (a .txt, .jsonl or directory) for structural validity, or with --checkpoint
+    sweep temperatures: sample at each and score every set (table, JSON and PNG)."""
     from gen.core.registry import get_domain
     from gen.evals.report import evaluate, format_table, write_report
     from gen.evals.samples import read_samples
 
     domain = get_domain(domain_name)
+    ctx = pipeline.eval_context(domain, against, _ws(), {"gcc": gcc, "compile": compile_})
+    out_dir = Path(out) if out else _ws() / "evals" / f"{domain.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if checkpoint:
+        from gen.evals.sweep import run_sweep
+
+        temps = [float(t) for t in temperatures.split(",") if t.strip()]
+        target = str(pipeline.load_model(checkpoint, _ws()).path)
+        res = run_sweep(target, ctx, temps, num, length, seed, out_dir, log=lambda m: click.echo(m, err=True))
+        click.echo(json.dumps(res.to_dict(), indent=2) if as_json else res.table())
+        click.echo(f"wrote {out_dir}/sweep.json, sweep.txt, sweep.png", err=True)
+        return
+    if samples is None:
+        raise GenError("give a SAMPLES file/folder, or --checkpoint for a temperature sweep")
     texts = read_samples(samples, per_line=domain.samples_per_line)
     if not texts:
         raise GenError(f"no samples found in {samples}")
-    ctx = pipeline.eval_context(domain, against, _ws(), {"gcc": gcc, "compile": compile_})
     report = evaluate(domain, texts, ctx, baseline=not no_baseline)
     report.meta["samples"] = str(samples)
-    out_dir = Path(out) if out else _ws() / "evals" / f"{domain.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     rec, summ = write_report(report, out_dir)
     if as_json:
         click.echo(json.dumps(report.summary(), indent=2, ensure_ascii=False))

@@ -19,7 +19,7 @@ from gen.core.hookspecs import hookimpl
 @click.option("--seconds-per-case", type=float, default=None,
               help="time budget per config (default 60; a variant always gets at least 2 timed blocks)")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda when present), cpu, cuda")
-@click.option("--precisions", default="fp32,bf16", show_default=True, help="training precisions")
+@click.option("--precisions", default="fp32,bf16", show_default=True, help="training precisions; none = sampling only")
 @click.option("--rounds", type=int, default=None, help="interleaved rounds per variant (default 3, quick 2)")
 @click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default, all cores)")
 def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_case: float | None, device: str,
@@ -28,10 +28,11 @@ def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_ca
     from gen.core.errors import GenError
     from gen.evals.bench import format_report, run_bench
 
-    precs = tuple(p.strip() for p in precisions.split(",") if p.strip())
+    precs = tuple(p.strip() for p in precisions.split(",") if p.strip() and p.strip() != "none")
     bad = [p for p in precs if p not in ("fp32", "bf16")]
-    if bad or not precs:
-        raise click.BadParameter(f"{', '.join(bad) or 'nothing'}: use fp32 and/or bf16", param_hint="--precisions")
+    if bad or not (precs or precisions == "none"):
+        raise click.BadParameter(f"{', '.join(bad) or 'nothing'}: use fp32 and/or bf16 (none: sampling only)",
+                                 param_hint="--precisions")
     try:
         result = run_bench(configs, quick, seconds_per_case, device, precs, rounds, threads,
                            log=lambda msg: click.echo(msg, err=True))

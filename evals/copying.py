@@ -183,13 +183,8 @@ _cache: dict[tuple[str, int, float], CopyIndex] = {}
 
 
 def split_text(data: CorpusData, split: str = "train", max_chars: int | None = None) -> str:
-    """A split's text decoded with numpy (a code-point table lookup), which is far faster than
-    decoding id by id for the megabytes a copy index or corpus statistics need."""
-    ids = data.ids(split)
-    if max_chars:
-        ids = ids[:max_chars]
-    table = np.array([ord(c) for c in data.vocab.chars], dtype=np.uint32)
-    return table[np.asarray(ids)].tobytes().decode("utf-32-le")
+    """A split's text (Vocab.decode does one numpy table lookup for the megabytes needed here)."""
+    return data.text(split, max_chars)
 
 
 def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:

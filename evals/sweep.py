@@ -41,36 +41,11 @@ def diversity(samples: Sequence[str], window: int = DIVERSITY_WINDOW) -> float |
 
 def score_set(domain: Domain, samples: list[str], ctx: EvalContext) -> tuple[dict[str, float | None], dict[str, bool]]:
     """Summary values and higher-is-better flags of one set, through the eval pipeline's scorer
-    (domain checks + generic metrics); falls back to averaging ``domain.check`` alone."""
-    try:
-        from gen.evals.report import evaluate_samples  # the lead's planned one-call API
-    except ImportError:
-        evaluate_samples = None
-    if evaluate_samples is not None:
-        summary = evaluate_samples(domain, samples, ctx)
-        metrics = summary.get("metrics", summary)
-        values = {k: (v.get("value") if isinstance(v, dict) else v) for k, v in metrics.items()}
-        better = {k: bool(v.get("higher_is_better", True)) for k, v in metrics.items() if isinstance(v, dict)}
-        return values, better
-    try:
-        from gen.evals.report import score
-    except ImportError:
-        score = None
-    if score is not None:
-        scored = score(domain, samples, ctx)
-        return dict(scored.values), {k: s.higher_is_better for k, s in scored.specs.items()}
-    values: dict[str, float | None] = {}
-    for spec in domain.metrics:
-        vals = []
-        for s in samples:
-            try:
-                v = domain.check(s, ctx).metrics.get(spec.name)
-            except Exception:  # noqa: BLE001 - a raising check loses its value, not the sweep
-                v = None
-            if v is not None:
-                vals.append(v)
-        values[spec.name] = sum(vals) / len(vals) if vals else None
-    return values, {s.name: s.higher_is_better for s in domain.metrics}
+    (domain checks + generic metrics)."""
+    from gen.evals.report import score
+
+    scored = score(domain, samples, ctx)
+    return dict(scored.values), {k: s.higher_is_better for k, s in scored.specs.items()}
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 Each function makes one kind of mistake at a random place (and returns the text unchanged when
 it has no place for it): an ``\\end`` renamed (begin proof, end lemma), an ``\\end`` dropped, a
-brace or a ``$`` dropped, a ``\\right`` dropped, a command misspelt, a reference to a label that
-does not exist. :func:`corrupt` makes one of each kind, so corrupted text scores worse on every
-check than the real text it came from.
+brace or a ``$`` dropped, a ``\\right`` dropped, a command misspelt, an environment renamed
+throughout, a reference to a label that does not exist. :func:`corrupt` makes one of each kind,
+so corrupted text scores worse on every check than the real text it came from.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 ENV_NAMES = ("proof", "lemma", "enumerate", "definition", "theorem", "remark", "itemize", "equation")
 _END = re.compile(r"\\end\{([^{}\n]*)\}")
+_ENV = re.compile(r"\\(begin|end)\{([^{}\n]+)\}")
 _BRACE = re.compile(r"(?<!\\)[{}]")
 _DOLLAR = re.compile(r"(?<!\\)\$")
 _RIGHT = re.compile(r"\\right(?![a-zA-Z])")
@@ -74,9 +75,19 @@ def invent_reference(text: str, rng: random.Random) -> str:
     return text if m is None else text[:m.end(1)] + "q" + text[m.end(1):]
 
 
+def invent_environment(text: str, rng: random.Random) -> str:
+    """Every \\begin/\\end of one environment renamed alike (lemma -> lemmaq): still balanced,
+    but an environment the corpus never uses."""
+    m = _pick(_ENV, text, rng)
+    if m is None or m.group(2) == "document":
+        return text
+    name = re.escape(m.group(2))
+    return re.sub(r"(\\(?:begin|end)\{)" + name + r"\}", lambda k: k.group(1) + m.group(2) + "q}", text)
+
+
 DAMAGES: tuple[Callable[[str, random.Random], str], ...] = (
-    rename_end, drop_end, drop_brace, drop_brace, drop_dollar, drop_dollar, drop_right, misspell_command,
-    invent_reference)
+    invent_environment, rename_end, drop_end, drop_brace, drop_brace, drop_dollar, drop_dollar, drop_right,
+    misspell_command, invent_reference)
 
 
 def corrupt(text: str, rng: random.Random) -> str:

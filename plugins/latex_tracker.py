@@ -280,7 +280,7 @@ class LatexTracker(Tracker):
         if self.begin:
             return not (self.math and "math" in self.enabled) or name in MATH_INNER_ENVS
         env = self._innermost_env() if "env" in self.enabled else None
-        return env is None and not self.name or env == name
+        return env is None or env == name
 
     def _pop(self) -> None:
         self.math = self.stack.pop()[2]

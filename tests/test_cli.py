@@ -38,6 +38,11 @@ def test_prepare_train_sample_eval(ws: Path, names_file: Path, run, tmp_path: Pa
     records = (tmp_path / "ev" / "records.jsonl").read_text().splitlines()
     assert len(records) == 12 and json.loads(records[0])["index"] == 0
 
+    out = run("eval", "names", "--checkpoint", "names", "--temperatures", "0.1,1.5", "-n", "6", "--length", "40",
+              "--against", "names", "--out", str(tmp_path / "sweep")).output
+    assert "0.1" in out and "1.5" in out and "unique_share" in out
+    assert {p.name for p in (tmp_path / "sweep").iterdir()} >= {"sweep.json", "sweep.txt", "sweep.png"}
+
 
 def test_sample_from_checkpoint_alone(ws: Path, names_file: Path, run, tmp_path: Path):
     run("prepare", "names", "--src", str(names_file))

@@ -209,6 +209,8 @@ def test_corruptions_do_what_they_say():
     assert latex_corrupt.drop_dollar(text, rng).count("$") == 1
     assert "\\right" not in latex_corrupt.drop_right(text, rng)
     assert latex_corrupt.invent_reference(text, rng).count("\\ref{xq}") == 1
+    renamed = latex_corrupt.invent_environment(text, rng)
+    assert renamed.count("{lemmaq}") == 2 and scan(renamed).errors == 0
     assert latex_corrupt.corrupt("plain words", rng) == "plain words"
 
 
@@ -363,12 +365,13 @@ def test_calibration_real_windows_vs_corrupted(stacks_data):
     # real text is (nearly) clean on every check ...
     assert r["structure_ok"] >= 0.95 and r["pylatexenc_ok"] >= 0.9
     for name in ("env_mismatched", "env_unclosed", "brace_errors", "math_errors", "leftright_errors",
-                 "refs_unknown", "invented_macros"):
+                 "refs_unknown", "invented_macros", "invented_envs"):
         assert r[name] <= 0.05, (name, r[name])
     # ... and the corrupted copy is clearly worse on each of them
     assert c["structure_ok"] <= 0.3 and c["pylatexenc_ok"] <= 0.5
     for name, floor in (("env_mismatched", 0.3), ("env_unclosed", 0.05), ("brace_errors", 0.5),
-                        ("math_errors", 0.5), ("refs_unknown", 0.2), ("invented_macros", 0.8)):
+                        ("math_errors", 0.5), ("refs_unknown", 0.2), ("invented_macros", 0.8),
+                        ("invented_envs", 0.3)):
         assert c[name] >= floor and c[name] >= r[name] + floor / 2, (name, r[name], c[name])
     right = [t for t in real if "\\right" in t]  # \left/\right: only windows that have a pair
     if right:
