@@ -36,7 +36,15 @@ FORMAT = 1
 
 def _count_chars(text: str, counts: dict[int, int]) -> None:
     cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    uniq, n = np.unique(cps, return_counts=True)
+    if len(cps) == 0:
+        return
+    top = int(cps.max())
+    if top < 1 << 17:  # the usual case: bincount is ~2x faster than unique
+        hist = np.bincount(cps, minlength=top + 1)
+        uniq = np.nonzero(hist)[0]
+        n = hist[uniq]
+    else:
+        uniq, n = np.unique(cps, return_counts=True)
     for cp, k in zip(uniq.tolist(), n.tolist(), strict=True):
         counts[cp] = counts.get(cp, 0) + k
 

@@ -78,15 +78,24 @@ class Vocab:
         return out
 
     def encode_array(self, text: str) -> np.ndarray:
-        """Vectorised encode for large in-vocabulary chunks (unknowns go through the policy)."""
-        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32).astype(np.int64)
-        idx = np.searchsorted(self._cps, cps)
-        idx = np.minimum(idx, len(self._cps) - 1)
-        bad = self._cps[idx] != cps
+        """Vectorised encode for large chunks: a dense code point -> id table, one gather per chunk
+        (unknown characters, marked -1, go through the policy)."""
+        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        lut = self._lut()
+        inside = cps < len(lut)
+        ids = lut[np.where(inside, cps, 0)]
+        bad = (ids < 0) | ~inside
         if bad.any():
             for pos in np.nonzero(bad)[0]:
-                idx[pos] = self.stoi[self.map_unknown(chr(cps[pos]))]
-        return idx.astype(self.dtype)
+                ids[pos] = self.stoi[self.map_unknown(chr(cps[pos]))]
+        return ids.astype(self.dtype)
+
+    def _lut(self) -> np.ndarray:
+        if getattr(self, "_lut_cache", None) is None:
+            lut = np.full(int(self._cps.max()) + 1, -1, dtype=np.int32)
+            lut[self._cps] = np.arange(len(self._cps), dtype=np.int32)
+            self._lut_cache = lut
+        return self._lut_cache
 
     def decode(self, ids: Iterable[int]) -> str:
         if isinstance(ids, np.ndarray):  # megabytes of ids: one table lookup, no Python loop

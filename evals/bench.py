@@ -17,9 +17,6 @@ every variant alike. Figures are medians over blocks.
 
 from __future__ import annotations
 
-import math
-import os
-import platform
 import statistics
 import tempfile
 import time
@@ -40,6 +37,7 @@ from gen.core.model import CharRNN, ModelArgs, flops_per_char
 from gen.core.sample import SampleOptions, generate
 from gen.core.train import autocast_for, pick_device, train
 from gen.core.vocab import Vocab
+from gen.evals.bench_machine import loadavg, machine_info, matmul_peak, peak_mb, reset_peak, sync
 
 VOCAB = 65  # tiny-shakespeare's character count: char-rnn's benchmark data
 PRESETS = {"2x128": (32, 64), "2x512": (100, 100), "3x512": (100, 100)}  # config -> (batch, seq)
@@ -74,78 +72,6 @@ def parse_config(text: str) -> Case:
     except ValueError:
         raise ValueError(f"bad config {text!r}: use LAYERSxHIDDEN[:BATCHxSEQ], e.g. 2x512 or 2x512:100x100") from None
     return Case(text.strip(), n_layer, n_hidden, batch, seq)
-
-
-# ---------------------------------------------------------------------------------------- machine
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        return
-    try:  # "5" resets the process's peak RSS (Linux >= 4.0), so each block gets its own peak
-        with open("/proc/self/clear_refs", "w") as fh:
-            fh.write("5")
-    except OSError:
-        pass
-
-
-def _peak_mb(device: torch.device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2**20 if platform.system() == "Darwin" else peak / 1024
-
-
-def matmul_peak(device: torch.device, dtype: torch.dtype, max_n: int, seconds: float = 0.3) -> dict[str, Any]:
-    """Best FLOP/s of square matmuls. The size adapts so one try lasts about ``seconds`` (a CPU
-    without native bf16 runs bf16 matmuls orders of magnitude slower than fp32)."""
-    def rate(n: int, reps: int) -> float:
-        a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
-        torch.matmul(a, b)
-        _sync(device)
-        t = time.perf_counter()
-        for _ in range(reps):
-            torch.matmul(a, b)
-        _sync(device)
-        return 2 * n**3 * reps / max(time.perf_counter() - t, 1e-9)
-
-    probe = rate(256, 2)
-    n = int(min(max_n, max(256, (seconds * probe / 2) ** (1 / 3))) // 128 * 128)
-    reps = max(1, int(seconds * probe / (2 * n**3)))
-    best = max(rate(n, reps) for _ in range(3))
-    return {"flops": best, "n": n}
-
-
-def machine_info(device: torch.device) -> dict[str, Any]:
-    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
-            "device": str(device), "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-            "cpu": _cpu_name(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    if device.type == "cuda":
-        info.update(gpu=torch.cuda.get_device_name(device), cudnn=torch.backends.cudnn.version(),
-                    cudnn_tf32=torch.backends.cudnn.allow_tf32, matmul_tf32=torch.backends.cuda.matmul.allow_tf32)
-    return info
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 # ------------------------------------------------------------------------------------ baselines
@@ -214,7 +140,7 @@ def ref_runner(case: Case, batches: StreamBatches, device: torch.device, precisi
             loss.backward()
             opt.step()
             state = _detach(state)
-        _sync(device)
+        sync(device)
 
     return run
 
@@ -242,7 +168,8 @@ class Interleaver:
         self.others, self.device, self.rounds, self.warm = others, device, rounds, warm
         self.budget_s, self.block_s = budget_s, budget_s / (rounds * (1 + len(others)))
         self.names = ["ours", *others]
-        self.step_s: dict[str, list[float]] = {n: [] for n in self.names}  # seconds/step per block
+        # per block: (wall seconds, CPU seconds of this process) per step
+        self.step_s: dict[str, list[tuple[float, float]]] = {n: [] for n in self.names}
         self.peak: dict[str, float] = dict.fromkeys(self.names, 0.0)
         self.k: dict[str, int] = {}
         self.t0 = self.last = time.perf_counter()
@@ -267,14 +194,15 @@ class Interleaver:
             return False
         if step < self.end_step:
             return False
-        self.step_s["ours"].append((now - self.start) / self.k["ours"])
-        self.peak["ours"] = max(self.peak["ours"], _peak_mb(self.device))
+        cpu, k = time.process_time(), self.k["ours"]
+        self.step_s["ours"].append(((now - self.start) / k, (cpu - self.start_cpu) / k))
+        self.peak["ours"] = max(self.peak["ours"], peak_mb(self.device))
         for name, run in self.others.items():
-            _reset_peak(self.device)
-            t = time.perf_counter()
-            run(self.k[name])
-            self.step_s[name].append((time.perf_counter() - t) / self.k[name])
-            self.peak[name] = max(self.peak[name], _peak_mb(self.device))
+            reset_peak(self.device)
+            t, c, k = time.perf_counter(), time.process_time(), self.k[name]
+            run(k)
+            self.step_s[name].append(((time.perf_counter() - t) / k, (time.process_time() - c) / k))
+            self.peak[name] = max(self.peak[name], peak_mb(self.device))
         self.done_rounds += 1
         over = time.perf_counter() - self.t0 > self.budget_s and self.done_rounds >= 2
         if self.done_rounds >= self.rounds or over:
@@ -284,9 +212,9 @@ class Interleaver:
         return False
 
     def _start_ours(self, step: int) -> None:
-        _reset_peak(self.device)
+        reset_peak(self.device)
         self.end_step = step + self.k["ours"]
-        self.start = time.perf_counter()
+        self.start, self.start_cpu = time.perf_counter(), time.process_time()
 
 
 def bench_training(case: Case, device: torch.device, precision: str, rounds: int, budget_s: float,
@@ -308,11 +236,14 @@ def bench_training(case: Case, device: torch.device, precision: str, rounds: int
     chars = case.batch * case.seq
     out: dict[str, Any] = {}
     for name in inter.names:
-        cps = [chars / s for s in inter.step_s[name]]
+        cps = [chars / wall for wall, _ in inter.step_s[name]]
         out[name] = {"chars_per_s": statistics.median(cps), "blocks": [round(c, 1) for c in cps],
+                     # chars per CPU-second of this process: steadier than wall time on a shared machine
+                     "chars_per_cpu_s": statistics.median(chars / max(cpu, 1e-9) for _, cpu in inter.step_s[name]),
                      "steps_per_block": inter.k[name], "peak_mem_mb": round(inter.peak[name], 1)}
-    out["ratio_ref"] = out["ours"]["chars_per_s"] / out["ref"]["chars_per_s"]
-    out["ratio_cell"] = out["ours"]["chars_per_s"] / out["cell"]["chars_per_s"]
+    for name in inter.others:  # paired: each of our blocks against the other variant's next block
+        out[f"ratio_{name}"] = statistics.median(b / a for (a, _), (b, _) in
+                                                 zip(inter.step_s[name], inter.step_s["ours"], strict=True))
     return out
 
 
@@ -345,15 +276,19 @@ def bench_sampling(case: Case, rounds: int, budget_s: float) -> dict[str, Any]:
         per_char = (time.perf_counter() - t) / 8
         lengths[name] = max(8, int(budget_s / (rounds * len(runs)) / per_char))
     cps: dict[str, list[float]] = {name: [] for name in runs}
+    cpu_cps: dict[str, list[float]] = {name: [] for name in runs}
     for _ in range(rounds):
         for name, fn in runs.items():
-            streams = int(name.rsplit("_", 1)[1])
-            t = time.perf_counter()
+            chars = int(name.rsplit("_", 1)[1]) * lengths[name]
+            t, c = time.perf_counter(), time.process_time()
             fn(lengths[name])
-            cps[name].append(streams * lengths[name] / (time.perf_counter() - t))
-    out = {name: {"chars_per_s": statistics.median(v), "blocks": [round(c, 1) for c in v],
-                  "length": lengths[name]} for name, v in cps.items()}
-    out["speedup_1"] = out["ours_1"]["chars_per_s"] / out["nn_lstm_1"]["chars_per_s"]
+            cps[name].append(chars / (time.perf_counter() - t))
+            cpu_cps[name].append(chars / max(time.process_time() - c, 1e-9))
+    out: dict[str, Any] = {
+        name: {"chars_per_s": statistics.median(v), "blocks": [round(c, 1) for c in v],
+               "chars_per_cpu_s": statistics.median(cpu_cps[name]), "length": lengths[name]}
+        for name, v in cps.items()}
+    out["speedup_1"] = statistics.median(a / b for a, b in zip(cps["ours_1"], cps["nn_lstm_1"], strict=True))
     return out
 
 
@@ -369,12 +304,12 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
     cases = [parse_config(c) for c in (configs or (QUICK_CONFIGS if quick else DEFAULT_CONFIGS)).split(",") if c]
     seconds = seconds_per_case if seconds_per_case is not None else (1.0 if quick else 60.0)
     rounds = rounds or (2 if quick else 3)
-    load0, wall0, cpu0 = _loadavg(), time.perf_counter(), time.process_time()
+    load0, wall0, cpu0 = loadavg(), time.perf_counter(), time.process_time()
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(dev),
                               "quick": quick, "seconds_per_case": seconds, "rounds": rounds,
                               "flop_formula": FLOP_FORMULA, "vocab": VOCAB, "peak": {}, "cases": []}
     max_n = (1024 if quick else 8192) if dev.type == "cuda" else (256 if quick else 2048)
-    for prec in precisions:
+    for prec in dict.fromkeys(("fp32", *precisions)):  # fp32 always: sampling runs in fp32
         dtype = torch.float32 if prec == "fp32" else torch.bfloat16
         result["peak"][prec] = matmul_peak(dev, dtype, max_n, 0.05 if quick else 0.3)
         log(f"matmul peak {prec}: {result['peak'][prec]['flops'] / 1e9:,.1f} GFLOP/s "
@@ -396,20 +331,17 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
                     tr[name]["pct_peak"] = 100 * tr[name]["flops_per_s"] / peak
                 entry["train"][prec] = tr
             log(f"{case.name}: sampling ...")
-            entry["sample"] = bench_sampling(case, rounds, 0.2 * seconds)
+            entry["sample"] = sample = bench_sampling(case, rounds, 0.2 * seconds)
+            for n in STREAMS:  # sampling runs on the CPU: a GPU run's peak does not apply
+                cps = sample[f"ours_{n}"]["chars_per_s"]
+                sample[f"ours_{n}"]["pct_peak"] = (100 * cps * entry["flops_per_char_sample"] / result["peak"]["fp32"]
+                                                   ["flops"] if dev.type == "cpu" else None)
             result["cases"].append(entry)
     wall = time.perf_counter() - wall0
-    result["load"] = {"loadavg_start": load0, "loadavg_end": _loadavg(), "wall_s": round(wall, 1),
+    result["load"] = {"loadavg_start": load0, "loadavg_end": loadavg(), "wall_s": round(wall, 1),
                       "cpu_share": round((time.process_time() - cpu0) / (wall * torch.get_num_threads()), 3)}
     result["targets"] = check_targets(result)
     return result
-
-
-def _loadavg() -> list[float] | None:
-    try:
-        return [round(v, 2) for v in os.getloadavg()]
-    except OSError:
-        return None
 
 
 def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -428,47 +360,3 @@ def check_targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             add("2x512 sampling, 1 stream, chars/s", c["sample"]["ours_1"]["chars_per_s"], 4000.0)
             add("2x512 sampling, 64 streams, chars/s", c["sample"]["ours_64"]["chars_per_s"], 30000.0)
     return out
-
-
-def _si(x: float) -> str:
-    if not math.isfinite(x):
-        return str(x)
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(x) >= scale:
-            return f"{x / scale:.3g}{unit}"
-    return f"{x:.3g}"
-
-
-def format_report(result: dict[str, Any]) -> str:
-    """Plain-text tables: training per case x precision, sampling per case, targets."""
-    m, lines = result["machine"], []
-    lines.append(f"gen bench {result['date']}: {m.get('gpu') or m['cpu']} ({m['device']}, {m['threads']} threads, "
-                 f"torch {m['torch']})")
-    lines.append("matmul peak: " + ", ".join(f"{p} {_si(v['flops'])}FLOP/s" for p, v in result["peak"].items()))
-    lines.append(f"FLOPs: {result['flop_formula']}")
-    hdr = f"{'config':<16}{'prec':<6}{'ours c/s':>10}{'%peak':>7}{'ref c/s':>10}{'ours/ref':>9}" \
-          f"{'cell c/s':>10}{'ours/cell':>10}{'MB ours':>9}{'MB ref':>8}"
-    lines += ["", "training (chars/s, medians; MB = peak memory)", hdr, "-" * len(hdr)]
-    for c in result["cases"]:
-        label = f"{c['config']} {c['batch']}x{c['seq']}"
-        for prec, t in c["train"].items():
-            lines.append(f"{label:<16}{prec:<6}{_si(t['ours']['chars_per_s']):>10}{t['ours']['pct_peak']:>6.1f}%"
-                         f"{_si(t['ref']['chars_per_s']):>10}{t['ratio_ref']:>9.2f}{_si(t['cell']['chars_per_s']):>10}"
-                         f"{t['ratio_cell']:>10.2f}{t['ours']['peak_mem_mb']:>9.0f}{t['ref']['peak_mem_mb']:>8.0f}")
-    lines.append(f"(char-rnn 2x512 100x100 on a 2015 TITAN Z GPU: {_si(CHAR_RNN_CPS)} chars/s)")
-    hdr = f"{'config':<16}{'1 stream':>10}{'nn.LSTM/char':>14}{'speedup':>9}{'64 streams':>12}"
-    lines += ["", "sampling (chars/s, CPU fp32, medians)", hdr, "-" * len(hdr)]
-    for c in result["cases"]:
-        s = c["sample"]
-        lines.append(f"{c['config']:<16}{_si(s['ours_1']['chars_per_s']):>10}{_si(s['nn_lstm_1']['chars_per_s']):>14}"
-                     f"{s['speedup_1']:>8.2f}x{_si(s['ours_64']['chars_per_s']):>12}")
-    if result["targets"]:
-        lines += ["", "targets (stated for the 2-core CPU)"]
-        lines += [f"  {'met ' if t['met'] else 'MISS'} {t['name']}: {t['value']:,.2f} (target {t['target']:,})"
-                  for t in result["targets"]]
-    ld = result.get("load", {})
-    lines += ["", f"load average {ld.get('loadavg_start')} -> {ld.get('loadavg_end')} on {m['cpus']} CPUs; "
-                  f"this process got {ld.get('cpu_share', 0):.0%} of {m['threads']} threads' time over "
-                  f"{ld.get('wall_s')} s" + (" (a busy machine: figures are lower bounds)"
-                                            if ld.get("cpu_share", 1) < 0.8 else "")]
-    return "\n".join(lines)

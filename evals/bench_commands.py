@@ -1,14 +1,64 @@
 """CLI command `gen bench`, added through the plugin hook (entry point ``bench`` in the ``gen``
-group). It parses options and prints; the measuring is in bench.py."""
+group): options and the printed tables; the measuring is in bench.py."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
+from typing import Any
 
 import click
 
 from gen.core.hookspecs import hookimpl
+from gen.evals.bench import CHAR_RNN_CPS
+
+
+def _si(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Plain-text tables: training per case x precision, sampling per case, targets."""
+    m, lines = result["machine"], []
+    lines.append(f"gen bench {result['date']}: {m.get('gpu') or m['cpu']} ({m['device']}, {m['threads']} threads, "
+                 f"torch {m['torch']})")
+    lines.append("matmul peak: " + ", ".join(f"{p} {_si(v['flops'])}FLOP/s" for p, v in result["peak"].items()))
+    lines.append(f"FLOPs: {result['flop_formula']}")
+    hdr = f"{'config':<16}{'prec':<6}{'ours c/s':>10}{'%peak':>7}{'ref c/s':>10}{'ours/ref':>9}" \
+          f"{'cell c/s':>10}{'ours/cell':>10}{'MB ours':>9}{'MB ref':>8}"
+    lines += ["", "training (chars/s, medians; MB = peak memory)", hdr, "-" * len(hdr)]
+    for c in result["cases"]:
+        label = f"{c['config']} {c['batch']}x{c['seq']}"
+        for prec, t in c["train"].items():
+            lines.append(f"{label:<16}{prec:<6}{_si(t['ours']['chars_per_s']):>10}{t['ours']['pct_peak']:>6.1f}%"
+                         f"{_si(t['ref']['chars_per_s']):>10}{t['ratio_ref']:>9.2f}{_si(t['cell']['chars_per_s']):>10}"
+                         f"{t['ratio_cell']:>10.2f}{t['ours']['peak_mem_mb']:>9.0f}{t['ref']['peak_mem_mb']:>8.0f}")
+    lines.append(f"(char-rnn 2x512 100x100 on a 2015 TITAN Z GPU: {_si(CHAR_RNN_CPS)} chars/s)")
+    hdr = f"{'config':<16}{'1 stream':>10}{'nn.LSTM/char':>14}{'speedup':>9}{'64 streams':>12}{'%peak':>7}"
+    lines += ["", "sampling (chars/s, CPU fp32, medians; %peak: 64 streams vs the fp32 matmul peak)", hdr,
+              "-" * len(hdr)]
+    for c in result["cases"]:
+        s = c["sample"]
+        pct = s["ours_64"].get("pct_peak")
+        lines.append(f"{c['config']:<16}{_si(s['ours_1']['chars_per_s']):>10}{_si(s['nn_lstm_1']['chars_per_s']):>14}"
+                     f"{s['speedup_1']:>8.2f}x{_si(s['ours_64']['chars_per_s']):>12}"
+                     + (f"{pct:>6.1f}%" if pct is not None else f"{'-':>7}"))
+    if result["targets"]:
+        lines += ["", "targets (stated for the 2-core CPU)"]
+        lines += [f"  {'met ' if t['met'] else 'MISS'} {t['name']}: {t['value']:,.2f} (target {t['target']:,})"
+                  for t in result["targets"]]
+    ld = result.get("load", {})
+    lines += ["", f"load average {ld.get('loadavg_start')} -> {ld.get('loadavg_end')} on {m['cpus']} CPUs; "
+                  f"this process got {ld.get('cpu_share', 0):.0%} of {m['threads']} threads' time over "
+                  f"{ld.get('wall_s')} s" + (" (a busy machine: figures are lower bounds)"
+                                            if ld.get("cpu_share", 1) < 0.8 else "")]
+    return "\n".join(lines)
 
 
 @click.command("bench")
@@ -26,7 +76,7 @@ def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_ca
           precisions: str, rounds: int | None, threads: int) -> None:
     """Training and sampling throughput against plain-PyTorch baselines; prints a table."""
     from gen.core.errors import GenError
-    from gen.evals.bench import format_report, run_bench
+    from gen.evals.bench import run_bench
 
     precs = tuple(p.strip() for p in precisions.split(",") if p.strip() and p.strip() != "none")
     bad = [p for p in precs if p not in ("fp32", "bf16")]

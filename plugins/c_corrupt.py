@@ -39,9 +39,7 @@ def corrupt_c(text: str, rng: random.Random) -> str:
 
 
 def _rename_and_copy(text: str, rng: random.Random) -> str:
-    src = text.encode("utf-8", "surrogatepass")
-    if len(src) != len(text):  # byte offsets equal character offsets only for ASCII text
-        return text
+    src = text.encode("utf-8", "surrogatepass")  # edits replace whole identifiers: UTF-8 stays valid
     root = c_sem._PARSER.parse(src).root_node
     caps = ts.QueryCursor(_Q).matches(root)
     decls, cmps = [], []
@@ -65,7 +63,7 @@ def _rename_and_copy(text: str, rng: random.Random) -> str:
             edits.append((right.start_byte, right.end_byte, left.text))
     for s, e, new in sorted(edits, reverse=True):
         src = src[:s] + new + src[e:]
-    return src.decode("utf-8", "replace")
+    return src.decode("utf-8", "surrogatepass")
 
 
 def _new_name(old: str, text: str, rng: random.Random) -> str:

@@ -44,8 +44,9 @@ from gen.core.domain import (
 from gen.core.hookspecs import hookimpl
 from gen.core.sources import decode, iter_sources, walk_files
 from gen.plugins import latex_compile, latex_corrupt
+from gen.plugins.latex_closing import latex_features
 from gen.plugins.latex_scan import ERROR_KEYS, ScanResult, scan
-from gen.plugins.latex_tracker import LatexTracker, latex_features
+from gen.plugins.latex_tracker import LatexTracker
 
 MAX_ISSUES = 60  # per sample: a pathological sample must not flood records.jsonl
 

@@ -10,7 +10,8 @@ layers, each a module of its own:
 * wikitext (``wiki_text``): ``[[ ]]``, ``{{ }}``, ``'' '''``, headings, tables, ``<ref>``;
 * invention: link targets that name pages the training corpus knows, well-formed URLs, valid
   timestamps, numeric ids; optionally mwparserfromhell as a second parser (``mwparser`` eval
-  option; about 1 MB/s, so off by default to keep eval above 5 MB/s).
+  option; about 1 MB/s on real text, superlinear on broken markup, so off by default and
+  time-limited in a worker process, ``wiki_mwp``).
 
 Guided sampling and neuron features live in ``wiki_tracker``.
 """
@@ -45,7 +46,8 @@ from gen.plugins.wiki_source import iter_documents, xml_unescape
 from gen.plugins.wiki_tracker import WikiTracker, wiki_features
 from gen.plugins.wiki_xml import has_xml, scan_xml
 
-MWP_MAX_CHARS = 100_000  # mwparserfromhell runs only on segments up to this size (bounded time)
+# mwparserfromhell (eval option mwparser) gets this long per sample: 5x its speed on real text
+MWP_SECONDS, MWP_SECONDS_PER_CHAR = 0.5, 5e-6
 _TITLE = re.compile(r"<title>([^<]{1,512})</title>")
 
 METRICS = (
@@ -151,17 +153,17 @@ class WikiDomain(Domain):
             segments = [(0, len(sample), True, True)]
         stats = ctx.stats
         use_mwp = bool(ctx.options.get("mwparser"))
+        mwp_views: list[str] = []
         for start, end, cut_start, cut_end in segments:
             view = sample[start:end]
             wt.check_wikitext(view, start, cut_start, cut_end, tally)
             wt.check_urls(view, start, len(sample), tally)
             if stats is not None:
                 self._invention(view, start, stats, tally)
-            if use_mwp and len(view) <= MWP_MAX_CHARS:
-                try:
-                    _mwparser(view, tally)
-                except (RecursionError, MemoryError, ValueError) as exc:  # deep nesting: no second opinion
-                    tally.issue("mwparser_gave_up", f"mwparserfromhell: {type(exc).__name__}", start)
+            if use_mwp:
+                mwp_views.append(view)
+        if use_mwp and mwp_views:  # one call per sample: one time limit per sample
+            _mwparser("\n\n".join(mwp_views), tally, segments[0][0])
         for unit, metric in _UNIT_METRIC.items():
             m[metric] = tally.share(unit)
         result.issues.extend(Issue(kind, msg, off, excerpt(sample, off)) for kind, msg, off in tally.issues)
@@ -217,18 +219,20 @@ def split_text(data, split: str, max_chars: int | None = None, chunk: int = 1 <<
         yield cps[np.asarray(ids[i:min(i + chunk, end)])].tobytes().decode("utf-32-le")
 
 
-def _mwparser(view: str, tally: wt.Tally) -> None:
-    """mwparserfromhell's reading of the segment: links and templates it recognises, against
-    the [[ and {{ written (it never raises on bad markup, it reads broken markup as text)."""
-    import mwparserfromhell
+def _mwparser(view: str, tally: wt.Tally, base: int) -> None:
+    """mwparserfromhell's reading of the wikitext: links and templates it recognises, against
+    the [[ and {{ written (it reads broken markup as text). Time-limited: see wiki_mwp."""
+    from gen.plugins.wiki_mwp import WORKER
 
     text = xml_unescape(view)
     opens_l, opens_t = text.count("[["), text.count("{{")
     if not opens_l and not opens_t:
         return
-    code = mwparserfromhell.parse(text, skip_style_tags=True)
-    links = sum(1 for _ in code.ifilter_wikilinks(recursive=True))
-    tpls = sum(1 for _ in code.ifilter_templates(recursive=True))
+    got = WORKER.count(text, MWP_SECONDS + len(text) * MWP_SECONDS_PER_CHAR)
+    if not isinstance(got, tuple):
+        tally.issue("mwparser_gave_up", f"mwparserfromhell: {got or 'out of time'}", base)
+        return
+    links, tpls = got
     if opens_l:
         tally.add("mwp_links", min(links, opens_l), opens_l)
     if opens_t:

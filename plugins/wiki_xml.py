@@ -134,13 +134,25 @@ def scan_xml(sample: str) -> XmlScan:
     for name, _start, content in stack:
         if name == "text":
             res.segments.append((content, len(sample), False, True))
-    res.segments.sort()
+    res.segments = _disjoint(res.segments)
     res.open_at_end = [s[0] for s in stack]
     if res.mismatched or res.unclosed or res.bad_nesting:
         res.well_formed = False
     if res.well_formed:
         _parse_closed(res, sample, pre_closed, [s[0] for s in stack])
     return res
+
+
+def _disjoint(segments: list[tuple[int, int, bool, bool]]) -> list[tuple[int, int, bool, bool]]:
+    """Sorted segments clipped so that none overlaps (nested <text> in a broken sample would
+    otherwise check the same text again and again)."""
+    out, end = [], 0
+    for a, b, cut_start, cut_end in sorted(segments):
+        a = max(a, end)
+        if a < b:
+            out.append((a, b, cut_start, cut_end))
+        end = max(end, b)
+    return out
 
 
 def _closed(res: XmlScan, sample: str, name: str, start: int, content: int, close: int) -> None:

@@ -53,13 +53,14 @@ def test_every_column_is_finite_and_positive(quick):
             t = c["train"][prec]
             for name in ("ours", "ref", "cell"):
                 v = t[name]
-                assert all(_pos(v[k]) for k in ("chars_per_s", "flops_per_s", "pct_peak", "peak_mem_mb")), (prec, name)
+                cols = ("chars_per_s", "chars_per_cpu_s", "flops_per_s", "pct_peak", "peak_mem_mb")
+                assert all(_pos(v[k]) for k in cols), (prec, name)
                 # interleaved: every variant got one timed block per round
                 assert len(v["blocks"]) == r["rounds"] and all(_pos(b) for b in v["blocks"])
                 assert v["flops_per_s"] == pytest.approx(v["chars_per_s"] * c["flops_per_char_train"])
             assert _pos(t["ratio_ref"]) and _pos(t["ratio_cell"])
         s = c["sample"]
-        assert all(_pos(s[f"ours_{n}"]["chars_per_s"]) for n in STREAMS)
+        assert all(_pos(s[f"ours_{n}"][k]) for n in STREAMS for k in ("chars_per_s", "chars_per_cpu_s", "pct_peak"))
         assert _pos(s["nn_lstm_1"]["chars_per_s"]) and _pos(s["speedup_1"])
     assert r["targets"] and all(isinstance(t["met"], bool) and _pos(t["target"]) for t in r["targets"])
     assert _pos(r["load"]["wall_s"])

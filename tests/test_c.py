@@ -179,6 +179,9 @@ def test_the_blogs_slips_are_each_found_with_an_excerpt():
     assert BROKEN[kinds["self_comparison"].offset:].startswith("tty == tty")
     m = r.metrics
     assert m["void_returns"] == 1 and m["falls_off_end"] == 1 and m["unused_locals"] == 1
+    shifted = "/* café ✓ */\n" + FILE_SEPARATOR + BROKEN  # offsets count characters, across files
+    at = {i.kind: i.offset for i in _check(shifted).issues}
+    assert shifted[at["self_comparison"]:].startswith("tty == tty")
     assert m["self_comparisons_per_kb"] > 0 and m["undeclared_ids"] > 0
 
 

@@ -16,8 +16,9 @@ from gen.core.domain import CheckResult, EvalContext, PrepareReport
 from gen.core.registry import get_domain, resolve_corpus
 from gen.plugins import latex_compile, latex_corrupt
 from gen.plugins.latex import METRICS, LatexStats, strip_comments
+from gen.plugins.latex_closing import latex_features
 from gen.plugins.latex_scan import scan
-from gen.plugins.latex_tracker import LatexTracker, latex_features
+from gen.plugins.latex_tracker import LatexTracker
 
 D = get_domain("latex")
 NAMES = {m.name for m in METRICS}
