@@ -151,8 +151,11 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
         cfg = pipeline.resolve_config(spec, {**resume_ckpt["config"], **overrides})
         run_dir = Path(resume).parent
     else:
+        from gen.core.train import from_rank0, init_distributed
+
         cfg = pipeline.resolve_config(spec, overrides)
-        run_dir = ws_mod.new_run_dir(_ws(), spec.name, run_name)
+        rank, _, _ = init_distributed(cfg)  # under torchrun only rank 0 creates the run folder
+        run_dir = from_rank0(ws_mod.new_run_dir(_ws(), spec.name, run_name) if rank == 0 else None)
     if max_time:
         cfg.max_time = parse_duration(max_time)
     click.echo(f"run folder: {run_dir}")

@@ -61,6 +61,30 @@ def autocast_for(device: torch.device, precision: str):
     return nullcontext()
 
 
+def init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
+    """(rank, world size, device). Under torchrun (WORLD_SIZE > 1) joins the process group once:
+    NCCL on GPUs, gloo on CPUs. A single process touches nothing distributed."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = pick_device(cfg.device)
+    if world > 1:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+            torch.cuda.set_device(device)
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def from_rank0(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (e.g. the run folder only rank 0 creates)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
     """Linear warm-up to cfg.lr, then cosine/linear decay to lr*min_lr_ratio at the end of the
     budget: max_steps, or max_time when that comes first (so a timed run still anneals)."""
@@ -144,15 +168,7 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
 
     ``on_step(step, loss)`` runs after every optimizer step; returning True stops the run the way
     Ctrl-C does (last.pt saved, resumable), which notebooks and tests use."""
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    device = pick_device(cfg.device)
-    if world > 1:
-        if device.type == "cuda":
-            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(device)
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    rank, world, device = init_distributed(cfg)
     main = rank == 0
     if cfg.threads:
         torch.set_num_threads(cfg.threads)

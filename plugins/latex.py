@@ -70,12 +70,15 @@ METRICS = (
 )
 
 _LABEL = re.compile(r"\\label\{([^{}\\\n]*)\}")
-_REF = re.compile(r"\\(?:eq|page|auto|c|C)?ref\{([^{}\\\n]*)\}|\\hyperref\[([^\]\\\n]*)\]")
 _CMD = re.compile(r"\\([a-zA-Z@]+)")
 _BEGIN = re.compile(r"\\begin[ \t]*\{([^{}\\\n%]*)\}")
-_DEFINED_CMD = re.compile(r"\\(?:[gex]?def|let)\s*\\([a-zA-Z@]+)"
-                          r"|\\(?:(?:re)?newcommand|providecommand|DeclareMathOperator)\*?\s*\{?\s*\\([a-zA-Z@]+)")
-_DEFINED_ENV = re.compile(r"\\(?:newenvironment|renewenvironment|newtheorem)\*?\s*\{([^{}]*)\}")
+# every command with its first {argument} or [argument]: one pass gives references, labels,
+# environments, definitions and the vocabulary of a sample
+_COMMAND_ARG = re.compile(r"\\([a-zA-Z@]+)(?:[ \t]*\{([^{}\\\n%]*)\}|\[([^\]\\\n]*)\])?")
+REF_COMMANDS = frozenset({"ref", "eqref", "pageref", "autoref", "cref", "Cref"})
+DEFINERS = frozenset({"def", "gdef", "edef", "xdef", "let", "newcommand", "renewcommand", "providecommand",
+                      "DeclareMathOperator"})
+ENV_DEFINERS = frozenset({"newenvironment", "renewenvironment", "newtheorem"})
 
 
 # ---- prepare -----------------------------------------------------------------------------
@@ -243,8 +246,9 @@ class LatexDomain(Domain):
                 parts.append(sample[last:a])
                 last = max(last, b)
             clean = "".join(parts) + sample[last:]
-        self._references(sample, clean, ctx.stats, metrics, issues)
-        self._vocabulary(sample, clean, ctx.stats, metrics, issues)
+        commands = _COMMAND_ARG.findall(clean)
+        self._references(sample, commands, ctx.stats, metrics, issues)
+        self._vocabulary(sample, clean, commands, ctx.stats, metrics, issues)
         metrics["pylatexenc_ok"] = None
         limit = ctx.options.get("pylatexenc")
         if limit and (limit is True or len(sample) <= int(limit)):
@@ -255,14 +259,14 @@ class LatexDomain(Domain):
         metrics["compile_ok"] = None
         return CheckResult(metrics, issues), res
 
-    def _references(self, sample: str, clean: str, stats: LatexStats | None,
+    def _references(self, sample: str, commands: list[tuple[str, str, str]], stats: LatexStats | None,
                     metrics: dict[str, float | None], issues: list[Issue]) -> None:
-        refs = _REF.findall(clean) if "ref" in clean else None  # most samples have none: skip the regex
+        refs = [arg for name, arg, _ in commands if name in REF_COMMANDS and arg]
+        refs += [opt for name, _, opt in commands if name == "hyperref" and opt]
         if not refs:
             metrics["refs_undefined"] = metrics["refs_unknown"] = None
             return
-        refs = [a or b for a, b in refs]
-        defined = set(_LABEL.findall(clean)) if "\\label" in clean else set()
+        defined = {arg for name, arg, _ in commands if name == "label"}
         undefined = [r for r in refs if r not in defined]
         metrics["refs_undefined"] = len(undefined) / len(refs)
         if stats is None:  # without the corpus, a label the sample never defines is all we can say
@@ -273,24 +277,25 @@ class LatexDomain(Domain):
             metrics["refs_unknown"] = len(bad) / len(refs)
             kind, why = "unknown-ref", "no such label in the sample or the corpus"
         for r in list(dict.fromkeys(bad))[:10]:
-            where = sample.find("{" + r + "}")
+            where = sample.find(r)
             issues.append(Issue(kind, f"\\ref{{{r}}}: {why}", where, excerpt(sample, where)))
 
-    def _vocabulary(self, sample: str, clean: str, stats: LatexStats | None,
-                    metrics: dict[str, float | None], issues: list[Issue]) -> None:
+    def _vocabulary(self, sample: str, clean: str, commands: list[tuple[str, str, str]],
+                    stats: LatexStats | None, metrics: dict[str, float | None], issues: list[Issue]) -> None:
         if stats is None:
             metrics["invented_macros"] = metrics["invented_envs"] = None
             return
-        names = _CMD.findall(clean)
+        names = [c[0] for c in commands]
         invented = set(names) - stats.macros
         if invented:
             tail = clean[clean.rfind("\\") + 1:]
             if tail.isalpha() and names.count(tail) == 1:
                 invented.discard(tail)  # a command cut by the end of the sample is no invention
-            invented -= {a or b for a, b in _DEFINED_CMD.findall(clean)}
-        envs = set(_BEGIN.findall(clean)) - stats.envs if "\\begin" in clean else set()
+            # \def\foo, \newcommand{\foo}: the command after a definer is defined here
+            invented -= {names[i + 1] for i in range(len(names) - 1) if names[i] in DEFINERS}
+        envs = {arg for name, arg, _ in commands if name == "begin"} - stats.envs
         if envs:
-            envs -= set(_DEFINED_ENV.findall(clean))
+            envs -= {arg for name, arg, _ in commands if name in ENV_DEFINERS}
         metrics["invented_macros"] = float(len(invented))
         metrics["invented_envs"] = float(len(envs))
         for name in sorted(invented)[:10]:

@@ -114,9 +114,7 @@ class ScanResult:
     skipped: list[tuple[int, int]] = field(default_factory=list)  # comment and verbatim spans
     cut: int = -1  # where a token cut by the end of the text starts (-1: none)
 
-    @property
-    def errors(self) -> int:
-        return sum(self.counts[k] for k in ERROR_KEYS)
+    errors: int = 0  # the sum of the ERROR_KEYS counts
 
     def complete(self, text: str) -> tuple[str, str]:
         """(completed text, prefix) where completed = prefix + text + closers: the window made a
@@ -375,7 +373,7 @@ def _read(text: str, document: bool, start: str, limit: int | None) -> ScanResul
         stack.clear()
     counts["env_open_at_end"] = sum(1 for f in stack if f[0] == "env")
     counts["open_at_end"] = len(stack)
-    return ScanResult(counts, issues, list(stack), outer, document, start, skipped, cut)
+    return ScanResult(counts, issues, list(stack), outer, document, start, skipped, cut, len(issues))
 
 
 def is_document(text: str) -> bool:

@@ -6,14 +6,16 @@ the dump's XML, and invented URLs, timestamps and page ids. This plugin prepares
 layers, each a module of its own:
 
 * XML (``wiki_xml``): well-formedness and nesting of the dump's elements, with a tag-stack
-  scanner and defusedxml (no entity expansion, no fetching: a sample may be an entity bomb);
+  scanner and expat guarded as defusedxml guards it (no DTD, no entity expansion, no fetching:
+  a sample may be an entity bomb);
 * wikitext (``wiki_text``): ``[[ ]]``, ``{{ }}``, ``'' '''``, headings, tables, ``<ref>``;
 * invention: link targets that name pages the training corpus knows, well-formed URLs, valid
   timestamps, numeric ids; optionally mwparserfromhell as a second parser (``mwparser`` eval
   option; about 1 MB/s on real text, superlinear on broken markup, so off by default and
   time-limited in a worker process, ``wiki_mwp``).
 
-Guided sampling and neuron features live in ``wiki_tracker``.
+Guided sampling lives in ``wiki_tracker``, neuron features in ``wiki_features``, the
+calibration damage in ``wiki_corrupt``.
 """
 
 from __future__ import annotations
@@ -42,8 +44,9 @@ from gen.core.domain import (
 )
 from gen.core.hookspecs import hookimpl
 from gen.plugins import wiki_text as wt
+from gen.plugins.wiki_features import wiki_features
 from gen.plugins.wiki_source import iter_documents, xml_unescape
-from gen.plugins.wiki_tracker import WikiTracker, wiki_features
+from gen.plugins.wiki_tracker import WikiTracker
 from gen.plugins.wiki_xml import has_xml, scan_xml
 
 # mwparserfromhell (eval option mwparser) gets this long per sample: 5x its speed on real text
@@ -179,7 +182,7 @@ class WikiDomain(Domain):
         unknown = [t for t in targets if t not in stats.known]
         tally.add("known", len(targets) - len(unknown), len(targets))
         tally.add("titles", sum(t in stats.titles for t in targets), len(targets))
-        for t in unknown[:wt.MAX_ISSUES]:
+        for t in unknown[:3]:  # a few examples: the metric carries the count
             off = max(0, view.find(t[1:]) - 3)  # where the link is (its first letter may differ)
             tally.issue("link_invented", f"[[{t[:60]}]] names no page the training corpus knows", base + off)
 

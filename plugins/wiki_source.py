@@ -176,8 +176,10 @@ def _streams(src: str | Path, patterns: list[str], report: PrepareReport) -> Ite
     for f in files:
         if f.name.endswith(ARCHIVE_SUFFIXES):  # tar: the core walker (whole members in memory)
             for member, text in iter_sources(f, patterns, report):
-                report.files -= 1  # counted again below
-                yield member, io.BytesIO(text.encode("utf-8"))
+                data = text.encode("utf-8")
+                report.files -= 1  # counted again as it is read below
+                report.bytes_in -= len(data)
+                yield member, io.BytesIO(data)
             continue
         if zipfile.is_zipfile(f):
             with zipfile.ZipFile(f) as zf:

@@ -17,7 +17,6 @@ import functools
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from urllib.parse import urlsplit
 
 from gen.plugins.wiki_source import xml_unescape
 
@@ -27,6 +26,7 @@ MAX_ISSUES = 12
 _OPAQUE_TOK = re.compile(r"(?:<|&lt;)(?:(!--)|(/?)(nowiki|math|pre|source|code|timeline)\b[^<>\n]{0,200}?"
                          r"(?:>|&gt;))|(--(?:>|&gt;))", re.I)
 _BLANK = re.compile(r"[^\n]")
+_OPAQUE_HINTS = ("!--", "owiki", "math", "pre", "ource", "code", "imeline", "OWIKI", "MATH", "PRE", "CODE")
 _OPAQUE_START = re.compile(r"(?:<|&lt;)(?:!--|nowiki|math|pre|source|code|timeline)", re.I)
 # innermost well-formed links / templates: removing them repeatedly settles balanced text fast
 _LINK_PAIR = re.compile(r"\[\[[^\[\]\n]*\]\]")
@@ -44,6 +44,7 @@ _LINK = re.compile(r"\[\[([^\[\]|\n]{1,255}?)(?:\|[^\[\]\n]*?)?\]\]")
 _URL = re.compile(r"\b(?:https?|ftp)://[^\s\[\]<>\"{}|]+", re.I)
 _HOST = re.compile(r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}\.?|"
                    r"\d{1,3}(?:\.\d{1,3}){3}|localhost")
+_URL_PARTS = re.compile(r"(?:https?|ftp)://(?:[^@/?#]*@)?([^:/?#]*)(?::([^/?#]*))?([/?#].*)?", re.I | re.S)
 _URL_CHARS = re.compile(r"[A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*")
 _BAD_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _TIMESTAMP = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z")
@@ -77,7 +78,7 @@ class Tally:
 def mask_opaque(view: str) -> str:
     """Blank out comments, nowiki, math, pre ... (same length, newlines kept). Openers and
     closers are paired in one linear pass: no backtracking over unclosed regions."""
-    if not _OPAQUE_START.search(view):
+    if not any(k in view for k in _OPAQUE_HINTS) or not _OPAQUE_START.search(view):
         return view
     spans = []
     want, start = "", -1  # the closer we wait for, and where its region began
@@ -119,6 +120,9 @@ def check_wikitext(view: str, base: int, cut_start: bool, cut_end: bool, tally: 
 def _pairs_only(view: str, pair: re.Pattern[str], opener: str, closer: str) -> int | None:
     """The number of pairs when removing innermost pairs leaves no stray bracket, else None
     (then the token scan finds what is wrong, and where)."""
+    n = view.count(opener)
+    if n == view.count(closer) and len(pair.findall(view)) == n:
+        return n  # every pair is flat: the common case, settled in one pass
     n = 0
     for _ in range(6):  # deeper nesting (or a pathological sample) goes to the linear scan
         view, k = pair.subn("", view)
@@ -337,16 +341,13 @@ def link_targets(view: str) -> list[tuple[int, str]]:
 
 
 def url_ok(url: str) -> bool:
-    """A well-formed http(s)/ftp URL: valid host, numeric port, RFC 3986 characters."""
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        _ = parts.port  # raises ValueError on a non-numeric or out-of-range port
-    except ValueError:
+    """A well-formed http(s)/ftp URL: valid host, port 0-65535, RFC 3986 characters."""
+    m = _URL_PARTS.fullmatch(url)
+    if m is None:
         return False
-    if not _HOST.fullmatch(host) or ".." in host:
+    host, port, rest = m.group(1), m.group(2), m.group(3) or ""
+    if not _HOST.fullmatch(host) or (port is not None and not (port.isdigit() and int(port) < 65536)):
         return False
-    rest = url.split("//", 1)[1]
     return _URL_CHARS.fullmatch(rest) is not None and not _BAD_PCT.search(rest)
 
 

@@ -62,10 +62,13 @@ class XmlScan:
     values: dict[str, list[tuple[int, str]]] = field(default_factory=dict)  # timestamp/id contents
     problems: list[tuple[str, str, int]] = field(default_factory=list)  # (kind, message, offset)
     open_at_end: list[str] = field(default_factory=list)
+    per_kind: dict[str, int] = field(default_factory=dict)
 
     def problem(self, kind: str, message: str, offset: int) -> None:
-        if sum(1 for p in self.problems if p[0] == kind) < MAX_ISSUES:
+        n = self.per_kind.get(kind, 0)
+        if n < MAX_ISSUES:
             self.problems.append((kind, message, offset))
+        self.per_kind[kind] = n + 1
 
 
 def scan_xml(sample: str) -> XmlScan:

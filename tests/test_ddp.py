@@ -121,8 +121,6 @@ def test_checkpoint_samples(ddp_run):
     assert len(samples) == 3 and any(samples)
 
 
-@pytest.mark.xfail(strict=True, reason="core: every rank calls workspace.new_run_dir, so rank 1 makes a "
-                   "second, empty run folder (ddp-2); rank 0 must create it and broadcast its path")
 def test_one_run_folder(ddp_run):
     ws, _, _ = ddp_run
     assert len([p for p in (ws / "runs" / "names").iterdir() if p.is_dir()]) == 1

@@ -9,6 +9,7 @@ import lzma
 import random
 import re
 import statistics
+import tarfile
 import time
 import zipfile
 from pathlib import Path
@@ -22,8 +23,9 @@ from gen.core.pipeline import parse_prepare_options
 from gen.core.registry import get_domain, resolve_corpus, shared_corpora_dir
 from gen.plugins.wiki import WikiDomain, WikiStats
 from gen.plugins.wiki_corrupt import corrupt_wiki
+from gen.plugins.wiki_features import wiki_features
 from gen.plugins.wiki_source import iter_documents
-from gen.plugins.wiki_tracker import WikiTracker, wiki_features
+from gen.plugins.wiki_tracker import WikiTracker
 
 DUMP = """<mediawiki xmlns="http://www.mediawiki.org/xml/export-0.3/" version="0.3" xml:lang="en">
   <siteinfo>
@@ -99,12 +101,12 @@ def check(sample: str, ctx: EvalContext = CTX) -> dict:
 @pytest.mark.parametrize("kind", ["xml", "bz2", "gz", "xz", "zip"])
 def test_documents_rebuild_the_dump_from_any_compression(tmp_path: Path, kind: str) -> None:
     raw = DUMP.encode("utf-8")
-    path = tmp_path / ("dump.xml" if kind in ("xml", "zip") else f"dump.xml.{kind}")
     if kind == "zip":
         path = tmp_path / "dump.zip"
         with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
             zf.writestr("enwik.xml", raw)
     else:
+        path = tmp_path / ("dump.xml" if kind == "xml" else f"dump.xml.{kind}")
         opener = {"xml": lambda b: b, "bz2": bz2.compress, "gz": gzip.compress, "xz": lzma.compress}[kind]
         path.write_bytes(opener(raw))
     out, report = docs(path)
@@ -112,6 +114,22 @@ def test_documents_rebuild_the_dump_from_any_compression(tmp_path: Path, kind: s
     assert out[0].endswith("</siteinfo>") and out[1].startswith("  <page>") and out[-1] == "</mediawiki>"
     assert "\n".join(out) + "\n" == DUMP  # the "\n" separator gives the raw XML back
     assert report.skipped == {} and report.files == 1
+
+
+@pytest.mark.parametrize("kind", ["dir", "tar"])
+def test_directory_and_tar_sources(tmp_path: Path, kind: str) -> None:
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "dump.xml").write_text(DUMP, encoding="utf-8")
+    (tmp_path / "d" / "notes.txt").write_text("not a dump")  # not matching the patterns
+    path = tmp_path / "d"
+    if kind == "tar":
+        path = tmp_path / "dump.tar.gz"
+        with tarfile.open(path, "w:gz") as tf:
+            tf.add(tmp_path / "d" / "dump.xml", arcname="dump.xml")
+    report = PrepareReport()
+    out = list(iter_documents(path, ["*.xml"], report))
+    assert "\n".join(out) + "\n" == DUMP
+    assert report.files == 1 and report.bytes_in == len(DUMP.encode("utf-8"))
 
 
 def test_truncated_dump_keeps_whole_pages_and_says_what_it_dropped(tmp_path: Path) -> None:
