@@ -190,14 +190,17 @@ class CorpusData:
         ids = self.ids(split)
         return self.vocab.decode(ids[:max_chars] if max_chars else ids)
 
-    def iter_text(self, split: str, chunk: int = CHUNK_CHARS) -> Iterator[str]:
+    def iter_text(self, split: str, chunk: int = CHUNK_CHARS, max_chars: int | None = None) -> Iterator[str]:
+        """A split's text in chunks (each decoded by one numpy table lookup)."""
         ids = self.ids(split)
+        if max_chars is not None:
+            ids = ids[:max_chars]
         for i in range(0, len(ids), chunk):
             yield self.vocab.decode(ids[i:i + chunk])
 
     def documents(self, split: str) -> Iterator[str]:
         """The documents of a split, streamed (cut at the corpus separator)."""
-        sep, rest = self.separator, ""
+        sep, rest = self.separator or "\n", ""  # an empty separator joins nothing: fall back to lines
         for chunk in self.iter_text(split):
             parts = (rest + chunk).split(sep)
             rest = parts.pop()

@@ -4,17 +4,17 @@
   (a Makefile ``LIJST``, a ``book.tex``/``main.tex`` of ``\\input``/``\\include`` lines, or the
   Stacks Project's ``chapters.tex``), otherwise sorted; ``--strip-comments`` drops ``%`` comments.
 * eval: the own stack matcher (``latex_scan``) counts environment, brace, math and
-  ``\\left``/``\\right`` errors at 10+ MB/s; references and invented commands are judged against
-  the training corpus; pylatexenc (strict mode) and pdflatex (``latex_compile``) give a second
-  and a third opinion when asked for, because they cost 100 to 1000 times more.
-* sample/viz: ``latex_tracker`` keeps environments, braces and math closed while sampling and
-  gives per-character structure features.
+  ``\\left``/``\\right`` errors at 10-25 MB/s; references and invented commands are judged
+  against the training corpus. pylatexenc (strict mode, ~0.1 MB/s) and pdflatex (2-3 samples/s
+  on 2 cores, ``latex_compile``) are second and third opinions that run only when asked for.
+* sample/viz: ``latex_tracker`` keeps environments, braces and math closed while sampling;
+  ``latex_closing`` closes a cut sample and gives per-character structure features.
 
 Eval options (``ctx.options``): ``compile`` (bool) compiles every sample with pdflatex;
-``pylatexenc`` (True, or a maximum sample length in characters) adds the strict parse;
-``latex_mode`` ``auto``/``window``/``document`` picks how strictly stray closers and unclosed
-openers are judged (see ``latex_scan``); ``compile_timeout``, ``compile_workers`` and
-``compile_preamble`` (a file) tune the compile.
+``pylatexenc``: True parses every sample, an integer N only samples of at most N characters
+(the bound keeps it from dominating eval time); ``latex_mode`` ``auto``/``window``/``document``
+picks how strictly stray closers and unclosed openers are judged (see ``latex_scan``);
+``compile_timeout`` (s), ``compile_workers`` and ``compile_preamble`` (a file) tune the compile.
 """
 
 from __future__ import annotations

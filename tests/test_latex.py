@@ -152,12 +152,13 @@ def test_pylatexenc_is_an_option():
 @pytest.mark.skipif(not HAS_PDFLATEX, reason="pdflatex not installed (apt-get install texlive-latex-base)")
 def test_compile_in_parallel_with_first_error():
     samples = ["Let $x \\in \\mathbb{Z}$.\n\\end{proof}\n\\begin{lemma}\nThen $x^2 \\geq 0$",
-               "Let $x \\frac{1}$ be.\n\\undefinedcommand{a}\n", "\\input{/etc/passwd} $y$"]
+               "Fine text.\nMore text.\n\\undefinedcommand{a} here\n", "\\input{/etc/passwd} $y$"]
     ctx = EvalContext(D, None, {"compile": True, "compile_timeout": 30})
     results = [D.check(s, ctx) for s in samples]  # returns at once, compiles run on the pool
     assert [r.metrics["compile_ok"] for r in results] == [1.0, 0.0, 1.0]
-    err = next(i for i in results[1].issues if i.kind == "compile-error")
-    assert err.message and err.offset >= 0 and "Let $x" in err.excerpt or "undefined" in err.excerpt
+    err = next(i for i in results[1].issues if i.kind == "compile-error")  # the first error, at its line
+    assert err.message.startswith("Undefined control sequence") and err.offset == samples[1].index("\\undef")
+    assert "\\undefinedcommand" in err.excerpt
 
 
 def test_missing_engine_is_reported_once(monkeypatch):
