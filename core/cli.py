@@ -245,11 +245,13 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
 @click.option("--json", "as_json", is_flag=True, help="print the summary JSON to stdout")
 @click.option("--gcc", is_flag=True, help="c: also run gcc -fsyntax-only")
 @click.option("--compile", "compile_", is_flag=True, help="latex: also compile with pdflatex")
+@click.option("--pylatexenc", "pylatexenc", default=None, type=int,
+              help="latex: also parse with pylatexenc (strict) samples up to N characters (slow: ~0.1 MB/s)")
 @click.option("--mwparser", is_flag=True, help="wiki: also parse with mwparserfromhell (time-limited)")
 @click.option("--no-baseline", is_flag=True, help="skip the real/corrupted reference columns")
 def eval_cmd(domain_name: str, samples: str | None, against: str | None, checkpoint: str | None,
              temperatures: str, num: int, length: int, seed: int, out: str | None, as_json: bool, gcc: bool,
-             compile_: bool, mwparser: bool, no_baseline: bool) -> None:
+             compile_: bool, pylatexenc: int | None, mwparser: bool, no_baseline: bool) -> None:
     """Score samples (a .txt, .jsonl or directory) for structural validity, or with --checkpoint
     sweep temperatures: sample at each and score every set (table, JSON and PNG)."""
     from gen.core.registry import get_domain
@@ -257,7 +259,8 @@ def eval_cmd(domain_name: str, samples: str | None, against: str | None, checkpo
     from gen.evals.samples import read_samples
 
     domain = get_domain(domain_name)
-    ctx = pipeline.eval_context(domain, against, _ws(), {"gcc": gcc, "compile": compile_, "mwparser": mwparser})
+    ctx = pipeline.eval_context(domain, against, _ws(), {"gcc": gcc, "compile": compile_, "mwparser": mwparser,
+                                                       "pylatexenc": pylatexenc})
     out_dir = Path(out) if out else _ws() / "evals" / f"{domain.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if checkpoint:
         from gen.evals.sweep import run_sweep

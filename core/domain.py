@@ -202,6 +202,10 @@ class Domain:
         """Score one sample. Must never raise on a bad sample: bad samples are data."""
         return CheckResult()
 
+    def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
+        """Score a whole set; override to run work in parallel (e.g. compiling samples)."""
+        return [self.check(s, ctx) for s in samples]
+
     def summarize(self, samples: list[str], results: list[CheckResult], ctx: EvalContext) -> dict[str, float]:
         """Set-level metrics (e.g. share of unique samples), beside the per-sample means."""
         return {}

@@ -242,7 +242,7 @@ def bench_training(case: Case, device: torch.device, precision: str, rounds: int
                      "chars_per_cpu_s": statistics.median(chars / max(cpu, 1e-9) for _, cpu in inter.step_s[name]),
                      "steps_per_block": inter.k[name], "peak_mem_mb": round(inter.peak[name], 1)}
     for name in inter.others:  # paired: each of our blocks against the other variant's next block
-        out[f"ratio_{name}"] = statistics.median(b / a for (a, _), (b, _) in
+        out[f"ratio_{name}"] = statistics.median(theirs / ours for (theirs, _), (ours, _) in
                                                  zip(inter.step_s[name], inter.step_s["ours"], strict=True))
     return out
 
@@ -258,6 +258,15 @@ def _per_char_nn_lstm(model: CharRNN, length: int, seed: int) -> None:
         x = torch.multinomial(torch.softmax(logits[:, -1], -1), 1, generator=gen)
 
 
+def _one_thread(fn: Callable, *args: Any) -> Any:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def bench_sampling(case: Case, rounds: int, budget_s: float) -> dict[str, Any]:
     """generate() chars/s for 1 and 64 streams, and the per-char nn.LSTM call for 1 stream.
     Sampling runs on the CPU in fp32 whatever the training device (FusedStepper)."""
@@ -268,6 +277,8 @@ def bench_sampling(case: Case, rounds: int, budget_s: float) -> dict[str, Any]:
         f"ours_{n}": (lambda length, n=n: generate(model, vocab, SampleOptions(n=n, length=length, seed=1)))
         for n in STREAMS}
     runs["nn_lstm_1"] = lambda length: _per_char_nn_lstm(model, length, 1)
+    if torch.get_num_threads() > 1:  # is one thread better for one stream? (per-op OpenMP fork/join)
+        runs["ours_1thread_1"] = lambda length: _one_thread(generate, model, vocab, SampleOptions(length=length, seed=1))
     lengths = {}
     for name, fn in runs.items():  # warm up, then size each run to its share of the budget
         fn(4)
@@ -324,7 +335,7 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
             for prec in precisions:
                 log(f"{case.name}: training {prec} ...")
                 tr = bench_training(case, dev, prec, rounds, 0.8 * seconds / len(precisions),
-                                    Path(tmp) / case.name, warm=1 if quick else 2)
+                                    Path(tmp) / case.name)
                 peak = result["peak"][prec]["flops"]
                 for name in ("ours", "ref", "cell"):
                     tr[name]["flops_per_s"] = tr[name]["chars_per_s"] * entry["flops_per_char_train"]

@@ -63,6 +63,18 @@ def _safe_check(checker, sample: str, ctx: EvalContext) -> CheckResult:
         return CheckResult(issues=[Issue("checker-error", f"{type(exc).__name__}: {exc}")])
 
 
+def _safe_check_many(checker, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
+    many = getattr(checker, "check_many", None)
+    if many is not None:
+        try:
+            results = many(samples, ctx)
+            if len(results) == len(samples):
+                return results
+        except Exception:  # noqa: BLE001 - fall back to one sample at a time, each guarded
+            pass
+    return [_safe_check(checker, s, ctx) for s in samples]
+
+
 def score(domain: Domain, samples: list[str], ctx: EvalContext) -> ScoredSet:
     """Run the domain's checks and every generic metric over ``samples``."""
     checkers = [domain, *get_registry().metrics]
@@ -70,7 +82,7 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext) -> ScoredSet:
     for c in checkers:
         specs.update({m.name: m for m in c.metrics})
     t0 = time.perf_counter()
-    per_checker = {id(c): [_safe_check(c, s, ctx) for s in samples] for c in checkers}
+    per_checker = {id(c): _safe_check_many(c, samples, ctx) for c in checkers}
     records = []
     for i, sample in enumerate(samples):
         rec = {"index": i, "length": len(sample), "metrics": {}, "issues": []}

@@ -7,9 +7,8 @@ after that is a piece of a document that compiles.
 
 pdflatex runs in a temporary directory with ``-no-shell-escape``, ``-halt-on-error``,
 ``-interaction=nonstopmode``, paranoid file access (``openin_any=p``/``openout_any=p``) and a
-timeout, two at a time on a thread pool. ``Compiler.submit`` returns at once with a
-:class:`PendingResult`: a CheckResult whose metrics and issues wait for the compile when first
-read, so the eval loop runs the fast checks of all samples while pdflatex works in parallel.
+timeout, two at a time on a thread pool: ``LatexDomain.check_many`` submits every sample's compile
+job while it scans the rest, then collects the results.
 """
 
 from __future__ import annotations
@@ -20,10 +19,10 @@ import shutil
 import subprocess
 import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from gen.core.domain import CheckResult, Issue, excerpt
+from gen.core.domain import Issue, excerpt
 from gen.plugins.latex_scan import ScanResult, scan
 
 INSTALL_HINT = "Debian/Ubuntu: apt-get install texlive-latex-base"
@@ -90,41 +89,6 @@ def first_error(log: str) -> tuple[str, int | None]:
                     break
             return msg, lineno
     return "pdflatex failed without a ! error line (see the log)", None
-
-
-class PendingResult(CheckResult):
-    """A CheckResult whose compile metric and issue arrive from a future when first read."""
-
-    def __init__(self, base: CheckResult, future: Future) -> None:  # no super().__init__: see properties
-        self._base, self._future, self._done = base, future, False
-
-    def _resolve(self) -> CheckResult:
-        if not self._done:
-            self._done = True
-            try:
-                ok, issue = self._future.result()
-            except Exception as exc:  # noqa: BLE001 - a failed compile job is a finding, not a crash
-                ok, issue = None, Issue("compile-error", f"compile job failed: {type(exc).__name__}: {exc}")
-            self._base.metrics["compile_ok"] = None if ok is None else float(ok)
-            if issue is not None:
-                self._base.issues.append(issue)
-        return self._base
-
-    @property
-    def metrics(self):  # type: ignore[override]
-        return self._resolve().metrics
-
-    @metrics.setter
-    def metrics(self, value) -> None:
-        self._resolve().metrics = value
-
-    @property
-    def issues(self):  # type: ignore[override]
-        return self._resolve().issues
-
-    @issues.setter
-    def issues(self, value) -> None:
-        self._resolve().issues = value
 
 
 class Compiler:
@@ -206,9 +170,6 @@ class Compiler:
             line -= prefix.count("\n")
             off = 0 if line <= 0 else _line_offset(sample, line)
         return False, Issue("compile-error", msg, off, excerpt(sample, off) if off >= 0 else "")
-
-    def submit(self, sample: str, res: ScanResult, result: CheckResult) -> PendingResult:
-        return PendingResult(result, self.pool.submit(self.compile, sample, res))
 
 
 def _line_offset(text: str, line: int) -> int:

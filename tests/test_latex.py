@@ -264,6 +264,23 @@ def test_tracker_closing_order():
         assert fed(text).violations() == 0 and not fed(text).stack
 
 
+def test_tracker_fast_path_and_closing_on_random_text():
+    """feed_text reads exactly like feed(); closing() adds no violation and closes everything."""
+    rng = random.Random(5)
+    alphabet = "\\{}$%[]()&^_ \n*|abegindlrtvx\u00e9"
+    for _ in range(600):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 150)))
+        if rng.random() < 0.5:
+            text = text.replace("b", "\\begin{").replace("d", "\\end{").replace("l", "\\left(")
+        fast, slow = fed(text), LatexTracker()
+        for ch in text:
+            slow.feed(ch)
+        assert (fast.stack, fast.mode, fast.dollar, fast.nl, fast.violations()) == \
+               (slow.stack, slow.mode, slow.dollar, slow.nl, slow.violations()), text
+        closed = fed(text + fast.closing())
+        assert closed.violations() == fast.violations() and not closed.stack and closed.mode == 0, text
+
+
 def test_guided_random_text_always_scans_clean():
     """A random 'model' that proposes LaTeX pieces but obeys the tracker: the scanner must
     find nothing to complain about once closing() is appended (tracker and scanner agree)."""
