@@ -44,17 +44,21 @@ class _MaskCache:
     def __init__(self, vocab: Vocab) -> None:
         self.vocab, self.cache = vocab, {}
 
-    def get(self, c: Constraint) -> torch.Tensor:
-        m = self.cache.get(c)
-        if m is None:
-            stoi = self.vocab.stoi
-            if c.allow is not None:
-                m = torch.full((len(self.vocab),), float("-inf"))
-                m[[stoi[ch] for ch in c.allow if ch in stoi and ch not in c.ban]] = 0.0
-            else:
-                m = torch.zeros(len(self.vocab))
-                m[[stoi[ch] for ch in c.ban if ch in stoi]] = float("-inf")
-            self.cache[c] = m
+    def get(self, c: Constraint) -> torch.Tensor | None:
+        """The mask, or None when the constraint bans nothing in this vocabulary."""
+        if c in self.cache:
+            return self.cache[c]
+        stoi = self.vocab.stoi
+        m: torch.Tensor | None
+        if c.allow is not None:
+            m = torch.full((len(self.vocab),), float("-inf"))
+            m[[stoi[ch] for ch in c.allow if ch in stoi and ch not in c.ban]] = 0.0
+        else:
+            banned = [stoi[ch] for ch in c.ban if ch in stoi]
+            m = torch.zeros(len(self.vocab)) if banned else None
+            if m is not None:
+                m[banned] = float("-inf")
+        self.cache[c] = m
         return m
 
 
@@ -73,6 +77,21 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
     return logits
 
 
+class _threads:
+    """Run one stream (or a few) on one thread: a (1, H) x (H, 4H) product is too small to split
+    across cores, and the hand-off costs more than it saves (far more on a busy machine)."""
+
+    def __init__(self, n: int) -> None:
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        if self.n <= 4:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc) -> None:
+        torch.set_num_threads(self.old)
+
+
 @torch.no_grad()
 def generate(model: CharRNN, vocab: Vocab, opts: SampleOptions,
              trackers: list[Tracker] | None = None,
@@ -80,6 +99,12 @@ def generate(model: CharRNN, vocab: Vocab, opts: SampleOptions,
              start: str = "\n") -> tuple[list[str], SampleStats]:
     """Generate ``opts.n`` samples. ``start`` is read before the prime (the corpus separator, so
     an unprimed sample begins like a new document). ``on_char(stream, ch)`` streams output."""
+    with _threads(opts.n):
+        return _generate(model, vocab, opts, trackers, on_char, start)
+
+
+def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, trackers: list[Tracker] | None,
+              on_char: Callable[[int, str], None] | None, start: str) -> tuple[list[str], SampleStats]:
     stats = SampleStats()
     gen = torch.Generator().manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)
     stepper = FusedStepper(model)
@@ -109,7 +134,10 @@ def generate(model: CharRNN, vocab: Vocab, opts: SampleOptions,
                 c = t.constraint()
                 if c.free:
                     continue
-                masked = filtered[s] + masks.get(c)
+                mask = masks.get(c)
+                if mask is None:
+                    continue
+                masked = filtered[s] + mask
                 if torch.isinf(masked).all():
                     stats.fallbacks += 1
                 else:

@@ -53,7 +53,7 @@ def format_report(result: dict[str, Any]) -> str:
         lines.append(f"{c['config']:<16}{_si(s['ours_1']['chars_per_s']):>10}{_si(s['nn_lstm_1']['chars_per_s']):>14}"
                      f"{s['speedup_1']:>8.2f}x{_si(s['ours_64']['chars_per_s']):>12}"
                      + (f"{pct:>6.1f}%" if pct is not None else f"{'-':>7}"))
-    lines += notes
+    lines += notes + [f"note: {n}" for n in result.get("notes", [])]
     if result["targets"]:
         lines += ["", "targets (stated for the 2-core CPU)"]
         lines += [f"  {'met ' if t['met'] else 'MISS'} {t['name']}: {t['value']:,.2f} (target {t['target']:,})"
@@ -72,20 +72,22 @@ def format_report(result: dict[str, Any]) -> str:
 @click.option("--configs", default=None,
               help="LAYERSxHIDDEN[:BATCHxSEQ],... (default 2x128,2x512,3x512; presets 2x128 = 32x64, else 100x100)")
 @click.option("--seconds-per-case", type=float, default=None,
-              help="time budget per config (default 60; a variant always gets at least 2 timed blocks)")
+              help="time budget per config (default 60): it sizes the timed blocks; rounds always complete")
 @click.option("--device", default="auto", show_default=True, help="auto (cuda when present), cpu, cuda")
-@click.option("--precisions", default="fp32,bf16", show_default=True, help="training precisions; none = sampling only")
+@click.option("--precisions", default=None,
+              help="fp32,bf16 (default; bf16 skipped on a CPU without native bf16); none = sampling only")
 @click.option("--rounds", type=int, default=None, help="interleaved rounds per variant (default 3, quick 2)")
 @click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default, all cores)")
 def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_case: float | None, device: str,
-          precisions: str, rounds: int | None, threads: int) -> None:
+          precisions: str | None, rounds: int | None, threads: int) -> None:
     """Training and sampling throughput against plain-PyTorch baselines; prints a table."""
     from gen.core.errors import GenError
     from gen.evals.bench import run_bench
 
-    precs = tuple(p.strip() for p in precisions.split(",") if p.strip() and p.strip() != "none")
-    bad = [p for p in precs if p not in ("fp32", "bf16")]
-    if bad or not (precs or precisions == "none"):
+    precs = None if precisions is None else tuple(p.strip() for p in precisions.split(",")
+                                                  if p.strip() and p.strip() != "none")
+    bad = [p for p in precs or () if p not in ("fp32", "bf16")]
+    if bad or (precs == () and precisions != "none"):
         raise click.BadParameter(f"{', '.join(bad) or 'nothing'}: use fp32 and/or bf16 (none: sampling only)",
                                  param_hint="--precisions")
     try:

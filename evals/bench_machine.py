@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,11 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, max_n: int, seconds: f
         sync(device)
         return 2 * n**3 * reps / max(time.perf_counter() - t, 1e-9)
 
-    probe = rate(256, 2)
-    n = int(min(max_n, max(256, (seconds * probe / 2) ** (1 / 3))) // 128 * 128)
-    reps = max(1, int(seconds * probe / (2 * n**3)))
+    small = min(512, max_n)
+    probe = rate(small, 1)  # small sizes run below peak: take max_n unless one product would be slow
+    n = max_n if 2 * max_n**3 / probe < 10 * seconds else int(max(small, (seconds * probe / 2) ** (1 / 3)))
+    n = min(max_n, n // 128 * 128 or small)
+    reps = max(1, int(seconds * rate(n, 1) / (2 * n**3)))  # a GPU needs many products per timing
     best = max(rate(n, reps) for _ in range(3))
     return {"flops": best, "n": n}
 
@@ -87,3 +90,13 @@ def loadavg() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
+
+
+def one_thread(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run ``fn`` with one torch thread (is one thread better for one sampling stream?)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn(*args)
+    finally:
+        torch.set_num_threads(threads)

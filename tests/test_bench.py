@@ -58,6 +58,9 @@ def test_every_column_is_finite_and_positive(quick):
                 # interleaved: every variant got one timed block per round
                 assert len(v["blocks"]) == r["rounds"] and all(_pos(b) for b in v["blocks"])
                 assert v["flops_per_s"] == pytest.approx(v["chars_per_s"] * c["flops_per_char_train"])
+                # against the best peak seen (it is measured at the start and again at the end)
+                assert v["pct_peak"] == pytest.approx(100 * v["flops_per_s"] / r["peak"][prec]["flops"])
+                assert r["peak"][prec]["flops"] >= r["peak"][prec]["flops_end"]
             for other in ("ref", "cell"):  # a paired ratio: within the per-round ratios of our speed to theirs
                 rounds = [o / r for o, r in zip(t["ours"]["blocks"], t[other]["blocks"], strict=True)]
                 assert min(rounds) * 0.999 <= t[f"ratio_{other}"] <= max(rounds) * 1.001
@@ -75,6 +78,16 @@ def test_table_shows_each_case_and_column(quick):
     for col in ("ours c/s", "%peak", "ours/ref", "cell c/s", "MB ours", "1 stream", "nn.LSTM/char", "64 streams"):
         assert col in text
     assert "matmul peak: fp32" in text and "targets" in text
+
+
+def test_sampling_only(gen_cli, tmp_path):
+    out = tmp_path / "s.json"
+    res = gen_cli.invoke(cli, ["bench", "--configs", "1x16:2x4", "--precisions", "none", "--seconds-per-case", "0.2",
+                               "--json", str(out)], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    r = json.loads(out.read_text())
+    assert r["precisions"] == [] and r["cases"][0]["train"] == {}
+    assert _pos(r["cases"][0]["sample"]["ours_64"]["chars_per_s"])
 
 
 def test_parse_config_presets_and_overrides():
