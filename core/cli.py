@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -160,6 +161,8 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
         cfg.max_time = parse_duration(max_time)
     click.echo(f"run folder: {run_dir}")
     res = run_train(data, cfg, run_dir, spec.domain, resume=resume_ckpt, progress=not quiet, log=click.echo)
+    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports and writes
+        return
     click.echo(f"stopped ({res.stopped}) at step {res.step}: best val loss {res.best_val:.4f} nats "
                f"({res.best_val / 0.6931:.3f} bpc)")
     wrote = "best.pt, last.pt, metrics.jsonl, loss.png"
@@ -204,14 +207,20 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
     length = length or (50 if domain.samples_per_line else 1000)
     opts = SampleOptions(n=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
                          stop=[s.encode().decode("unicode_escape") for s in stop], seed=seed)
-    kwargs = {}
-    if novel_only:
+    stats = None
+    if guided or novel_only:  # trackers may use the training corpus (names: the names to avoid)
         guided = True
-        spec, data = pipeline.load_corpus(loaded.ckpt["corpus"], _ws())
-        kwargs["banned"] = domain.corpus_stats(data)["names"]
+        from gen.core import workspace as wsm
+
+        if wsm.is_prepared(_ws(), loaded.ckpt["corpus"]):
+            stats = domain.corpus_stats(pipeline.load_corpus(loaded.ckpt["corpus"], _ws())[1])
+        elif novel_only:
+            raise GenError(f"--novel-only needs the training corpus: gen prepare {loaded.ckpt['corpus']}")
+        if novel_only:
+            constraints = (*constraints, "novel") if constraints else ()
     stream = num == 1 and sys.stdout.isatty() and not domain.samples_per_line
     on_char = (lambda s, ch: (sys.stdout.write(ch), sys.stdout.flush())) if stream else None
-    texts, stats = pipeline.sample_texts(loaded, opts, guided, list(constraints) or None, on_char, kwargs)
+    texts, stats = pipeline.sample_texts(loaded, opts, guided, list(constraints) or None, on_char, stats)
     if stats.unknown_prime:
         click.echo(f"note: the prime has characters the model never saw; encoded as "
                    f"{', '.join(f'{k!r}->{v!r}' for k, v in stats.unknown_prime.items())}", err=True)

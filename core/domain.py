@@ -221,8 +221,10 @@ class Domain:
         return generic_corrupt(text, rng)
 
     # ---- guided sampling and interpretation (later features; defaults do nothing) --------
-    def tracker(self, enabled: Iterable[str] | None = None) -> Tracker | None:
-        """A fresh structure tracker for guided sampling, or None when the domain has none."""
+    def tracker(self, enabled: Iterable[str] | None = None, stats: Any = None) -> Tracker | None:
+        """A fresh structure tracker for guided sampling, or None when the domain has none.
+        ``enabled`` picks constraint families; ``stats`` (from ``corpus_stats``) is given when the
+        training corpus is known, e.g. for names to avoid."""
         return None
 
     def features(self, text: str) -> dict[str, np.ndarray]:

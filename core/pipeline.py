@@ -103,13 +103,13 @@ def load_model(target: str, ws: Path) -> Loaded:
 
 def sample_texts(loaded: Loaded, opts: SampleOptions, guided: bool = False,
                  constraints: list[str] | None = None, on_char=None,
-                 tracker_kwargs: dict[str, Any] | None = None) -> tuple[list[str], SampleStats]:
+                 stats: Any = None) -> tuple[list[str], SampleStats]:
     domain = get_domain(loaded.ckpt["domain"])
     if not opts.stop and domain.stop:
         opts.stop = [domain.stop]
     trackers = None
     if guided:
-        trackers = [domain.tracker(constraints, **(tracker_kwargs or {})) for _ in range(opts.n)]
+        trackers = [domain.tracker(constraints, stats) for _ in range(opts.n)]
         if trackers[0] is None:
             raise GenError(f"domain {domain.name!r} has no structure tracker; sample without --guided")
     start = "\n"

@@ -76,6 +76,15 @@ def init_distributed(cfg: TrainConfig) -> tuple[int, int, torch.device]:
     return rank, world, device
 
 
+def any_rank(flag: bool, world: int, device: torch.device) -> bool:
+    """True on every rank when ``flag`` is true on any (a no-op for one process)."""
+    if world == 1:
+        return flag
+    t = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def from_rank0(value: Any) -> Any:
     """Rank 0's ``value`` on every rank (e.g. the run folder only rank 0 creates)."""
     if not (dist.is_available() and dist.is_initialized()):
@@ -194,6 +203,7 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
             hidden = tuple(t.to(device) for t in h) if isinstance(h, list | tuple) else h.to(device)
     net = model
     if world > 1:
+        torch.manual_seed(cfg.seed + rank)  # distinct dropout masks per rank (DDP syncs the weights)
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
                                                         else None)
     model.train()
@@ -205,7 +215,8 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
             "model_args": args.to_dict(), "model": model.state_dict(), "vocab": data.vocab.to_dict(),
             "config": cfg.to_dict(), "domain": domain, "corpus": data.name, "optimizer": optimizer.state_dict(),
             "step": step, "best_val": best_val, "elapsed": elapsed, "rng": ckpt_io.rng_state(), "world": world,
-            "hidden": None if hidden is None else (list(hidden) if isinstance(hidden, tuple) else hidden),
+            # each rank carries its own streams' state; rank 0's alone would be wrong for the others
+            "hidden": None if hidden is None or world > 1 else (list(hidden) if isinstance(hidden, tuple) else hidden),
         }
         payload["hidden"] = _to_cpu(payload["hidden"])
         ckpt_io.save(run_dir / f"{name}.pt", payload)
@@ -270,7 +281,7 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
             with amp:
                 logits, new_hidden = net(x, hidden)
                 loss = cross_entropy(logits, y)
-            if not torch.isfinite(loss):
+            if any_rank(not torch.isfinite(loss).item(), world, device):  # all ranks skip together
                 bad_steps += 1
                 optimizer.zero_grad(set_to_none=True)
                 (bar.write if bar else log)(f"step {step}: loss is {loss.item()}, step skipped "
@@ -306,11 +317,12 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
                     bar.set_postfix(loss=f"{loss_val:.3f}", bpc=f"{loss_val / LN2:.3f}", cps=f"{cps:,.0f}")
             if bar:
                 bar.update(1)
-            if cfg.max_time and elapsed >= cfg.max_time:
-                stopped = "time"
-                break
-            if signals.caught is not None or (on_step is not None and on_step(step, loss_val)):
-                stopped = "signal"
+            # every rank must leave the loop at the same step, or the next all-reduce hangs
+            out_of_time = any_rank(bool(cfg.max_time and elapsed >= cfg.max_time), world, device)
+            interrupted = any_rank(signals.caught is not None or (on_step is not None and on_step(step, loss_val)),
+                                   world, device)
+            if interrupted or out_of_time:
+                stopped = "signal" if interrupted else "time"
                 break
     if bar:
         bar.close()
@@ -351,7 +363,8 @@ def evolution_sample(model: CharRNN, data: CorpusData, cfg: TrainConfig, step: i
 def write_evolution_sample(run_dir: Path, step: int, loss: float, text: str) -> None:
     """Append one labelled sample to samples-during-training.txt (the blog's evolution view)."""
     with open(run_dir / "samples-during-training.txt", "a", encoding="utf-8") as fh:
-        fh.write(f"=== step {step} | train loss {loss:.3f} ===\n{text}\n\n")
+        label = f"train loss {loss:.3f}" if loss == loss else "untrained"
+        fh.write(f"=== step {step} | {label} ===\n{text}\n\n")
 
 
 def plot_losses(run_dir: Path) -> None:

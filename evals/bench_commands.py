@@ -43,17 +43,13 @@ def format_report(result: dict[str, Any]) -> str:
     hdr = f"{'config':<16}{'1 stream':>10}{'nn.LSTM/char':>14}{'speedup':>9}{'64 streams':>12}{'%peak':>7}"
     lines += ["", "sampling (chars/s, CPU fp32, medians; %peak: 64 streams vs the fp32 matmul peak)", hdr,
               "-" * len(hdr)]
-    notes: list[str] = []
     for c in result["cases"]:
         s = c["sample"]
         pct = s["ours_64"].get("pct_peak")
-        one = s.get("ours_1thread_1")
-        if one:
-            notes.append(f"{c['config']}: 1 stream with 1 thread: {_si(one['chars_per_s'])} chars/s")
         lines.append(f"{c['config']:<16}{_si(s['ours_1']['chars_per_s']):>10}{_si(s['nn_lstm_1']['chars_per_s']):>14}"
                      f"{s['speedup_1']:>8.2f}x{_si(s['ours_64']['chars_per_s']):>12}"
                      + (f"{pct:>6.1f}%" if pct is not None else f"{'-':>7}"))
-    lines += notes + [f"note: {n}" for n in result.get("notes", [])]
+    lines += [f"note: {n}" for n in result.get("notes", [])]
     if result["targets"]:
         lines += ["", "targets (stated for the 2-core CPU)"]
         lines += [f"  {'met ' if t['met'] else 'MISS'} {t['name']}: {t['value']:,.2f} (target {t['target']:,})"

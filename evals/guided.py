@@ -52,7 +52,8 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
                               "temperature": temperature, "seed": seed, "sets": {}}
     for guided in (False, True):
         opts = SampleOptions(n=n, length=length, temperature=temperature, seed=seed)
-        texts, stats = pipeline.sample_texts(loaded, opts, guided=guided, constraints=constraints)
+        texts, stats = pipeline.sample_texts(loaded, opts, guided=guided, constraints=constraints,
+                                             stats=ctx.stats if guided else None)
         scored = score(domain, texts, ctx)
         nll = [v for v in log_likelihood(loaded.model, loaded.vocab, texts) if not math.isnan(v)]
         values = dict(scored.values)

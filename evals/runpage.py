@@ -17,7 +17,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-_SAMPLE_HEADER = re.compile(r"^=== step (\d+) \| train loss (\S+) ===$", re.M)
+_SAMPLE_HEADER = re.compile(r"^=== step (\d+) \| (?:train loss (\S+)|untrained) ===$", re.M)
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;max-width:960px;margin:1em auto;padding:0 1em;color:#222}
@@ -55,7 +55,7 @@ def read_evolution(run_dir: Path) -> list[tuple[int, str, str]]:
     for k, m in enumerate(heads):
         end = heads[k + 1].start() if k + 1 < len(heads) else len(raw)
         text = raw[m.end() + 1:end]
-        out.append((int(m.group(1)), m.group(2), text[:-2] if text.endswith("\n\n") else text.rstrip("\n")))
+        out.append((int(m.group(1)), m.group(2) or "untrained", text[:-2] if text.endswith("\n\n") else text.rstrip("\n")))
     return out
 
 

@@ -192,7 +192,7 @@ class CDomain(Domain):
         return corrupt_c(text, rng)
 
     # ---- guided sampling and interpretation --------------------------------------------------
-    def tracker(self, enabled: Iterable[str] | None = None) -> Tracker:
+    def tracker(self, enabled: Iterable[str] | None = None, stats: Any = None) -> Tracker:
         return c_scan.CTracker(enabled)
 
     def features(self, text: str) -> dict[str, np.ndarray]:

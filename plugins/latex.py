@@ -341,7 +341,7 @@ class LatexDomain(Domain):
         return latex_corrupt.corrupt(text, rng)
 
     # ---- guided sampling and interpretation ----------------------------------------------
-    def tracker(self, enabled: Iterable[str] | None = None) -> Tracker:
+    def tracker(self, enabled: Iterable[str] | None = None, stats: Any = None) -> Tracker:
         return LatexTracker(enabled)
 
     def features(self, text: str) -> dict[str, np.ndarray]:

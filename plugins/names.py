@@ -158,8 +158,9 @@ class NamesDomain(Domain):
             chars[rng.randrange(len(chars))] = rng.choice("qxzjkv")
         return "".join(chars)
 
-    def tracker(self, enabled: Iterable[str] | None = None, banned: set[str] | None = None) -> NameTracker:
-        return NameTracker(enabled, banned)
+    def tracker(self, enabled: Iterable[str] | None = None, stats: Any = None) -> NameTracker:
+        """With the training corpus's stats, "novel" bans ending a name that is a training name."""
+        return NameTracker(enabled, stats["names"] if stats else None)
 
     def features(self, text: str) -> dict[str, np.ndarray]:
         pos = np.zeros(len(text), dtype=np.float32)

@@ -259,7 +259,7 @@ class ProseDomain(Domain):
         return generic_corrupt(text, rng)
 
     # ---- guided sampling and interpretation -------------------------------------------------
-    def tracker(self, enabled: Iterable[str] | None = None) -> ProseTracker:
+    def tracker(self, enabled: Iterable[str] | None = None, stats: Any = None) -> ProseTracker:
         return ProseTracker(enabled)
 
     def features(self, text: str) -> dict[str, np.ndarray]:

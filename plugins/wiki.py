@@ -205,7 +205,7 @@ class WikiDomain(Domain):
         return corrupt_wiki(text, rng)
 
     # ---- guided sampling and interpretation ------------------------------------------------
-    def tracker(self, enabled: Iterable[str] | None = None, **_: Any) -> Tracker:
+    def tracker(self, enabled: Iterable[str] | None = None, stats: Any = None) -> Tracker:
         return WikiTracker(enabled)
 
     def features(self, text: str) -> dict[str, np.ndarray]:
