@@ -42,7 +42,7 @@ class _MaskCache:
     """Constraint -> additive logit mask (V,), computed once per distinct constraint."""
 
     def __init__(self, vocab: Vocab) -> None:
-        self.vocab, self.cache = vocab, {}
+        self.vocab, self.cache, self.nonempty = vocab, {}, {}
 
     def get(self, c: Constraint) -> torch.Tensor | None:
         """The mask, or None when the constraint bans nothing in this vocabulary."""
@@ -59,7 +59,12 @@ class _MaskCache:
             if m is not None:
                 m[banned] = float("-inf")
         self.cache[c] = m
+        self.nonempty[c] = m is not None and bool(torch.isfinite(m).any())
         return m
+
+    def any_allowed(self, c: Constraint) -> bool:
+        """Whether the (already built) mask of ``c`` leaves any character."""
+        return self.nonempty[c]
 
 
 def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: float) -> torch.Tensor:
@@ -125,6 +130,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, trackers: list[
     done = [False] * n
     stops = [s for s in opts.stop if s]
     greedy = opts.temperature <= 1e-3
+    truncated = bool(opts.top_k) or opts.top_p < 1.0
     for _ in range(opts.length):
         filtered = logits if greedy else filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)
         if trackers:
@@ -137,12 +143,14 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, trackers: list[
                 mask = masks.get(c)
                 if mask is None:
                     continue
-                masked = filtered[s] + mask
-                if torch.isinf(masked).all():
-                    stats.fallbacks += 1
-                else:
-                    filtered[s] = masked
+                allowed = mask > float("-inf") if truncated else masks.any_allowed(c)
+                # without top-k/top-p every logit is finite, so the mask alone decides whether
+                # anything survives; with truncation the survivors must be checked
+                if (allowed & torch.isfinite(filtered[s])).any().item() if truncated else allowed:
+                    filtered[s] += mask
                     stats.masked_steps += 1
+                else:
+                    stats.fallbacks += 1
         if greedy:
             nxt = filtered.argmax(-1)
         else:

@@ -74,11 +74,26 @@ def format_report(result: dict[str, Any]) -> str:
               help="fp32,bf16 (default; bf16 skipped on a CPU without native bf16); none = sampling only")
 @click.option("--rounds", type=int, default=None, help="interleaved rounds per variant (default 3, quick 2)")
 @click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default, all cores)")
+@click.option("--guided", "guided_ckpts", multiple=True,
+              help="checkpoint (or corpus) whose 1-stream guided sampling cost to measure (repeatable); "
+                   "with --configs none only this runs")
 def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_case: float | None, device: str,
-          precisions: str | None, rounds: int | None, threads: int) -> None:
+          precisions: str | None, rounds: int | None, threads: int, guided_ckpts: tuple[str, ...]) -> None:
     """Training and sampling throughput against plain-PyTorch baselines; prints a table."""
     from gen.core.errors import GenError
     from gen.evals.bench import run_bench
+
+    if guided_ckpts:
+        from gen.evals.guided import guided_cost
+
+        ws = click.get_current_context().obj
+        click.echo("guided sampling cost, 1 stream (median of 3 interleaved rounds of 2,000 chars)")
+        for target in guided_ckpts:
+            c = guided_cost(target, ws)
+            click.echo(f"  {c['domain']:7} unguided {c['unguided_chars_per_s']:8,.0f} chars/s   guided "
+                       f"{c['guided_chars_per_s']:8,.0f} chars/s   slowdown {c['slowdown']:+.1%}   ({c['checkpoint']})")
+        if configs == "none":
+            return
 
     precs = None if precisions is None else tuple(p.strip() for p in precisions.split(",")
                                                   if p.strip() and p.strip() != "none")

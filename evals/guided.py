@@ -64,6 +64,29 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
     return result
 
 
+def guided_cost(target: str, ws: Path, length: int = 2000, rounds: int = 3, seed: int = 0) -> dict[str, Any]:
+    """Seconds per generated character for one stream, unguided vs guided (same checkpoint and
+    seed), interleaved over ``rounds`` so machine noise hits both; medians."""
+    import statistics
+    import time
+
+    from gen.core import pipeline
+    from gen.core.sample import SampleOptions
+
+    loaded = pipeline.load_model(target, ws)
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for r in range(rounds):
+        for guided in (False, True):
+            # stop=[""] keeps the domain's stop string off, so every sample is `length` long
+            opts = SampleOptions(n=1, length=length, temperature=0.8, seed=seed + r, stop=[""], close=False)
+            t0 = time.perf_counter()
+            texts, _ = pipeline.sample_texts(loaded, opts, guided=guided)
+            times[guided].append((time.perf_counter() - t0) / max(1, len(texts[0])))
+    u, g = statistics.median(times[False]), statistics.median(times[True])
+    return {"checkpoint": str(loaded.path), "domain": loaded.ckpt["domain"], "unguided_chars_per_s": 1 / u,
+            "guided_chars_per_s": 1 / g, "slowdown": g / u - 1}
+
+
 def format_comparison(result: dict[str, Any]) -> str:
     u, g = result["sets"]["unguided"], result["sets"]["guided"]
     better = {**u["higher_is_better"], "model_nll": False}

@@ -38,6 +38,11 @@ def test_mask_restricts_and_dead_end_falls_back():
     assert all(set(t) <= set("ab") for t in texts) and stats.masked_steps == 150
     texts, stats = generate(model, vocab, SampleOptions(n=2, length=20, seed=1), [BanAll(), BanAll()])
     assert stats.fallbacks == 40 and all(len(t) == 20 for t in texts)
+    # with top-k the allowed characters may all be truncated away: that is a dead end too
+    texts, stats = generate(model, vocab, SampleOptions(n=2, length=20, top_k=1, seed=1), [OnlyAB(), OnlyAB()])
+    assert stats.masked_steps + stats.fallbacks == 40
+    texts, stats = generate(model, vocab, SampleOptions(n=1, length=30, top_k=7, seed=1), [OnlyAB()])
+    assert set(texts[0]) <= set("ab") and stats.fallbacks == 0
 
 
 def test_name_tracker_real_names_never_flagged(shared):
@@ -74,6 +79,8 @@ def test_guided_names_are_nonempty_and_novel(ws, names_file, run, tmp_path):
     assert len(names) == 60 and all(names) and not (set(names) & train_names)
     result = run("guided", "names", "-n", "30", "-l", "20", "--seed", "0", "--against", "names").output
     assert "unguided" in result and "model_nll" in result and "fallbacks" in result
+    cost = run("bench", "--configs", "none", "--guided", "names").output
+    assert "slowdown" in cost and "names" in cost
 
 
 def test_log_likelihood_prefers_likely_text():
