@@ -83,14 +83,16 @@ def filter_logits(logits: torch.Tensor, temperature: float, top_k: int, top_p: f
 
 
 class _threads:
-    """Run one stream (or a few) on one thread: a (1, H) x (H, 4H) product is too small to split
-    across cores, and the hand-off costs more than it saves (far more on a busy machine)."""
+    """Run small work on one thread: for a few streams of a small model the (N, H) x (H, 4H)
+    products are too small to split across cores and the hand-off costs more than it saves (far
+    more on a busy machine). Big layers (H >= 512) are memory-bound and gain from every core."""
 
-    def __init__(self, n: int) -> None:
-        self.n, self.old = n, torch.get_num_threads()
+    def __init__(self, n: int, hidden: int, layers: int) -> None:
+        self.small = n * hidden * layers < 1024
+        self.old = torch.get_num_threads()
 
     def __enter__(self) -> None:
-        if self.n <= 4:
+        if self.small:
             torch.set_num_threads(1)
 
     def __exit__(self, *exc) -> None:
@@ -104,7 +106,7 @@ def generate(model: CharRNN, vocab: Vocab, opts: SampleOptions,
              start: str = "\n") -> tuple[list[str], SampleStats]:
     """Generate ``opts.n`` samples. ``start`` is read before the prime (the corpus separator, so
     an unprimed sample begins like a new document). ``on_char(stream, ch)`` streams output."""
-    with _threads(opts.n):
+    with _threads(opts.n, model.args.n_hidden, model.args.n_layer):
         return _generate(model, vocab, opts, trackers, on_char, start)
 
 
