@@ -111,8 +111,9 @@ def prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path,
         train_sink = _TextSink(work / "train.txt", counts)
         val_sink = _TextSink(work / "val.txt", counts) if per_doc else None
         threshold = int(spec.val_fraction * 10_000)
-        for doc in domain.documents(Path(src) if src not in ("-",) and not src.startswith("package:") else src,
-                                    spec, options, report):
+        # '-' (stdin) and 'package:...' are not paths; everything else is
+        source = src if src == "-" or src.startswith("package:") else Path(src)
+        for doc in domain.documents(source, spec, options, report):
             if not doc:
                 continue
             report.documents += 1

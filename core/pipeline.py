@@ -112,8 +112,7 @@ def sample_texts(loaded: Loaded, opts: SampleOptions, guided: bool = False,
         trackers = [domain.tracker(constraints, stats) for _ in range(opts.n)]
         if trackers[0] is None:
             raise GenError(f"domain {domain.name!r} has no structure tracker; sample without --guided")
-    start = "\n"
-    return generate(loaded.model, loaded.vocab, opts, trackers, on_char, start=start)
+    return generate(loaded.model, loaded.vocab, opts, trackers, on_char)
 
 
 def eval_context(domain: Domain, against: str | None, ws: Path, options: dict[str, Any]) -> EvalContext:

@@ -120,15 +120,9 @@ def shared_corpora_dir() -> Path | None:
     env = os.environ.get("GEN_SHARED_CORPORA")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parent
-    for base in (Path.cwd(), *Path.cwd().parents[:2], here.parent, here.parent.parent):
-        cand = base / "shared" / "corpora"
-        if cand.is_dir():
-            return cand
-        cand = base.parent / "shared" / "corpora"
-        if cand.is_dir():
-            return cand
-    return None
+    source_root = Path(__file__).resolve().parent.parent  # the checkout, for editable installs
+    bases = [Path.cwd(), *Path.cwd().parents[:3], source_root, source_root.parent]
+    return next((b / "shared" / "corpora" for b in bases if (b / "shared" / "corpora").is_dir()), None)
 
 
 def default_source(spec: CorpusSpec) -> str | None:

@@ -182,11 +182,6 @@ class CopyIndex:
 _cache: dict[tuple[str, int, float], CopyIndex] = {}
 
 
-def split_text(data: CorpusData, split: str = "train", max_chars: int | None = None) -> str:
-    """A split's text (Vocab.decode does one numpy table lookup for the megabytes needed here)."""
-    return data.text(split, max_chars)
-
-
 def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     """The copy index of a prepared corpus's training split, built once per process and kept
     beside the corpus (``copy_index.npy``: re-preparing replaces the folder, so it never goes
@@ -195,7 +190,7 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     key = (str(train.resolve()), train.stat().st_size, train.stat().st_mtime)
     if key in _cache:
         return _cache[key]
-    text = split_text(data, "train", max_chars)
+    text = data.text("train", max_chars)
     digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
     cache = Path(data.path) / CACHE_NAME
     sa = None

@@ -103,8 +103,9 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext) -> ScoredSet:
         try:
             values.update(c.summarize(samples, per_checker[id(c)], ctx))
         except Exception as exc:  # noqa: BLE001
-            records and records[0]["issues"].append({"kind": "checker-error", "message": str(exc),
-                                                     "offset": -1, "excerpt": ""})
+            if records:  # a set-level failure is recorded on the first sample, not raised
+                records[0]["issues"].append({"kind": "checker-error", "message": str(exc), "offset": -1,
+                                             "excerpt": ""})
     return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)))
 
 

@@ -20,8 +20,7 @@ def read_samples(path: str | Path, per_line: bool = False) -> list[str]:
         import sys
 
         text = sys.stdin.read()
-        lines = text.split("\n")
-        return (lines[:-1] if lines[-1] == "" else lines) if per_line else [text]
+        return _lines(text) if per_line else [text]
     if not path.exists():
         raise GenError(f"samples {path} do not exist: pass a .txt file, a .jsonl file or a directory")
     if path.is_dir():
@@ -37,10 +36,14 @@ def read_samples(path: str | Path, per_line: bool = False) -> list[str]:
             except (json.JSONDecodeError, KeyError, TypeError):
                 raise GenError(f"{path}:{n}: not a JSON object with a \"text\" field") from None
         return out
-    if per_line:  # an empty line is an empty sample (data, not noise); only the final newline ends
-        lines = text.replace("\r\n", "\n").split("\n")
-        return lines[:-1] if lines and lines[-1] == "" else lines
-    return [text]
+    return _lines(text) if per_line else [text]
+
+
+def _lines(text: str) -> list[str]:
+    """One sample per line. An empty line is an empty sample (data, not noise); only the final
+    newline ends the file."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    return lines[:-1] if lines and lines[-1] == "" else lines
 
 
 def write_samples(path: str | Path, samples: list[str], per_line: bool = False) -> Path:

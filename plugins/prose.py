@@ -122,9 +122,8 @@ class ProseDomain(Domain):
 
     # ---- eval ------------------------------------------------------------------------------
     def corpus_stats(self, data: CorpusData) -> ProseStats:
-        from gen.evals.copying import split_text  # numpy decoding: seconds faster on megabytes
 
-        return ProseStats.from_text(split_text(data, "train", MAX_STATS_CHARS))
+        return ProseStats.from_text(data.text("train", MAX_STATS_CHARS))
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
         try:

@@ -130,7 +130,7 @@ class WikiDomain(Domain):
 
     # ---- eval ------------------------------------------------------------------------------
     def corpus_stats(self, data) -> WikiStats:
-        return WikiStats.from_chunks(split_text(data, "train"))
+        return WikiStats.from_chunks(data.iter_text("train"))
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
         result = CheckResult(metrics={m.name: None for m in METRICS})
@@ -190,7 +190,7 @@ class WikiDomain(Domain):
         """Held-out pages cut to the samples' lengths, each window starting at a line start
         (samples start after a newline too: the corpus separator primes them)."""
         split = "val" if len(data.ids("val")) else "train"
-        text = "".join(split_text(data, split, max(8 * sum(lengths), 2 << 20)))
+        text = data.text(split, max(8 * sum(lengths), 2 << 20))
         starts = [0] + [m.end() for m in re.finditer("\n", text) if m.end() < len(text)]
         out = []
         for n in lengths:
@@ -210,11 +210,6 @@ class WikiDomain(Domain):
 
     def features(self, text: str) -> dict[str, np.ndarray]:
         return wiki_features(text)
-
-
-def split_text(data, split: str, max_chars: int | None = None, chunk: int = 1 << 22) -> Iterator[str]:
-    """The text of a prepared split in chunks, bounded memory however large the corpus."""
-    return data.iter_text(split, chunk, max_chars)
 
 
 def _mwparser(view: str, tally: wt.Tally, base: int) -> None:

@@ -120,14 +120,12 @@ def test_documents_from_a_tree(tmp_path: Path) -> None:
 
 
 def test_prepare_real_files_unchanged(real_corpora) -> None:
-    from gen.evals.copying import split_text
-
     prose = shared_prose()
     for name, fname in [("shakespeare", "tinyshakespeare.txt"), ("warandpeace", "warpeace.txt")]:
         data = real_corpora[name]
         original = (prose / fname).read_text(encoding="utf-8")
         # nothing changed but the separator after the document
-        assert split_text(data, "train") + split_text(data, "val") == original + "\n"
+        assert data.text("train") + data.text("val") == original + "\n"
         assert data.meta["val_chars"] == pytest.approx(0.1 * len(original), abs=2)
         assert data.meta["report"]["notes"] == []
 
