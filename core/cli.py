@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -12,6 +10,7 @@ import click
 
 from gen.core import pipeline
 from gen.core import workspace as ws_mod
+from gen.core.device import is_main_process
 from gen.core.errors import GenError
 
 TRAIN_OPTIONS = [  # (flag, TrainConfig field, type, help)
@@ -80,20 +79,25 @@ def _ws() -> Path:
 
 
 @cli.command()
-def domains() -> None:
-    """List domains, their corpora and the plugin each came from."""
-    from gen.core.registry import get_registry
+@click.argument("name", metavar="[DOMAIN]", required=False)
+def domains(name: str | None) -> None:
+    """List domains, their corpora and the plugin each came from; with DOMAIN, its options too."""
+    from gen.core.options import describe
+    from gen.core.registry import get_domain, get_registry
 
     reg = get_registry()
-    for name, dom in sorted(reg.domains.items()):
-        corpora = [c for c, s in sorted(reg.corpora.items()) if s.domain == name]
-        click.echo(f"{name:8} {dom.description}")
+    chosen = {name: get_domain(name)} if name else dict(sorted(reg.domains.items()))
+    for dname, dom in chosen.items():
+        corpora = [c for c, s in sorted(reg.corpora.items()) if s.domain == dname]
+        click.echo(f"{dname:8} {dom.description}")
         click.echo(f"         corpora: {', '.join(corpora) or '-'} (default {dom.default_corpus or '-'})")
-        opts = ", ".join(o.flag for o in dom.prepare_options)
-        if opts:
-            click.echo(f"         prepare options: {opts}")
-        click.echo(f"         from {reg.domain_origin[name]}")
-
+        for stage, opts in (("prepare", dom.prepare_options), ("eval", dom.eval_options)):
+            if opts and name:
+                click.echo(f"         gen {stage} options:")
+                click.echo("\n".join(f"           {line}" for line in describe(opts)))
+            elif opts:
+                click.echo(f"         {stage} options: {', '.join(o.flag for o in opts)}")
+        click.echo(f"         from {reg.domain_origin[dname]}")
 
 @cli.command()
 def corpora() -> None:
@@ -113,8 +117,14 @@ def corpora() -> None:
 @click.option("--src", help="file, directory, .tar(.gz/.xz) archive, or - for stdin")
 @click.pass_context
 def prepare(ctx: click.Context, corpus: str, src: str | None) -> None:
-    """Read a corpus source into encoded train/val data. Domain flags may follow (see `gen domains`)."""
-    meta = pipeline.prepare_corpus(corpus, src, _ws(), ctx.args)
+    """Read a corpus source into encoded train/val data. The domain's own flags may follow
+    (`gen domains DOMAIN` lists them)."""
+    from gen.core import options
+    from gen.core.registry import get_domain, resolve_corpus
+
+    domain = get_domain(resolve_corpus(corpus).domain)
+    opts = options.parse(domain.prepare_options, ctx.args, f"gen prepare {corpus}")
+    meta = pipeline.prepare_corpus(corpus, src, _ws(), opts)
     rep = meta["report"]
     click.echo(f"prepared {meta['corpus']} ({meta['domain']}) from {meta['src']}: {rep['documents']:,} documents, "
                f"{meta['train_chars']:,} train + {meta['val_chars']:,} val chars, vocab {meta['vocab_size']}, "
@@ -152,28 +162,35 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
         cfg = pipeline.resolve_config(spec, {**resume_ckpt["config"], **overrides})
         run_dir = Path(resume).parent
     else:
-        from gen.core.train import from_rank0, init_distributed
+        from gen.core.device import from_rank0, init_distributed
 
         cfg = pipeline.resolve_config(spec, overrides)
         rank, _, _ = init_distributed(cfg)  # under torchrun only rank 0 creates the run folder
-        run_dir = from_rank0(ws_mod.new_run_dir(_ws(), spec.name, run_name) if rank == 0 else None)
+        run_dir = from_rank0(ws_mod.new_run_dir(_ws(), spec.name, run_name).path if rank == 0 else None)
     if max_time:
         cfg.max_time = parse_duration(max_time)
     click.echo(f"run folder: {run_dir}")
     res = run_train(data, cfg, run_dir, spec.domain, resume=resume_ckpt, progress=not quiet, log=click.echo)
-    if int(os.environ.get("RANK", "0")) != 0:  # under torchrun only rank 0 reports and writes
+    if not is_main_process():  # under torchrun only rank 0 reports and writes
         return
     click.echo(f"stopped ({res.stopped}) at step {res.step}: best val loss {res.best_val:.4f} nats "
                f"({res.best_val / 0.6931:.3f} bpc)")
-    wrote = "best.pt, last.pt, metrics.jsonl, loss.png"
-    try:  # the run's HTML page (learning curves, evolution of samples); never fails a finished run
-        from gen.evals.runpage import write_run_page
+    wrote = ["best.pt", "last.pt", "metrics.jsonl", "loss.png"]
+    for writer in run_writers():  # e.g. the run's HTML page; never fails a finished run
+        try:
+            wrote.append(writer(ws_mod.RunDir(run_dir)).name)
+        except (GenError, OSError) as exc:
+            click.echo(f"note: {getattr(writer, '__name__', 'a run writer')} failed ({exc})", err=True)
+    click.echo(f"wrote {run_dir}/{{{', '.join(wrote)}}}")
 
-        write_run_page(run_dir)
-        wrote += ", report.html"
-    except (ImportError, GenError, OSError) as exc:
-        click.echo(f"note: report.html not written ({exc})", err=True)
-    click.echo(f"wrote {run_dir}/{{{wrote}}}")
+
+def run_writers() -> list:
+    """Callables plugins registered to run after training (register_run_writers hook)."""
+    from gen.core.plugins import load_plugins
+
+    writers: list = []
+    load_plugins().hook.register_run_writers(register=writers.append)
+    return writers
 
 
 @cli.command()
@@ -196,23 +213,20 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
            prime_file: str | None, stop: tuple[str, ...], seed: int | None, guided: bool,
            constraints: tuple[str, ...], novel_only: bool, out: str | None, jsonl: bool) -> None:
     """Generate from a checkpoint, or from a corpus's latest trained run."""
-    from gen.core.registry import get_domain
     from gen.core.sample import SampleOptions
-    from gen.evals.samples import write_samples
+    from gen.core.samplesfile import write_samples
 
     loaded = pipeline.load_model(target, _ws())
-    domain = get_domain(loaded.ckpt["domain"])
+    domain = loaded.domain
     if prime_file:
         prime = Path(prime_file).read_text(encoding="utf-8")
     length = length or (50 if domain.samples_per_line else 1000)
     opts = SampleOptions(n=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
-                         stop=[s.encode().decode("unicode_escape") for s in stop], seed=seed)
+                         stop=[s.encode().decode("unicode_escape") for s in stop] or None, seed=seed)
     stats = None
     if guided or novel_only:  # trackers may use the training corpus (names: the names to avoid)
         guided = True
-        from gen.core import workspace as wsm
-
-        if wsm.is_prepared(_ws(), loaded.ckpt["corpus"]):
+        if ws_mod.is_prepared(_ws(), loaded.ckpt["corpus"]):
             stats = domain.corpus_stats(pipeline.load_corpus(loaded.ckpt["corpus"], _ws())[1])
         elif novel_only:
             raise GenError(f"--novel-only needs the training corpus: gen prepare {loaded.ckpt['corpus']}")
@@ -232,84 +246,12 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
     if guided:
         click.echo(f"guided: {stats.masked_steps} masked steps, {stats.fallbacks} fallbacks to unmasked", err=True)
     if out is None:
-        run_samples = loaded.path.parent / "samples"
-        out = str(run_samples / (time.strftime("%Y%m%d-%H%M%S") + (".txt" if domain.samples_per_line else ".jsonl")))
+        suffix = ".jsonl" if jsonl or not domain.samples_per_line else ".txt"
+        out = str(loaded.run.samples / (time.strftime("%Y%m%d-%H%M%S") + suffix))
     elif jsonl and not out.endswith(".jsonl"):
         out += ".jsonl"
     path = write_samples(out, texts, per_line=domain.samples_per_line)
     click.echo(f"wrote {len(texts)} samples to {path}", err=True)
-
-
-@cli.command("eval")
-@click.argument("domain_name", metavar="DOMAIN")
-@click.argument("samples", type=click.Path(), required=False)
-@click.option("--against", help="training corpus to compare with (novelty, invented words, real-text baseline)")
-@click.option("--checkpoint", help="temperature sweep: sample from this checkpoint (or corpus name) instead")
-@click.option("--temperatures", default="0.2,0.5,0.8,1.0,1.3", show_default=True,
-              help="temperature sweep: comma-separated temperatures")
-@click.option("-n", "--num", default=8, show_default=True, help="temperature sweep: samples per temperature")
-@click.option("--length", default=800, show_default=True, help="temperature sweep: characters per sample")
-@click.option("--seed", default=0, show_default=True, help="temperature sweep: sampling seed")
-@click.option("--out", type=click.Path(file_okay=False), help="folder for records.jsonl and summary.json")
-@click.option("--json", "as_json", is_flag=True, help="print the summary JSON to stdout")
-@click.option("--gcc", is_flag=True, help="c: also run gcc -fsyntax-only")
-@click.option("--compile", "compile_", is_flag=True, help="latex: also compile with pdflatex")
-@click.option("--pylatexenc", "pylatexenc", default=None, type=int,
-              help="latex: also parse with pylatexenc (strict) samples up to N characters (slow: ~0.1 MB/s)")
-@click.option("--mwparser", is_flag=True, help="wiki: also parse with mwparserfromhell (time-limited)")
-@click.option("--no-baseline", is_flag=True, help="skip the real/corrupted reference columns")
-def eval_cmd(domain_name: str, samples: str | None, against: str | None, checkpoint: str | None,
-             temperatures: str, num: int, length: int, seed: int, out: str | None, as_json: bool, gcc: bool,
-             compile_: bool, pylatexenc: int | None, mwparser: bool, no_baseline: bool) -> None:
-    """Score samples (a .txt, .jsonl or directory) for structural validity, or with --checkpoint
-    sweep temperatures: sample at each and score every set (table, JSON and PNG)."""
-    from gen.core.registry import get_domain
-    from gen.evals.report import evaluate, format_table, write_report
-    from gen.evals.samples import read_samples
-
-    domain = get_domain(domain_name)
-    ctx = pipeline.eval_context(domain, against, _ws(), {"gcc": gcc, "compile": compile_, "mwparser": mwparser,
-                                                       "pylatexenc": pylatexenc})
-    out_dir = Path(out) if out else _ws() / "evals" / f"{domain.name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if checkpoint:
-        from gen.evals.sweep import run_sweep
-
-        temps = [float(t) for t in temperatures.split(",") if t.strip()]
-        target = str(pipeline.load_model(checkpoint, _ws()).path)
-        res = run_sweep(target, ctx, temps, num, length, seed, out_dir, log=lambda m: click.echo(m, err=True))
-        click.echo(json.dumps(res.to_dict(), indent=2) if as_json else res.table())
-        click.echo(f"wrote {out_dir}/sweep.json, sweep.txt, sweep.png", err=True)
-        return
-    if samples is None:
-        raise GenError("give a SAMPLES file/folder, or --checkpoint for a temperature sweep")
-    texts = read_samples(samples, per_line=domain.samples_per_line)
-    if not texts:
-        raise GenError(f"no samples found in {samples}")
-    report = evaluate(domain, texts, ctx, baseline=not no_baseline)
-    report.meta["samples"] = str(samples)
-    rec, summ = write_report(report, out_dir)
-    if as_json:
-        click.echo(json.dumps(report.summary(), indent=2, ensure_ascii=False))
-    else:
-        click.echo(format_table(report))
-    click.echo(f"wrote {rec} and {summ}", err=True)
-
-
-@cli.command()
-@click.option("--seconds", default=150.0, show_default=True, help="training time budget")
-def demo(seconds: float) -> None:
-    """Prepare the offline census names, train ~3 minutes on CPU, print 20 new names."""
-    out = pipeline.run_demo(_ws(), seconds, click.echo)
-    m = out["summary"]["metrics"]
-    click.echo("\n20 generated names:")
-    for name in out["names"]:
-        mark = "" if name in out["train_names"] else "  (new)"
-        click.echo(f"  {name}{mark}")
-    click.echo(f"\nnovel (not in the training names): {m['novel']['value']:.0%}   unique: "
-               f"{m['unique_share']['value']:.0%}   mean length {m['length']['value']:.1f} "
-               f"(training {m['length_train']['value']:.1f})")
-    click.echo(f"best val loss {out['result'].best_val:.4f} nats; checkpoint: {out['checkpoint']}")
-    click.echo(f"more: gen sample {out['checkpoint']} -n 20   |   gen eval names FILE --against census")
 
 
 def main() -> None:

@@ -26,8 +26,9 @@ import numpy as np
 import torch
 
 from gen.core.atomic import atomic_write_text
-from gen.core.domain import CorpusSpec, Domain, PrepareReport
+from gen.core.domain import CorpusSpec, Domain
 from gen.core.errors import GenError
+from gen.core.sources import PrepareReport
 from gen.core.vocab import Vocab
 
 CHUNK_CHARS = 1 << 22  # 4M characters per encode step: bounded memory, numpy-speed encoding

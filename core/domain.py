@@ -24,6 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gen.core.corrupt import generic_corrupt
+from gen.core.sources import PrepareReport, iter_text_files
+
 if TYPE_CHECKING:  # only for type hints; keeps this module import-light for plugins
     import numpy as np
 
@@ -69,13 +72,19 @@ class CheckResult:
     issues: list[Issue] = field(default_factory=list)
 
 
-@dataclass
-class PrepareOption:
-    """A domain-specific ``gen prepare`` flag, e.g. ``--text-only`` or ``--max-file-kb 512``."""
+@dataclass(frozen=True)
+class Option:
+    """A domain's own command-line option, declared once (``prepare_options`` / ``eval_options``).
+
+    The core builds a click option from it, so ``gen prepare``/``gen eval`` validate it and show
+    it in ``--help``; the parsed value reaches the domain under ``name`` (prepare ``options``,
+    ``EvalContext.options``). Examples: ``--text-only``, ``--max-file-kb 512``, ``--gcc``.
+    """
 
     name: str  # python name: text_only -> command-line --text-only
     help: str
     default: Any = False  # a bool default makes it a flag; otherwise the value's type parses it
+    type: Any = None  # a Python type or a click type (click.Choice, click.IntRange); None: type(default)
 
     @property
     def flag(self) -> str:
@@ -97,27 +106,6 @@ class CorpusSpec:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"cpu": {...}, "gpu": {...}}
     options: dict[str, Any] = field(default_factory=dict)  # default prepare options
     origin: str = ""  # where the manifest came from (file path or plugin name)
-
-
-class PrepareReport:
-    """Counts what prepare took and skipped, and why; printed and saved in meta.json."""
-
-    def __init__(self) -> None:
-        self.files = 0
-        self.documents = 0
-        self.bytes_in = 0
-        self.skipped: dict[str, int] = {}
-        self.notes: list[str] = []
-
-    def skip(self, reason: str, n: int = 1) -> None:
-        self.skipped[reason] = self.skipped.get(reason, 0) + n
-
-    def note(self, message: str) -> None:
-        self.notes.append(message)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"files": self.files, "documents": self.documents, "bytes_in": self.bytes_in,
-                "skipped": dict(self.skipped), "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
@@ -180,7 +168,8 @@ class Domain:
     # sampling stops a sample at this string by default (a name ends at its newline)
     stop: str | None = None
     metrics: tuple[MetricSpec, ...] = ()
-    prepare_options: tuple[PrepareOption, ...] = ()
+    prepare_options: tuple[Option, ...] = ()  # flags of `gen prepare` for this domain's corpora
+    eval_options: tuple[Option, ...] = ()  # flags of `gen eval DOMAIN`; values in EvalContext.options
     # hyperparameter overrides of TrainConfig by device kind; corpus manifests override these
     defaults: dict[str, dict[str, Any]] = {}
 
@@ -189,8 +178,6 @@ class Domain:
                   report: PrepareReport) -> Iterator[str]:
         """Yield the documents of ``src`` (a file or a tree). Default: text files matching the
         corpus patterns, in sorted path order, one document per file."""
-        from gen.core.sources import iter_text_files
-
         yield from iter_text_files(src, corpus.patterns, report)
 
     # ---- eval ----------------------------------------------------------------------------
@@ -216,8 +203,6 @@ class Domain:
 
     def corrupt(self, text: str, rng: random.Random) -> str:
         """A damaged copy of real text (for calibration: it must score clearly worse)."""
-        from gen.evals.corrupt import generic_corrupt
-
         return generic_corrupt(text, rng)
 
     # ---- guided sampling and interpretation (later features; defaults do nothing) --------
@@ -239,6 +224,9 @@ class EvalContext:
     domain: Domain
     data: CorpusData | None = None  # the --against corpus, when given
     options: dict[str, Any] = field(default_factory=dict)
+    # per-eval scratch space of checks (caches, worker pools): lives and dies with this eval,
+    # never on the domain object, so two evals in one process cannot see each other's state
+    state: dict[str, Any] = field(default_factory=dict)
     _stats: Any = None
     _stats_built: bool = False
 

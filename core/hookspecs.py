@@ -24,3 +24,8 @@ def register_metrics(register):
 @hookspec
 def register_commands(cli):
     """Add click commands to the `gen` command group."""
+
+
+@hookspec
+def register_run_writers(register):
+    """Register callables ``write(run: RunDir) -> Path`` run after `gen train` ends (run pages)."""

@@ -25,6 +25,8 @@ pm.add_hookspecs(hookspecs)
 _loaded = False
 # plugin name -> where it came from ("entry point gen.plugins.names (dist gen-charrnn 0.1.0)")
 origins: dict[str, str] = {}
+# bumped whenever the set of plugins changes, so lookups built from them know to rebuild
+generation = 0
 
 
 def _allowed() -> set[str] | None:
@@ -59,19 +61,17 @@ def load_plugins() -> pluggy.PluginManager:
 
 def register_plugin(module: ModuleType | object, name: str) -> None:
     """Register a plugin object at run time (tests, notebooks). Undo with unregister_plugin."""
+    global generation
     load_plugins()
     pm.register(module, name=name)
     origins[name] = f"registered at run time ({getattr(module, '__name__', type(module).__name__)})"
-    from gen.core import registry
-
-    registry.reset()
+    generation += 1
 
 
 def unregister_plugin(name: str) -> None:
+    global generation
     plugin = pm.get_plugin(name)
     if plugin is not None:
         pm.unregister(plugin)
     origins.pop(name, None)
-    from gen.core import registry
-
-    registry.reset()
+    generation += 1

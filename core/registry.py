@@ -14,6 +14,7 @@ from pathlib import Path
 
 import tomllib
 
+from gen.core import plugins
 from gen.core.domain import CorpusSpec, Domain, SampleMetric
 from gen.core.errors import GenError
 from gen.core.plugins import load_plugins, origins
@@ -28,6 +29,7 @@ class Registry:
 
 
 _registry: Registry | None = None
+_generation = -1  # plugins.generation the registry was built for
 
 
 def reset() -> None:
@@ -67,8 +69,8 @@ def _builtin_manifests() -> list[CorpusSpec]:
 
 
 def get_registry() -> Registry:
-    global _registry
-    if _registry is not None:
+    global _registry, _generation
+    if _registry is not None and _generation == plugins.generation:
         return _registry
     reg = Registry()
 
@@ -88,7 +90,7 @@ def get_registry() -> Registry:
             reg.corpora[spec.name] = spec
     _call_each("register_corpora", add_corpus)
     _call_each("register_metrics", lambda m, _p: reg.metrics.append(m))
-    _registry = reg
+    _registry, _generation = reg, plugins.generation
     return reg
 
 

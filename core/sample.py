@@ -1,4 +1,8 @@
-"""Generation: temperature, top-k/top-p, priming, stop strings, N streams, guided masking.
+"""Generation: THE sampling function, :func:`sample`, used by every command that generates.
+
+One priming rule: the model first reads the corpus separator (so an unprimed sample begins like
+a new document), then the prime. One stop rule: ``opts.stop`` when given, else the domain's
+stop string (a name ends at its newline). Temperature, top-k/top-p, N streams, guided masking.
 
 All streams advance together through :class:`FusedStepper` (one matmul per layer per step).
 With trackers (structure-guided sampling), each stream's tracker bans next characters that
@@ -13,7 +17,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from gen.core.domain import Constraint, Tracker
+from gen.core.domain import Constraint, Domain, Tracker
+from gen.core.errors import GenError
 from gen.core.model import CharRNN, FusedStepper
 from gen.core.vocab import Vocab
 
@@ -26,7 +31,7 @@ class SampleOptions:
     top_k: int = 0  # keep only the k most likely characters (0 = off)
     top_p: float = 1.0  # nucleus sampling: smallest set with this much probability (1 = off)
     prime: str = ""  # text the model reads first; samples continue it (and include it)
-    stop: list[str] = field(default_factory=list)  # a sample ends at the first of these (not included)
+    stop: list[str] | None = None  # a sample ends at the first of these (not included); None: the domain's
     seed: int | None = None  # reproducible sampling
     close: bool = True  # guided: append what closes open structure when a sample hits `length`
 
@@ -99,18 +104,32 @@ class _threads:
         torch.set_num_threads(self.old)
 
 
+def make_trackers(domain: Domain, n: int, constraints: list[str] | None = None,
+                  stats: object = None) -> list[Tracker]:
+    """One fresh structure tracker per stream for guided sampling. ``constraints`` picks the
+    families; ``stats`` (the domain's corpus statistics) lets a tracker know the training corpus."""
+    trackers = [domain.tracker(constraints, stats) for _ in range(n)]
+    if not trackers or trackers[0] is None:
+        raise GenError(f"domain {domain.name!r} has no structure tracker; sample without --guided")
+    return trackers
+
+
 @torch.no_grad()
-def generate(model: CharRNN, vocab: Vocab, opts: SampleOptions,
-             trackers: list[Tracker] | None = None,
-             on_char: Callable[[int, str], None] | None = None,
-             start: str = "\n") -> tuple[list[str], SampleStats]:
-    """Generate ``opts.n`` samples. ``start`` is read before the prime (the corpus separator, so
-    an unprimed sample begins like a new document). ``on_char(stream, ch)`` streams output."""
+def sample(model: CharRNN, vocab: Vocab, opts: SampleOptions, *, separator: str = "\n",
+           domain: Domain | None = None, trackers: list[Tracker] | None = None,
+           on_char: Callable[[int, str], None] | None = None) -> tuple[list[str], SampleStats]:
+    """Generate ``opts.n`` samples from ``model``.
+
+    ``separator``: the training corpus's document separator, read before the prime.
+    ``domain``: gives the default stop string when ``opts.stop`` is None.
+    ``trackers``: one per stream (:func:`make_trackers`) for structure-guided sampling.
+    ``on_char(stream, ch)`` streams output as it is made."""
+    stop = opts.stop if opts.stop is not None else ([domain.stop] if domain is not None and domain.stop else [])
     with _threads(opts.n, model.args.n_hidden, model.args.n_layer):
-        return _generate(model, vocab, opts, trackers, on_char, start)
+        return _generate(model, vocab, opts, stop, trackers, on_char, separator)
 
 
-def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, trackers: list[Tracker] | None,
+def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str], trackers: list[Tracker] | None,
               on_char: Callable[[int, str], None] | None, start: str) -> tuple[list[str], SampleStats]:
     stats = SampleStats()
     gen = torch.Generator().manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)
@@ -130,7 +149,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, trackers: list[
     masks = _MaskCache(vocab) if trackers else None
     out = [[] for _ in range(n)]
     done = [False] * n
-    stops = [s for s in opts.stop if s]
+    stops = [s for s in stop if s]
     greedy = opts.temperature <= 1e-3
     truncated = bool(opts.top_k) or opts.top_p < 1.0
     for _ in range(opts.length):

@@ -13,11 +13,32 @@ import sys
 import tarfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from gen.core.domain import PrepareReport
 from gen.core.errors import GenError
 
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2")
+
+
+class PrepareReport:
+    """Counts what prepare took and skipped, and why; printed and saved in meta.json."""
+
+    def __init__(self) -> None:
+        self.files = 0
+        self.documents = 0
+        self.bytes_in = 0
+        self.skipped: dict[str, int] = {}
+        self.notes: list[str] = []
+
+    def skip(self, reason: str, n: int = 1) -> None:
+        self.skipped[reason] = self.skipped.get(reason, 0) + n
+
+    def note(self, message: str) -> None:
+        self.notes.append(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"files": self.files, "documents": self.documents, "bytes_in": self.bytes_in,
+                "skipped": dict(self.skipped), "notes": list(self.notes)}
 
 
 def matches(name: str, patterns: list[str]) -> bool:

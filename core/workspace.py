@@ -8,10 +8,14 @@ override it.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+from gen.core.atomic import atomic_write_text
 from gen.core.errors import GenError
 
 ENV_HOME = "GEN_HOME"
@@ -39,7 +43,84 @@ def runs_dir(ws: Path, corpus: str) -> Path:
     return ws / "runs" / corpus
 
 
-def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> Path:
+class RunDir:
+    """One training run's folder: the only place that names its files.
+
+    Everything that reads or writes a run (training, sampling, the run page, viz, neurons)
+    asks this class for the path, so a file is renamed in one line.
+    """
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def of(cls, checkpoint: str | os.PathLike) -> RunDir:
+        """The run a checkpoint file belongs to."""
+        return cls(Path(checkpoint).parent)
+
+    # ---- the files of a run ------------------------------------------------------------
+    def checkpoint(self, name: str) -> Path:  # "best" | "last"
+        return self.path / f"{name}.pt"
+
+    best = property(lambda self: self.checkpoint("best"))
+    last = property(lambda self: self.checkpoint("last"))
+    config = property(lambda self: self.path / "config.json")  # the resolved training config
+    metrics = property(lambda self: self.path / "metrics.jsonl")  # one record per log step / validation
+    loss_plot = property(lambda self: self.path / "loss.png")
+    evolution = property(lambda self: self.path / "samples-during-training.jsonl")  # --sample-every
+    report = property(lambda self: self.path / "report.html")  # gen report
+    viz = property(lambda self: self.path / "viz.html")  # gen viz
+    neurons = property(lambda self: self.path / "neurons")  # gen neurons
+    samples = property(lambda self: self.path / "samples")  # gen sample output
+
+    def is_run(self) -> bool:
+        return any(p.is_file() for p in (self.config, self.metrics, self.best, self.last))
+
+    def model_checkpoint(self) -> Path:
+        """best.pt, else last.pt (the file to sample from)."""
+        return next((p for p in (self.best, self.last) if p.is_file()), self.best)
+
+    # ---- readers and writers of its records ------------------------------------------------
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_text(self.config, json.dumps(config, indent=2))
+
+    def read_config(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.config.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return {}
+        except json.JSONDecodeError:
+            return {"config.json": "unreadable"}
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        return list(_read_jsonl(self.metrics))
+
+    def add_evolution_sample(self, step: int, loss: float | None, text: str) -> None:
+        """Append one sample written during training (the blog's evolution of samples)."""
+        with open(self.evolution, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps({"step": step, "train_loss": loss, "text": text}, ensure_ascii=False) + "\n")
+
+    def read_evolution(self) -> list[dict[str, Any]]:
+        return list(_read_jsonl(self.evolution))
+
+
+def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            yield json.loads(line)
+        except json.JSONDecodeError:  # a run killed mid-write leaves a torn last line
+            continue
+
+
+def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> RunDir:
     """A fresh run folder, named by time unless a name is given."""
     base = runs_dir(ws, corpus)
     name = name or time.strftime("%Y%m%d-%H%M%S")
@@ -48,16 +129,16 @@ def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> Path:
         n += 1
         path = base / f"{name}-{n}"
     path.mkdir(parents=True)
-    return path
+    return RunDir(path)
 
 
 def latest_checkpoint(ws: Path, corpus: str) -> Path:
     """The best (else last) checkpoint of the most recently modified run of a corpus."""
     base = runs_dir(ws, corpus)
     runs = sorted((p for p in base.glob("*") if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
-    for run in runs:
-        for name in ("best.pt", "last.pt"):
-            if (run / name).is_file():
-                return run / name
+    for run in map(RunDir, runs):
+        path = run.model_checkpoint()
+        if path.is_file():
+            return path
     raise GenError(f"no trained checkpoint for corpus {corpus!r} under {base}. "
                    f"Train one first: gen train {corpus}  (or pass a checkpoint path)")

@@ -233,7 +233,7 @@ class CopyingMetric(SampleMetric):
             s = idx.score(sample)
         except Exception as exc:  # noqa: BLE001 - a check never raises; report why instead
             return CheckResult({"copy_longest": None, "copy_share": None},
-                               [Issue("copying-error", f"copy index unavailable: {type(exc).__name__}: {exc}")])
+                               [Issue("copying_error", f"copy index unavailable: {type(exc).__name__}: {exc}")])
         res = CheckResult({"copy_longest": float(s["longest"]), "copy_share": s["share"]})
         if s["longest"] >= REPORT_SPAN:
             off = int(s["offset"])

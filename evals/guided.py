@@ -43,7 +43,7 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
     from gen.core import pipeline
     from gen.core.registry import get_domain
     from gen.core.sample import SampleOptions
-    from gen.evals.report import score
+    from gen.evals.harness import score
 
     loaded = pipeline.load_model(target, ws)
     domain = get_domain(loaded.ckpt["domain"])
@@ -55,7 +55,7 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
         texts, stats = pipeline.sample_texts(loaded, opts, guided=guided, constraints=constraints,
                                              stats=ctx.stats if guided else None)
         scored = score(domain, texts, ctx)
-        nll = [v for v in log_likelihood(loaded.model, loaded.vocab, texts) if not math.isnan(v)]
+        nll = [v for v in log_likelihood(loaded.model, loaded.vocab, texts, loaded.separator) if not math.isnan(v)]
         values = dict(scored.values)
         values["model_nll"] = sum(nll) / len(nll) if nll else None
         result["sets"]["guided" if guided else "unguided"] = {
@@ -77,8 +77,8 @@ def guided_cost(target: str, ws: Path, length: int = 2000, rounds: int = 3, seed
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(rounds):
         for guided in (False, True):
-            # stop=[""] keeps the domain's stop string off, so every sample is `length` long
-            opts = SampleOptions(n=1, length=length, temperature=0.8, seed=seed + r, stop=[""], close=False)
+            # stop=[] keeps the domain's stop string off, so every sample is `length` long
+            opts = SampleOptions(n=1, length=length, temperature=0.8, seed=seed + r, stop=[], close=False)
             t0 = time.perf_counter()
             texts, _ = pipeline.sample_texts(loaded, opts, guided=guided)
             times[guided].append((time.perf_counter() - t0) / max(1, len(texts[0])))

@@ -42,7 +42,7 @@ def diversity(samples: Sequence[str], window: int = DIVERSITY_WINDOW) -> float |
 def score_set(domain: Domain, samples: list[str], ctx: EvalContext) -> tuple[dict[str, float | None], dict[str, bool]]:
     """Summary values and higher-is-better flags of one set, through the eval pipeline's scorer
     (domain checks + generic metrics)."""
-    from gen.evals.report import score
+    from gen.evals.harness import score
 
     scored = score(domain, samples, ctx)
     return dict(scored.values), {k: s.higher_is_better for k, s in scored.specs.items()}
@@ -129,22 +129,17 @@ def run_sweep(checkpoint: str | Path, ctx: EvalContext, temperatures: Sequence[f
               prime: str = "", top_k: int = 0, log: Callable[[str], None] | None = None) -> SweepResult:
     """Sample ``n`` x ``length`` at each temperature from ``checkpoint`` and score each set
     with ``ctx`` (its domain, and its ``data`` as the training corpus when given)."""
-    from gen.core import checkpoint as ckpt_io
-    from gen.core.sample import SampleOptions, generate
+    from gen.core.pipeline import load_checkpoint
+    from gen.core.sample import SampleOptions, sample
 
-    ckpt = ckpt_io.load(checkpoint)
-    model, vocab = ckpt_io.model_from_checkpoint(ckpt)
-    domain = ctx.domain
-    start = ctx.data.separator if ctx.data is not None else "\n"
+    loaded = load_checkpoint(checkpoint)
+    ckpt, domain = loaded.ckpt, ctx.domain
     temps = sorted(float(t) for t in temperatures)
     rows, better, all_samples = [], {}, {}
     for t in temps:
         t0 = time.perf_counter()
-        opts = SampleOptions(n=n, length=length, temperature=t, top_k=top_k, prime=prime, seed=seed,
-                             stop=[domain.stop] if domain.stop else [])
-        samples, _ = generate(model, vocab, opts, start=start)
-        if domain.samples_per_line:
-            samples = [s.strip() for s in samples]
+        opts = SampleOptions(n=n, length=length, temperature=t, top_k=top_k, prime=prime, seed=seed)
+        samples, _ = sample(loaded.model, loaded.vocab, opts, separator=loaded.separator, domain=domain)
         values, flags = score_set(domain, samples, ctx)
         values["diversity"] = diversity(samples)
         better.update(flags)

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from gen.core.data import CorpusData
-from gen.core.domain import (
+from gen.core.api import (
     FREE,
     CheckResult,
     Constraint,
+    CorpusData,
     CorpusSpec,
     Domain,
     EvalContext,
@@ -28,9 +28,9 @@ from gen.core.domain import (
     MetricSpec,
     PrepareReport,
     Tracker,
+    hookimpl,
+    iter_sources,
 )
-from gen.core.hookspecs import hookimpl
-from gen.core.sources import iter_sources
 
 MAX_LEN = 40  # longer lines are not names (a data error); guided sampling ends a name here
 

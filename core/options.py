@@ -1,0 +1,50 @@
+"""Domain-declared options (:class:`gen.core.domain.Option`) as click options.
+
+A domain declares each of its flags once; the core turns the declarations into click options,
+so ``gen prepare`` and ``gen eval DOMAIN`` validate them (type, choices, ranges) and show them in
+``--help`` and ``gen domains DOMAIN``, for built-in and third-party domains alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import click
+
+from gen.core.domain import Option
+
+
+def click_option(opt: Option) -> click.Option:
+    """The click option of one declaration: a flag for a bool default, else a typed value."""
+    if isinstance(opt.default, bool) and opt.type is None:
+        return click.Option([opt.flag, opt.name], is_flag=True, default=opt.default, help=opt.help)
+    typ = opt.type if opt.type is not None else (type(opt.default) if opt.default is not None else str)
+    return click.Option([opt.flag, opt.name], type=typ, default=opt.default, show_default=opt.default is not None,
+                        help=opt.help)
+
+
+def parse(options: Iterable[Option], args: list[str], command: str) -> dict[str, Any]:
+    """Parse ``args`` (the flags after a command's own) against declared options with click:
+    a bad value or an unknown flag is a usage error that names the valid flags."""
+    params = [click_option(o) for o in options]
+    cmd = click.Command(command, params=params, add_help_option=False)
+    try:
+        ctx = cmd.make_context(command, list(args), resilient_parsing=False)
+    except click.NoSuchOption as exc:
+        valid = ", ".join(p.opts[0] for p in params) or "(none)"
+        raise click.UsageError(f"{exc.format_message()} Options of {command}: {valid}") from None
+    if ctx.args:
+        raise click.UsageError(f"unexpected argument(s) {' '.join(ctx.args)!r} for {command}")
+    return dict(ctx.params)
+
+
+def describe(options: Iterable[Option]) -> list[str]:
+    """One help line per option, for `gen domains DOMAIN`."""
+    lines = []
+    for opt in options:
+        param = click_option(opt)
+        flag = opt.flag if param.is_flag else f"{opt.flag} {param.type.name.upper()}"
+        default = "" if param.is_flag or opt.default is None else f" (default {opt.default})"
+        lines.append(f"{flag:28} {opt.help}{default}")
+    return lines

@@ -1,0 +1,1 @@
+"""`gen bench`: training, sampling and eval throughput against minimal reference loops."""

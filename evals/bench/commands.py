@@ -1,0 +1,124 @@
+"""CLI command `gen bench`, added through the plugin hook (entry point ``bench`` in the ``gen``
+group): options and the printed tables; the measuring is in bench.py."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gen.core.hookspecs import hookimpl
+from gen.evals.bench.measure import CHAR_RNN_CPS
+
+
+def _si(x: float) -> str:
+    if not math.isfinite(x):
+        return str(x)
+    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(x) >= scale:
+            return f"{x / scale:.3g}{unit}"
+    return f"{x:.3g}"
+
+
+def format_report(result: dict[str, Any]) -> str:
+    """Plain-text tables: training per case x precision, sampling per case, targets."""
+    m, lines = result["machine"], []
+    lines.append(f"gen bench {result['date']}: {m.get('gpu') or m['cpu']} ({m['device']}, {m['threads']} threads, "
+                 f"torch {m['torch']})")
+    lines.append("matmul peak: " + ", ".join(f"{p} {_si(v['flops'])}FLOP/s" for p, v in result["peak"].items()))
+    lines.append(f"FLOPs: {result['flop_formula']}")
+    hdr = f"{'config':<16}{'prec':<6}{'ours c/s':>10}{'%peak':>7}{'ref c/s':>10}{'ours/ref':>9}" \
+          f"{'cell c/s':>10}{'ours/cell':>10}{'MB ours':>9}{'MB ref':>8}"
+    lines += ["", "training (chars/s, medians; MB = peak memory)", hdr, "-" * len(hdr)]
+    for c in result["cases"]:
+        label = f"{c['config']} {c['batch']}x{c['seq']}"
+        for prec, t in c["train"].items():
+            lines.append(f"{label:<16}{prec:<6}{_si(t['ours']['chars_per_s']):>10}{t['ours']['pct_peak']:>6.1f}%"
+                         f"{_si(t['ref']['chars_per_s']):>10}{t['ratio_ref']:>9.2f}{_si(t['cell']['chars_per_s']):>10}"
+                         f"{t['ratio_cell']:>10.2f}{t['ours']['peak_mem_mb']:>9.0f}{t['ref']['peak_mem_mb']:>8.0f}")
+    lines.append(f"(char-rnn 2x512 100x100 on a 2015 TITAN Z GPU: {_si(CHAR_RNN_CPS)} chars/s)")
+    hdr = f"{'config':<16}{'1 stream':>10}{'nn.LSTM/char':>14}{'speedup':>9}{'64 streams':>12}{'%peak':>7}"
+    lines += ["", "sampling (chars/s, CPU fp32, medians; %peak: 64 streams vs the fp32 matmul peak)", hdr,
+              "-" * len(hdr)]
+    for c in result["cases"]:
+        s = c["sample"]
+        pct = s["ours_64"].get("pct_peak")
+        lines.append(f"{c['config']:<16}{_si(s['ours_1']['chars_per_s']):>10}{_si(s['nn_lstm_1']['chars_per_s']):>14}"
+                     f"{s['speedup_1']:>8.2f}x{_si(s['ours_64']['chars_per_s']):>12}"
+                     + (f"{pct:>6.1f}%" if pct is not None else f"{'-':>7}"))
+    lines += [f"note: {n}" for n in result.get("notes", [])]
+    if result["targets"]:
+        lines += ["", "targets (stated for the 2-core CPU)"]
+        lines += [f"  {'met ' if t['met'] else 'MISS'} {t['name']}: {t['value']:,.2f} (target {t['target']:,})"
+                  for t in result["targets"]]
+    ld = result.get("load", {})
+    lines += ["", f"load average {ld.get('loadavg_start')} -> {ld.get('loadavg_end')} on {m['cpus']} CPUs; "
+                  f"this process got {ld.get('cpu_share', 0):.0%} of {m['threads']} threads' time over "
+                  f"{ld.get('wall_s')} s" + (" (a busy machine: figures are lower bounds)"
+                                            if ld.get("cpu_share", 1) < 0.8 else "")]
+    return "\n".join(lines)
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="tiny sizes, a few seconds: checks the benchmark itself")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), help="also write the results here")
+@click.option("--configs", default=None,
+              help="LAYERSxHIDDEN[:BATCHxSEQ],... (default 2x128,2x512,3x512; presets 2x128 = 32x64, else 100x100)")
+@click.option("--seconds-per-case", type=float, default=None,
+              help="time budget per config (default 60): it sizes the timed blocks; rounds always complete")
+@click.option("--device", default="auto", show_default=True, help="auto (cuda when present), cpu, cuda")
+@click.option("--precisions", default=None,
+              help="fp32,bf16 (default; bf16 skipped on a CPU without native bf16); none = sampling only")
+@click.option("--rounds", type=int, default=None, help="interleaved rounds per variant (default 3, quick 2)")
+@click.option("--threads", type=int, default=0, help="CPU threads (0 = torch's default, all cores)")
+@click.option("--guided", "guided_ckpts", multiple=True,
+              help="checkpoint (or corpus) whose 1-stream guided sampling cost to measure (repeatable); "
+                   "with --configs none only this runs")
+def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_case: float | None, device: str,
+          precisions: str | None, rounds: int | None, threads: int, guided_ckpts: tuple[str, ...]) -> None:
+    """Training and sampling throughput against plain-PyTorch baselines; prints a table."""
+    from gen.core.errors import GenError
+    from gen.evals.bench.measure import run_bench
+
+    if guided_ckpts:
+        from gen.evals.guided import guided_cost
+
+        ws = click.get_current_context().obj
+        click.echo("guided sampling cost, 1 stream (median of 3 interleaved rounds of 2,000 chars)")
+        for target in guided_ckpts:
+            c = guided_cost(target, ws)
+            click.echo(f"  {c['domain']:7} unguided {c['unguided_chars_per_s']:8,.0f} chars/s   guided "
+                       f"{c['guided_chars_per_s']:8,.0f} chars/s   slowdown {c['slowdown']:+.1%}   ({c['checkpoint']})")
+        if configs == "none":
+            return
+
+    precs = None if precisions is None else tuple(p.strip() for p in precisions.split(",")
+                                                  if p.strip() and p.strip() != "none")
+    bad = [p for p in precs or () if p not in ("fp32", "bf16")]
+    if bad or (precs == () and precisions != "none"):
+        raise click.BadParameter(f"{', '.join(bad) or 'nothing'}: use fp32 and/or bf16 (none: sampling only)",
+                                 param_hint="--precisions")
+    try:
+        result = run_bench(configs, quick, seconds_per_case, device, precs, rounds, threads,
+                           log=lambda msg: click.echo(msg, err=True))
+    except ValueError as exc:
+        raise GenError(str(exc)) from None
+    click.echo(format_report(result))
+    if json_out:
+        from gen.core.atomic import atomic_write_text
+
+        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(json_out, json.dumps(result, indent=2))
+        click.echo(f"wrote {json_out}", err=True)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    cli.add_command(bench)
+
+
+if __name__ == "__main__":
+    bench()

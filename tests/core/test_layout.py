@@ -1,0 +1,126 @@
+"""The layout's import rules, checked on the source so the shape stays (ISSUE: one-way layers).
+
+* core/ imports nothing from gen.evals or gen.plugins (evals and domains arrive through hooks);
+* a plugin imports gen.core.api and nothing else of gen: no other core module, no evals, no
+  other plugin (its own package's modules by relative import only);
+* no import cycle inside core/ or inside a plugin package, hidden in a function or not;
+* the plugin API module lists what it exports.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PACKAGES = {"core": "gen.core", "plugins": "gen.plugins", "evals": "gen.evals"}
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(ROOT).with_suffix("")
+    parts = list(rel.parts)
+    parts[0] = PACKAGES[parts[0]]
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module) for every import in a file, function-local ones included (but not
+    those under ``if TYPE_CHECKING:``, which exist for annotations and never run)."""
+    module = _module_name(path)
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    typing_only = {id(n) for block in ast.walk(tree) if isinstance(block, ast.If)
+                   and isinstance(block.test, ast.Name) and block.test.id == "TYPE_CHECKING"
+                   for stmt in block.body for n in ast.walk(stmt)}  # annotations only: never run
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in typing_only:
+            continue
+        if isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(anchor + ([base] if base else []))
+            # `from pkg import mod` imports pkg.mod when mod is a module: count both
+            out.append((node.lineno, base))
+            out += [(node.lineno, f"{base}.{a.name}") for a in node.names]
+    return out
+
+
+def _files(folder: str) -> list[Path]:
+    return sorted((ROOT / folder).rglob("*.py"))
+
+
+def _gen_modules() -> set[str]:
+    return {_module_name(p) for top in PACKAGES for p in _files(top)}
+
+
+def test_core_never_imports_evals_or_plugins():
+    bad = [f"{p.relative_to(ROOT)}:{line} imports {mod}" for p in _files("core") for line, mod in _imports(p)
+           if mod.startswith(("gen.evals", "gen.plugins"))]
+    assert not bad, "\n".join(bad)
+
+
+def test_plugins_import_only_the_public_api():
+    known = _gen_modules()
+    bad = []
+    for p in _files("plugins"):
+        own = _module_name(p).split(".")[:3]  # gen.plugins.<domain>: its own package
+        for line, mod in _imports(p):
+            if not mod.startswith("gen.") or mod.startswith("gen.core.api") or mod not in known | {"gen.core"}:
+                continue  # third-party, the API, or a name imported from a module (not a module)
+            if mod.split(".")[:3] == own and len(own) == 3 and (ROOT / "plugins" / own[2]).is_dir():
+                continue  # a module of the plugin's own package
+            bad.append(f"{p.relative_to(ROOT)}:{line} imports {mod}")
+    assert not bad, "plugins may import only gen.core.api:\n" + "\n".join(bad)
+
+
+def _graph(folder: str) -> dict[str, set[str]]:
+    known = _gen_modules()
+    return {_module_name(p): {m for _, m in _imports(p) if m in known and m != _module_name(p)}
+            for p in _files(folder)}
+
+
+@pytest.mark.parametrize("folder", ["core", "plugins", "evals"])
+def test_no_import_cycles(folder):
+    graph = _graph(folder)
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if nxt.rpartition(".")[0] == node or node.rpartition(".")[0] == nxt and nxt not in graph.get(node, ()):
+                continue
+            if state.get(nxt) == 1:
+                cycles.append(" -> ".join([*path[path.index(nxt):], nxt]) if nxt in path else f"{node} -> {nxt}")
+            elif nxt in graph and state.get(nxt) is None:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+    # a package's __init__ importing its own modules is not a cycle unless a module imports it back
+    assert not cycles, "\n".join(cycles)
+
+
+def test_api_module_lists_its_exports():
+    from gen.core import api
+
+    assert api.__all__ and all(hasattr(api, name) for name in api.__all__)
+    from gen.core.domain import Domain
+
+    assert api.Domain is Domain
+
+
+def test_files_stay_readable():
+    long = [f"{p.relative_to(ROOT)} ({n} lines)" for top in PACKAGES for p in _files(top)
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450]
+    assert not long, "split these by job: " + ", ".join(long)
