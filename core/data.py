@@ -98,6 +98,61 @@ def _encode_to(path: Path, chunks: Iterator[str], vocab: Vocab) -> int:
     return n
 
 
+def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[str, Any],
+                      report: PrepareReport, work: Path, counts: dict[int, int]) -> tuple[int, int]:
+    """Pass 1: the domain's documents into work/train.txt (and val.txt for a per-document split),
+    joined by the separator, counting characters. Returns (train chars, val chars)."""
+    per_doc = spec.split == "hash"
+    train_sink = _TextSink(work / "train.txt", counts)
+    val_sink = _TextSink(work / "val.txt", counts) if per_doc else None
+    threshold = int(spec.val_fraction * 10_000)
+    # '-' (stdin) and 'package:...' are not paths; everything else is
+    source = src if src == "-" or src.startswith("package:") else Path(src)
+    try:
+        for doc in domain.documents(source, spec, options, report):
+            if not doc:
+                continue
+            report.documents += 1
+            sink = train_sink
+            if per_doc and zlib.crc32(doc.encode("utf-8")) % 10_000 < threshold:
+                sink = val_sink
+            sink.write(doc)
+            sink.write(spec.separator)
+    finally:
+        train_sink.close()
+        if val_sink:
+            val_sink.close()
+    return train_sink.chars, (val_sink.chars if val_sink else 0)
+
+
+def _encode_splits(work: Path, vocab: Vocab, train_chars: int, val_chars: int, val_fraction: float) -> tuple[int, int]:
+    """Pass 2: text -> ids in work/train.bin and val.bin, in chunks (bounded memory)."""
+    if val_chars > 0:
+        n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt"), vocab)
+        n_val = _encode_to(work / "val.bin", _read_chunks(work / "val.txt"), vocab)
+    else:  # tail split (or a per-document split that drew no val document): cut the stream
+        cut = max(1, int(train_chars * (1 - val_fraction)))
+        n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt", cut), vocab)
+        with open(work / "train.txt", encoding="utf-8", newline="") as fh:
+            fh.read(cut)  # skip the train part; the rest is val (streamed, bounded memory)
+            n_val = _encode_to(work / "val.bin", iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
+    for name in ("train.txt", "val.txt"):
+        if (work / name).exists():
+            os.unlink(work / name)
+    return n_train, n_val
+
+
+def _swap_in(work: Path, out_dir: Path) -> None:
+    """Replace out_dir by the finished folder; the previous one survives until this point."""
+    old = None
+    if out_dir.exists():
+        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
+        os.replace(out_dir, old)
+    os.replace(work, out_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
 def prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path,
             options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Prepare corpus ``spec`` from ``src`` into ``out_dir``; returns the metadata written."""
@@ -108,42 +163,13 @@ def prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path,
     work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
     try:
         counts: dict[int, int] = {}
-        per_doc = spec.split == "hash"
-        train_sink = _TextSink(work / "train.txt", counts)
-        val_sink = _TextSink(work / "val.txt", counts) if per_doc else None
-        threshold = int(spec.val_fraction * 10_000)
-        # '-' (stdin) and 'package:...' are not paths; everything else is
-        source = src if src == "-" or src.startswith("package:") else Path(src)
-        for doc in domain.documents(source, spec, options, report):
-            if not doc:
-                continue
-            report.documents += 1
-            sink = train_sink
-            if per_doc and zlib.crc32(doc.encode("utf-8")) % 10_000 < threshold:
-                sink = val_sink
-            sink.write(doc)
-            sink.write(spec.separator)
-        train_sink.close()
-        if val_sink:
-            val_sink.close()
-        total = train_sink.chars + (val_sink.chars if val_sink else 0)
-        if total == 0:
+        train_chars, val_chars = _stream_documents(spec, domain, src, options, report, work, counts)
+        if train_chars + val_chars == 0:
             raise GenError(f"no text found in --src {src} for corpus {spec.name!r} "
                            f"(patterns {spec.patterns}; skipped: {report.skipped or 'nothing'}). "
                            f"Check the path and that it holds {', '.join(spec.patterns)} files.")
         vocab = Vocab((chr(c) for c in counts), {chr(c): n for c, n in counts.items()})
-        if val_sink and val_sink.chars > 0:
-            n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt"), vocab)
-            n_val = _encode_to(work / "val.bin", _read_chunks(work / "val.txt"), vocab)
-        else:  # tail split (or a per-document split that drew no val document): cut the stream
-            cut = max(1, int(train_sink.chars * (1 - spec.val_fraction)))
-            n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt", cut), vocab)
-            with open(work / "train.txt", encoding="utf-8", newline="") as fh:
-                fh.read(cut)  # skip the train part; the rest is val (streamed, bounded memory)
-                n_val = _encode_to(work / "val.bin", iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
-        for name in ("train.txt", "val.txt"):
-            if (work / name).exists():
-                os.unlink(work / name)
+        n_train, n_val = _encode_splits(work, vocab, train_chars, val_chars, spec.val_fraction)
         seconds = time.perf_counter() - t0
         meta = {
             "format": FORMAT, "corpus": spec.name, "domain": spec.domain, "src": str(src),
@@ -155,14 +181,7 @@ def prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path,
         }
         vocab.save(work / "vocab.json")
         atomic_write_text(work / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
-        # swap the finished folder into place; the previous one survives until this point
-        old = None
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-            os.replace(out_dir, old)
-        os.replace(work, out_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _swap_in(work, out_dir)
         return meta
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -153,25 +153,9 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
     greedy = opts.temperature <= 1e-3
     truncated = bool(opts.top_k) or opts.top_p < 1.0
     for _ in range(opts.length):
-        filtered = logits if greedy else filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)
+        filtered = logits if greedy else filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)  # (N, V)
         if trackers:
-            for s, t in enumerate(trackers):
-                if done[s]:
-                    continue
-                c = t.constraint()
-                if c.free:
-                    continue
-                mask = masks.get(c)
-                if mask is None:
-                    continue
-                allowed = mask > float("-inf") if truncated else masks.any_allowed(c)
-                # without top-k/top-p every logit is finite, so the mask alone decides whether
-                # anything survives; with truncation the survivors must be checked
-                if (allowed & torch.isfinite(filtered[s])).any().item() if truncated else allowed:
-                    filtered[s] += mask
-                    stats.masked_steps += 1
-                else:
-                    stats.fallbacks += 1
+            _guide(filtered, trackers, done, masks, truncated, stats)
         if greedy:
             nxt = filtered.argmax(-1)
         else:
@@ -194,18 +178,43 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
         if all(done):
             break
         logits = stepper.step(nxt, state)
-    texts = []
-    for s in range(n):
-        text = "".join(out[s])
-        for st in stops:
-            if done[s] and text.endswith(st):
-                text = text[: -len(st)]
-                break
-        if trackers and opts.close and not done[s]:
-            closing = trackers[s].closing()
-            text += closing
-            if on_char:
-                for ch in closing:
-                    on_char(s, ch)
-        texts.append(opts.prime + text)
-    return texts, stats
+    return [_finish(s, "".join(out[s]), done[s], stops, opts, trackers, on_char) for s in range(n)], stats
+
+
+def _guide(filtered: torch.Tensor, trackers: list[Tracker], done: list[bool], masks: _MaskCache,
+           truncated: bool, stats: SampleStats) -> None:
+    """Mask, in place, the next characters each stream's tracker bans (filtered: (N, V) logits).
+    A stream whose mask would leave nothing samples unmasked instead (a counted fallback)."""
+    for s, t in enumerate(trackers):
+        if done[s]:
+            continue
+        c = t.constraint()
+        if c.free:
+            continue
+        mask = masks.get(c)
+        if mask is None:
+            continue
+        allowed = mask > float("-inf") if truncated else masks.any_allowed(c)
+        # without top-k/top-p every logit is finite, so the mask alone decides whether
+        # anything survives; with truncation the survivors must be checked
+        if (allowed & torch.isfinite(filtered[s])).any().item() if truncated else allowed:
+            filtered[s] += mask
+            stats.masked_steps += 1
+        else:
+            stats.fallbacks += 1
+
+
+def _finish(s: int, text: str, stopped: bool, stops: list[str], opts: SampleOptions,
+            trackers: list[Tracker] | None, on_char: Callable[[int, str], None] | None) -> str:
+    """Stream ``s``'s sample: the stop string cut off, or (guided, cut at the length) closed."""
+    for st in stops:
+        if stopped and text.endswith(st):
+            text = text[: -len(st)]
+            break
+    if trackers and opts.close and not stopped:
+        closing = trackers[s].closing()
+        text += closing
+        if on_char:
+            for ch in closing:
+                on_char(s, ch)
+    return opts.prime + text

@@ -146,10 +146,18 @@ class _Run:
     elapsed: float = 0.0  # training seconds, over all resumed segments
     hidden: Any = None  # carried (B, H) states, detached
     losses: list[float] = field(default_factory=list)
-    bar: Any = None
+    bar: Any = None  # the progress bar (rank 0, on a terminal)
+    metrics_fh: Any = None  # metrics.jsonl, open for appending (rank 0)
+    t_start: float = 0.0  # perf_counter at step 0 of the whole run (resumed segments included)
 
     def say(self, msg: str) -> None:
         (self.bar.write if self.bar else self.log)(msg)
+
+    def record(self, entry: dict[str, Any]) -> None:
+        """One line of metrics.jsonl, flushed (an interrupted run keeps what it logged)."""
+        if self.metrics_fh:
+            self.metrics_fh.write(json.dumps(entry) + "\n")
+            self.metrics_fh.flush()
 
 
 def _setup(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resume: dict[str, Any] | None,
@@ -198,11 +206,11 @@ def _save(r: _Run, name: str) -> None:
     })
 
 
-def _validate(r: _Run, record: Callable[[dict[str, Any]], None], t_start: float) -> None:
+def _validate(r: _Run) -> None:
     """Validation loss now; best.pt when it improved, last.pt always, and the loss plot."""
     r.last_val = evaluate(r.model, r.data, r.cfg, r.device)
-    record({"step": r.step, "val_loss": r.last_val, "val_bpc": r.last_val / LN2,
-            "time": time.perf_counter() - t_start})
+    r.record({"step": r.step, "val_loss": r.last_val, "val_bpc": r.last_val / LN2,
+              "time": time.perf_counter() - r.t_start})
     if not r.main:
         return
     msg = f"step {r.step}: val loss {r.last_val:.4f} nats, {r.last_val / LN2:.3f} bpc"
@@ -256,14 +264,53 @@ def _optimizer_step(r: _Run, amp) -> float:
     return r.losses[-1]
 
 
-def _progress_bar(r: _Run, progress: bool):
-    if not (progress and r.main):
-        return None
-    from tqdm import tqdm
+def _log_step(r: _Run, loss: float, window: list) -> None:
+    """metrics.jsonl every log_every steps (chars/s over the steps since the last record)."""
+    if r.step % r.cfg.log_every and r.step != r.cfg.max_steps:
+        return
+    now = time.perf_counter()
+    cps = window[1] * r.cfg.batch_size * r.cfg.seq_len * r.world / max(now - window[0], 1e-9)
+    window[:] = [now, 0]
+    r.record({"step": r.step, "loss": loss, "bpc": loss / LN2, "lr": r.optimizer.param_groups[0]["lr"],
+              "chars_per_s": cps, "time": r.elapsed})
+    if r.bar:
+        r.bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", cps=f"{cps:,.0f}")
 
-    # disable=None: no bar when stderr is not a terminal (CI logs stay readable)
-    return tqdm(total=r.cfg.max_steps, initial=r.step, unit="step", dynamic_ncols=True, leave=True,
-                disable=None, mininterval=0.5)
+
+def _start(r: _Run, progress: bool) -> None:
+    """Open the logs, write the resolved config, say what trains where; the progress bar."""
+    if not r.main:
+        return
+    r.metrics_fh = open(r.run.metrics, "a", encoding="utf-8")
+    cfg = r.cfg
+    r.run.write_config({"domain": r.domain, "corpus": r.data.name, **cfg.to_dict(), "params": r.model.num_params()})
+    r.log(f"model: {cfg.n_layer}x{cfg.n_hidden} {cfg.cell}, {r.model.num_params():,} parameters, device "
+          f"{r.device}{f', {r.world} processes' if r.world > 1 else ''}; data: {len(r.data.ids('train')):,} "
+          f"train chars, {r.batches.steps_per_epoch} steps per epoch")
+    if progress:
+        from tqdm import tqdm
+
+        # disable=None: no bar when stderr is not a terminal (CI logs stay readable)
+        r.bar = tqdm(total=cfg.max_steps, initial=r.step, unit="step", dynamic_ncols=True, leave=True,
+                     disable=None, mininterval=0.5)
+
+
+def _finish(r: _Run, stopped: str) -> TrainResult:
+    """What an ending run saves: last.pt after a signal or NaN stop, else a final validation."""
+    if r.bar:
+        r.bar.close()
+    if stopped == "signal":
+        _save(r, "last")
+        r.log(f"interrupted at step {r.step}: saved {r.run.last}; resume with --resume {r.run.last}")
+    elif stopped == "nan":
+        _save(r, "last")
+        r.log("training stopped: the loss stayed non-finite. Lower --lr (e.g. by 3x), keep --grad-clip at "
+              "1.0 or below, or use --precision fp32; last good weights are in last.pt")
+    elif math.isnan(r.last_val):
+        _validate(r)
+    if r.metrics_fh:
+        r.metrics_fh.close()
+    return TrainResult(r.run.path, r.step, r.best_val, r.last_val, stopped, r.losses)
 
 
 def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
@@ -274,27 +321,15 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
     ``on_step(step, loss)`` runs after every optimizer step; returning True stops the run the way
     Ctrl-C does (last.pt saved, resumable), which notebooks and tests use."""
     r = _setup(data, cfg, run_dir, domain, resume, log)
-    metrics_fh = open(r.run.metrics, "a", encoding="utf-8") if r.main else None
-
-    def record(entry: dict[str, Any]) -> None:
-        if metrics_fh:
-            metrics_fh.write(json.dumps(entry) + "\n")
-            metrics_fh.flush()
-
-    if r.main:
-        r.run.write_config({"domain": domain, "corpus": data.name, **cfg.to_dict(), "params": r.model.num_params()})
-        log(f"model: {cfg.n_layer}x{cfg.n_hidden} {cfg.cell}, {r.model.num_params():,} parameters, device "
-            f"{r.device}{f', {r.world} processes' if r.world > 1 else ''}; data: {len(data.ids('train')):,} train "
-            f"chars, {r.batches.steps_per_epoch} steps per epoch")
-    r.bar = _progress_bar(r, progress)
-    chars_per_step = cfg.batch_size * cfg.seq_len * r.world
+    _start(r, progress)
     bad_steps, stopped = 0, "steps"
-    t_start, t_window, window_steps = time.perf_counter() - r.elapsed, time.perf_counter(), 0
+    r.t_start = time.perf_counter() - r.elapsed
+    window = [time.perf_counter(), 0]  # [start time, steps] of the chars/s window
     amp = autocast_for(r.device, cfg.precision)
     with _Signals() as signals:
         while True:
             if r.step > 0 and r.step % cfg.eval_every == 0 and math.isnan(r.last_val):  # due, not done yet
-                _validate(r, record, t_start)
+                _validate(r)
             if r.main and cfg.sample_every and r.step % cfg.sample_every == 0:
                 _evolution_sample(r)
             if r.step >= cfg.max_steps:
@@ -305,20 +340,11 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
                 r.say(f"step {r.step - 1}: loss is not finite, step skipped ({bad_steps}/{MAX_BAD_STEPS} in a row)")
                 if bad_steps >= MAX_BAD_STEPS:
                     stopped = "nan"
-                    log("training stopped: the loss stayed non-finite. Lower --lr (e.g. by 3x), keep "
-                        "--grad-clip at 1.0 or below, or use --precision fp32; last good weights are in last.pt")
                     break
                 continue
-            bad_steps, window_steps = 0, window_steps + 1
-            r.elapsed = time.perf_counter() - t_start
-            if r.step % cfg.log_every == 0 or r.step == cfg.max_steps:  # log
-                now = time.perf_counter()
-                cps = window_steps * chars_per_step / max(now - t_window, 1e-9)
-                t_window, window_steps = now, 0
-                record({"step": r.step, "loss": loss, "bpc": loss / LN2, "lr": r.optimizer.param_groups[0]["lr"],
-                        "chars_per_s": cps, "time": r.elapsed})
-                if r.bar:
-                    r.bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", cps=f"{cps:,.0f}")
+            bad_steps, window[1] = 0, window[1] + 1
+            r.elapsed = time.perf_counter() - r.t_start
+            _log_step(r, loss, window)
             if r.bar:
                 r.bar.update(1)
             # budgets: every rank must leave the loop at the same step, or the next all-reduce hangs
@@ -328,15 +354,4 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
             if interrupted or out_of_time:
                 stopped = "signal" if interrupted else "time"
                 break
-    if r.bar:
-        r.bar.close()
-    if stopped == "signal":
-        _save(r, "last")
-        log(f"interrupted at step {r.step}: saved {r.run.last}; resume with --resume {r.run.last}")
-    elif stopped == "nan":
-        _save(r, "last")
-    elif math.isnan(r.last_val):
-        _validate(r, record, t_start)
-    if metrics_fh:
-        metrics_fh.close()
-    return TrainResult(r.run.path, r.step, r.best_val, r.last_val, stopped, r.losses)
+    return _finish(r, stopped)

@@ -16,9 +16,12 @@ from typing import Any
 import click
 import torch
 
+from gen.core import table
 from gen.core.hookspecs import hookimpl
 from gen.core.model import CharRNN
+from gen.core.table import fmt_num
 from gen.core.vocab import Vocab
+from gen.evals.harness import BETTER
 
 
 @torch.no_grad()
@@ -90,13 +93,8 @@ def guided_cost(target: str, ws: Path, length: int = 2000, rounds: int = 3, seed
 def format_comparison(result: dict[str, Any]) -> str:
     u, g = result["sets"]["unguided"], result["sets"]["guided"]
     better = {**u["higher_is_better"], "model_nll": False}
-    names = list(u["metrics"])
-    w = max(len(k) for k in names) + 2
-    fmt = lambda v: "-" if v is None else f"{v:.4g}"  # noqa: E731
-    lines = [f"{'metric'.ljust(w)}{'better':8}{'unguided':>12}{'guided':>12}", "-" * (w + 32)]
-    for k in names:
-        hib = {True: "higher", False: "lower", None: "-"}[better.get(k)]
-        lines.append(f"{k.ljust(w)}{hib:8}{fmt(u['metrics'][k]):>12}{fmt(g['metrics'].get(k)):>12}")
+    rows = [[k, BETTER[better.get(k)], fmt_num(u["metrics"][k]), fmt_num(g["metrics"].get(k))] for k in u["metrics"]]
+    lines = [table.render(rows, [["metric", "better", "unguided", "guided"]], align="<<>>")]
     lines.append(f"guided: {g['masked_steps']} masked steps, {g['fallbacks']} fallbacks to the unmasked distribution")
     return "\n".join(lines)
 

@@ -17,9 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gen.core import table
 from gen.core.atomic import atomic_write_text
 from gen.core.domain import CheckResult, Domain, EvalContext, Issue, MetricSpec
 from gen.core.registry import get_registry
+from gen.core.table import fmt_num
+
+BETTER = {True: "higher", False: "lower", None: "-"}  # a metric's direction, as tables show it
 
 
 @dataclass
@@ -139,27 +143,17 @@ def write_report(report: EvalReport, out_dir: Path) -> tuple[Path, Path]:
     return rec_path, sum_path
 
 
-def _fmt(v: float | None) -> str:
-    if v is None:
-        return "-"
-    return f"{v:.4g}" if abs(v) < 1e4 else f"{v:,.0f}"
-
-
 def format_table(report: EvalReport, worst: int = 3) -> str:
     """Metric table (samples | real | corrupted) plus excerpts of the most frequent issues."""
     s = report.samples
     cols = ["metric", "better", "samples"] + (["real", "corrupted"] if report.real else [])
     rows = []
     for name, spec in s.specs.items():
-        better = {True: "higher", False: "lower", None: "-"}[spec.higher_is_better]
-        row = [name, better, _fmt(s.values.get(name))]
+        row = [name, BETTER[spec.higher_is_better], fmt_num(s.values.get(name))]
         if report.real:
-            row += [_fmt(report.real.values.get(name)), _fmt(report.corrupted.values.get(name))]
+            row += [fmt_num(report.real.values.get(name)), fmt_num(report.corrupted.values.get(name))]
         rows.append(row)
-    widths = [max(len(str(r[i])) for r in [cols, *rows]) for i in range(len(cols))]
-    lines = ["  ".join(str(c).ljust(w) for c, w in zip(cols, widths, strict=True))]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines = [table.render(rows, [cols])]
     kinds = Counter(i["kind"] for r in s.records for i in r["issues"])
     if kinds:
         lines.append("")

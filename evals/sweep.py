@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gen.core import table
 from gen.core.domain import Domain, EvalContext
+from gen.core.table import fmt_num
 
 DEFAULT_TEMPS = (0.2, 0.5, 0.8, 1.0, 1.3)
 DIVERSITY_WINDOW = 8
@@ -72,19 +74,12 @@ class SweepResult:
     def table(self) -> str:
         cols = self.columns
         head = ["temp", *cols]
-        body = [[f"{t:g}", *(_fmt(r.get(c)) for c in cols)] for t, r in zip(self.temperatures, self.rows, strict=True)]
+        body = [[f"{t:g}", *(fmt_num(r.get(c), 3) for c in cols)]
+                for t, r in zip(self.temperatures, self.rows, strict=True)]
         if self.real:
-            body.append(["real", *(_fmt(self.real.get(c)) for c in cols)])
+            body.append(["real", *(fmt_num(self.real.get(c), 3) for c in cols)])
         arrows = ["", *("^" if self.better.get(c, True) else "v" for c in cols)]
-        widths = [max(len(x[i]) for x in [head, arrows, *body]) for i in range(len(head))]
-        fmt = lambda row: "  ".join(x.rjust(w) for x, w in zip(row, widths, strict=True))  # noqa: E731
-        return "\n".join([fmt(head), fmt(arrows), *map(fmt, body)])
-
-
-def _fmt(v: float | None) -> str:
-    if v is None or (isinstance(v, float) and math.isnan(v)):
-        return "-"
-    return f"{v:.3g}" if abs(v) < 1e4 else f"{v:,.0f}"
+        return table.render(body, [head, arrows], align=">" * len(head), rule="")
 
 
 def plot(result: SweepResult, path: Path, title: str = "") -> Path:

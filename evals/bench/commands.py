@@ -1,5 +1,5 @@
 """CLI command `gen bench`, added through the plugin hook (entry point ``bench`` in the ``gen``
-group): options and the printed tables; the measuring is in bench.py."""
+group): options and the printed tables; the measuring is in measure.py."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from gen.core import table
 from gen.core.hookspecs import hookimpl
 from gen.evals.bench.measure import CHAR_RNN_CPS
 
@@ -30,25 +31,22 @@ def format_report(result: dict[str, Any]) -> str:
                  f"torch {m['torch']})")
     lines.append("matmul peak: " + ", ".join(f"{p} {_si(v['flops'])}FLOP/s" for p, v in result["peak"].items()))
     lines.append(f"FLOPs: {result['flop_formula']}")
-    hdr = f"{'config':<16}{'prec':<6}{'ours c/s':>10}{'%peak':>7}{'ref c/s':>10}{'ours/ref':>9}" \
-          f"{'cell c/s':>10}{'ours/cell':>10}{'MB ours':>9}{'MB ref':>8}"
-    lines += ["", "training (chars/s, medians; MB = peak memory)", hdr, "-" * len(hdr)]
-    for c in result["cases"]:
-        label = f"{c['config']} {c['batch']}x{c['seq']}"
-        for prec, t in c["train"].items():
-            lines.append(f"{label:<16}{prec:<6}{_si(t['ours']['chars_per_s']):>10}{t['ours']['pct_peak']:>6.1f}%"
-                         f"{_si(t['ref']['chars_per_s']):>10}{t['ratio_ref']:>9.2f}{_si(t['cell']['chars_per_s']):>10}"
-                         f"{t['ratio_cell']:>10.2f}{t['ours']['peak_mem_mb']:>9.0f}{t['ref']['peak_mem_mb']:>8.0f}")
+    rows = [[f"{c['config']} {c['batch']}x{c['seq']}", prec, _si(t["ours"]["chars_per_s"]),
+             f"{t['ours']['pct_peak']:.1f}%", _si(t["ref"]["chars_per_s"]), f"{t['ratio_ref']:.2f}",
+             _si(t["cell"]["chars_per_s"]), f"{t['ratio_cell']:.2f}", f"{t['ours']['peak_mem_mb']:.0f}",
+             f"{t['ref']['peak_mem_mb']:.0f}"] for c in result["cases"] for prec, t in c["train"].items()]
+    head = ["config", "prec", "ours c/s", "%peak", "ref c/s", "ours/ref", "cell c/s", "ours/cell", "MB ours", "MB ref"]
+    lines += ["", "training (chars/s, medians; MB = peak memory)", table.render(rows, [head], align="<<>>>>>>>>")]
     lines.append(f"(char-rnn 2x512 100x100 on a 2015 TITAN Z GPU: {_si(CHAR_RNN_CPS)} chars/s)")
-    hdr = f"{'config':<16}{'1 stream':>10}{'nn.LSTM/char':>14}{'speedup':>9}{'64 streams':>12}{'%peak':>7}"
-    lines += ["", "sampling (chars/s, CPU fp32, medians; %peak: 64 streams vs the fp32 matmul peak)", hdr,
-              "-" * len(hdr)]
+    rows = []
     for c in result["cases"]:
         s = c["sample"]
         pct = s["ours_64"].get("pct_peak")
-        lines.append(f"{c['config']:<16}{_si(s['ours_1']['chars_per_s']):>10}{_si(s['nn_lstm_1']['chars_per_s']):>14}"
-                     f"{s['speedup_1']:>8.2f}x{_si(s['ours_64']['chars_per_s']):>12}"
-                     + (f"{pct:>6.1f}%" if pct is not None else f"{'-':>7}"))
+        rows.append([c["config"], _si(s["ours_1"]["chars_per_s"]), _si(s["nn_lstm_1"]["chars_per_s"]),
+                     f"{s['speedup_1']:.2f}x", _si(s["ours_64"]["chars_per_s"]), "-" if pct is None else f"{pct:.1f}%"])
+    head = ["config", "1 stream", "nn.LSTM/char", "speedup", "64 streams", "%peak"]
+    lines += ["", "sampling (chars/s, CPU fp32, medians; %peak: 64 streams vs the fp32 matmul peak)",
+              table.render(rows, [head], align="<>>>>>")]
     lines += [f"note: {n}" for n in result.get("notes", [])]
     if result["targets"]:
         lines += ["", "targets (stated for the 2-core CPU)"]

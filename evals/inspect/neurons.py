@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gen.core import table
 from gen.evals.inspect.viz import Trace, cell_key
 
 THRESHOLDS = (0.8, 0.5)
@@ -117,13 +118,14 @@ def find_cells(tr: Trace, features: dict[str, np.ndarray], top: int = 3,
 
 def format_table(rep: NeuronReport, link: str | None = None) -> str:
     """A Markdown table (readable in a terminal too): the best cell per feature, strongest first."""
-    lines = ["| feature | best cell | r | runners-up | link |", "|---|---|---:|---|---|"]
+    rows = []
     for m in sorted(rep.matches, key=lambda m: -abs(m.best[1])):
         (layer, kind, index), r = m.best
         key = cell_key(layer, kind, index)
         rest = ", ".join(f"{cell_key(*c)} {v:+.2f}" for c, v in m.cells[1:])
-        lines.append(f"| {m.feature} | {key} | {r:+.3f} | {rest} | {f'{link}#cell={key}' if link else ''} |")
-    lines.append("")
+        rows.append([m.feature, key, f"{r:+.3f}", rest, f"{link}#cell={key}" if link else ""])
+    lines = [table.render(rows, [["feature", "best cell", "r", "runners-up", "link"]], align="<<><<", markdown=True),
+             ""]
     for t in sorted(rep.strong, reverse=True):
         lines.append(f"cells with |r| >= {t} for some feature: {rep.strong[t]} of {rep.n_cells} "
                      f"({rep.share(t):.1%})")

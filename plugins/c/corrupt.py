@@ -19,10 +19,11 @@ import string
 
 import tree_sitter as ts
 
+from . import grammar as G
 from . import lex as c_lex
 from . import sem as c_sem
 
-_Q = ts.Query(c_sem.LANG, """
+_Q = ts.Query(G.LANG, """
 (function_definition body: (compound_statement (declaration declarator: (_) @decl)))
 (binary_expression left: (identifier) @l operator: ["==" "!=" "<" ">" "<=" ">="] right: (identifier) @r)
 (binary_expression left: (field_expression) @l operator: ["==" "!="] right: (field_expression) @r)
@@ -41,12 +42,12 @@ def corrupt_c(text: str, rng: random.Random) -> str:
 
 def _rename_and_copy(text: str, rng: random.Random) -> str:
     src = text.encode("utf-8", "surrogatepass")  # edits replace whole identifiers: UTF-8 stays valid
-    root = c_sem._PARSER.parse(src).root_node
+    root = G.PARSER.parse(src).root_node
     caps = ts.QueryCursor(_Q).matches(root)
     decls, cmps = [], []
     for _pattern, c in caps:
         if "decl" in c:
-            name = c_sem._name_of(c["decl"][0])
+            name = c_sem.name_of(c["decl"][0])
             if name is not None and name.end_byte > name.start_byte:
                 decls.append(name)
         elif "l" in c and "r" in c:

@@ -18,63 +18,19 @@ Scope model (deliberately simple, and lenient where real code would be flagged):
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 import tree_sitter as ts
-import tree_sitter_c as tsc
 
-LANG = ts.Language(tsc.language())
-_PARSER = ts.Parser(LANG)
-
-_Q_MAIN = ts.Query(LANG, """
-(ERROR) @error
-(MISSING) @missing
-(function_definition body: (compound_statement)) @fn
-(identifier) @id
-(declaration declarator: (_) @decl)
-(parameter_declaration declarator: (_) @param)
-(call_expression function: (identifier) @callee)
-(preproc_params (identifier) @param)
-(binary_expression operator: ["==" "!=" "<" ">" "<=" ">="]) @cmp
-(return_statement [(identifier) (number_literal) (binary_expression) (string_literal) (unary_expression)
-  (parenthesized_expression) (field_expression) (true) (false) (null) (pointer_expression)
-  (subscript_expression) (char_literal) (cast_expression)]) @retval
-""")  # a void function's ``return f(x);`` is legal when f is void (the kernel does it): not flagged
-_Q_FREE = ts.Query(LANG, """
-(ERROR) @error
-(function_definition body: (compound_statement)) @fn
-(identifier) @id
-(declaration declarator: (_) @decl)
-(parameter_declaration declarator: (_) @param)
-(preproc_params (identifier) @param)
-""")  # corpus statistics need names only
-
-KNOWN = frozenset("""NULL true false bool main __func__ __FUNCTION__ __PRETTY_FUNCTION__ __LINE__ __FILE__
-__VA_ARGS__ __COUNTER__ offsetof typeof __typeof__ __alignof__ _Alignof _Static_assert static_assert
-errno stdin stdout stderr EOF asm __asm__ __attribute__ __volatile__ va_list va_start va_end va_arg
-""".split())
-C_KEYWORDS = frozenset(b"""auto break case char const continue default do double else enum extern float for goto
-if inline int long register restrict return short signed sizeof static struct switch typedef union unsigned
-void volatile while _Bool _Complex _Atomic _Noreturn _Thread_local""".split())
-_NORETURN = frozenset("BUG panic unreachable __builtin_unreachable do_exit kthread_exit abort exit "
-                      "__builtin_trap make_task_dead machine_halt".split())
-_UNUSED_ATTRS = (b"__maybe_unused", b"__always_unused", b"unused")
-_DIRECTIVES = frozenset("preproc_include preproc_def preproc_function_def preproc_call comment".split())
-_CONDITIONALS = frozenset("preproc_if preproc_ifdef preproc_else preproc_elif preproc_elifdef".split())
-_VOID = re.compile(rb"\bvoid\b")
-_BOUNDARY = re.compile(r"\n\n(?=[^\s}])")
-PIECE_CHARS = 4096
-_START = attrgetter("start_byte")
+from . import grammar as G
 
 
-def pieces(text: str, target: int = PIECE_CHARS) -> Iterator[tuple[int, str]]:
+def pieces(text: str, target: int = G.PIECE_CHARS) -> Iterator[tuple[int, str]]:
     """(offset, piece) cuts of ``text`` of about ``target`` characters at top-level boundaries."""
     start = 0
-    for m in _BOUNDARY.finditer(text, target):
+    for m in G.BOUNDARY.finditer(text, target):
         if m.start() - start >= target:
             yield start, text[start:m.start() + 1]
             start = m.start() + 1
@@ -105,7 +61,7 @@ class Tally:
     issues: list[tuple[str, int, str]] = field(default_factory=list)  # (kind, char offset, message)
 
 
-def _name_of(node: ts.Node | None) -> ts.Node | None:
+def name_of(node: ts.Node | None) -> ts.Node | None:
     """The identifier a declarator declares (through pointers, arrays, initialisers, parens)."""
     for _ in range(16):
         if node is None or node.type == "identifier":
@@ -145,7 +101,7 @@ def _ends_flow(node: ts.Node | None) -> bool:
         call = node.named_children[0] if node.named_child_count else None
         if call is not None and call.type == "call_expression":
             fn = call.child_by_field_name("function")
-            return fn is not None and fn.text.decode("utf-8", "replace") in _NORETURN
+            return fn is not None and fn.text.decode("utf-8", "replace") in G.NORETURN
         return False
     if t in ("while_statement", "do_statement"):
         cond = node.child_by_field_name("condition")
@@ -156,7 +112,7 @@ def _ends_flow(node: ts.Node | None) -> bool:
         return b"default" in node.text
     if t == "labeled_statement":
         return _ends_flow(node.named_children[-1] if node.named_child_count else None)
-    if t in _CONDITIONALS:  # any branch ending is enough: one configuration may return
+    if t in G.CONDITIONALS:  # any branch ending is enough: one configuration may return
         return any(_ends_flow(c) for c in node.named_children[-2:])
     return False
 
@@ -181,8 +137,8 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
     """Add one piece's counts to ``tally``. ``base``/``text`` map byte offsets to the sample's
     characters for issues. ``free_out``: only collect names (corpus statistics). ``cut``: bytes
     from here on are repair text that closes what the sample's cut left open, not sample text."""
-    root = _PARSER.parse(src).root_node
-    caps = ts.QueryCursor(_Q_FREE if free_out else _Q_MAIN).captures(root)
+    root = G.PARSER.parse(src).root_node
+    caps = ts.QueryCursor(G.Q_FREE if free_out else G.Q_MAIN).captures(root)
     ascii_ = text.isascii()
 
     def at(byte: int) -> int:
@@ -237,7 +193,7 @@ def _declarations(caps: dict, src: bytes, fns: list[_Fn]) -> set[int]:
     param_at: set[int] = set()
     for key in ("decl", "param"):
         for d in caps.get(key, []):
-            name = _name_of(d)
+            name = name_of(d)
             if name is None:
                 continue
             pos = name.start_byte
@@ -247,12 +203,12 @@ def _declarations(caps: dict, src: bytes, fns: list[_Fn]) -> set[int]:
             if i < 0 or pos >= fns[i].end:
                 continue
             f, nm = fns[i], src[pos:name.end_byte]
-            if not nm or nm in C_KEYWORDS:  # a MISSING identifier, or a misparse
+            if not nm or nm in G.C_KEYWORDS:  # a MISSING identifier, or a misparse
                 continue
             f.names.add(nm)
             if key == "decl" and pos >= f.body_start and not _is_function(d):
                 parent = d.parent
-                if parent is None or not any(a in parent.text for a in _UNUSED_ATTRS):
+                if parent is None or not any(a in parent.text for a in G.UNUSED_ATTRS):
                     f.locals.setdefault(nm, pos)
     return param_at
 
@@ -266,7 +222,7 @@ def _uses(caps: dict, src: bytes, fns: list[_Fn], param_at: set[int], tally: Tal
     globals_, pending = tally.globals, tally.pending
     fi, nf = 0, len(fns)
     ids = caps.get("id", [])
-    ids.sort(key=_START)  # captures of a multi-pattern query are not in source order
+    ids.sort(key=G.START)  # captures of a multi-pattern query are not in source order
     for node in ids:  # in source order: sweep through the functions
         s = node.start_byte
         nm = src[s:node.end_byte]
@@ -309,7 +265,7 @@ def _toplevel(root: ts.Node) -> list[ts.Node]:
     todo = list(root.named_children)
     while todo:
         n = todo.pop()
-        if n.type in _CONDITIONALS:
+        if n.type in G.CONDITIONALS:
             head = n.child_by_field_name("condition") or n.child_by_field_name("name")
             todo.extend(c for c in n.named_children if c != head)
         else:
@@ -327,7 +283,7 @@ def _syntax(top: list[ts.Node], caps: dict, tally: Tally, at, cut: int) -> None:
             tally.missing += 1
             tally.issues.append(("missing", at(n.start_byte), f"missing '{n.type}'"))
     for n in top:  # a definition the cut runs through is neither clean nor broken: unknown
-        if n.type not in _DIRECTIVES and n.end_byte <= cut:
+        if n.type not in G.DIRECTIVES and n.end_byte <= cut:
             tally.defs += 1
             tally.clean_defs += not n.has_error
 
@@ -342,7 +298,7 @@ def _function(f: _Fn, src: bytes, tally: Tally, at, retval: int | None) -> None:
     # the specifiers' text, not the type node: attribute macros (__init, notrace) push the real
     # type into an ERROR child; a pointer declarator means the function returns a pointer
     head = src[f.start:decl.start_byte] if decl is not None else b""
-    is_void = decl is not None and decl.type == "function_declarator" and _VOID.search(head) is not None
+    is_void = decl is not None and decl.type == "function_declarator" and G.VOID.search(head) is not None
     if is_void:
         tally.void_fns += 1
         if retval is not None:
@@ -351,7 +307,7 @@ def _function(f: _Fn, src: bytes, tally: Tally, at, retval: int | None) -> None:
     if not f.complete:
         return  # cut by the sample's end: its later lines (uses, return) are not there
     if not is_void and (typ is None or typ.type != "ERROR") and decl is not None:
-        name = _name_of(decl)
+        name = name_of(decl)
         if name is None or name.text != b"main":
             tally.value_fns += 1
             stmts = [c for c in f.body.named_children if c.type != "comment"]
@@ -398,7 +354,7 @@ def _resolve(tally: Tally, known: frozenset[str] | None) -> None:
         if nm in tally.globals:
             continue
         name = nm.decode("utf-8", "replace")
-        if name in KNOWN or name.startswith("__builtin"):
+        if name in G.KNOWN or name.startswith("__builtin"):
             continue
         if callee or name.upper() == name or (known is not None and name in known):
             continue  # a callee or a macro may come from a header; the corpus knows its globals
