@@ -7,9 +7,8 @@ into one self-contained HTML file (templates/viz.html with its CSS and JS inline
 a script tag, no network).
 
 Why layer by layer: ``nn.LSTM`` returns every step's ``h`` of the layer it runs, so running each
-layer alone over the whole text gives all ``h`` exactly with the fused kernel: 3-6x faster than
-stepping :class:`FusedStepper` once per character on CPU (one thread, busy 2-core machine: 2x128
-LSTM 6,000 vs 1,100 chars/s, 3x512 540 vs 170 chars/s). ``c`` is not returned per step, but
+layer alone over the whole text gives all ``h`` exactly with the fused kernel, several times
+faster than stepping :class:`FusedStepper` once per character on CPU (evals/BENCHMARKS.md, "Design measurements"). ``c`` is not returned per step, but
 with every ``h`` known the gates of all steps are one batched matmul, and ``c_t = f_t c_{t-1} +
 i_t g_t`` is then a cheap elementwise scan.
 """

@@ -54,8 +54,8 @@ from .corrupt import corrupt_c
 FILE_SEP = c_scan.FILE_SEP
 FILE_SEPARATOR = FILE_SEP + "\n"  # documents always end with a newline, so this is a line of its own
 MAX_ISSUES_PER_KIND = 5
-# corpus statistics read at most this much training text, every k-th document (about 2.5 MB/s:
-# the shared 15 MB subset is read whole; the full kernel is sampled)
+# corpus statistics read at most this much training text, every k-th document (the shared 15 MB
+# subset is read whole; the full kernel is sampled)
 STATS_MAX_CHARS = 48_000_000
 
 
@@ -199,8 +199,8 @@ class CDomain(Domain):
 
 def train_documents(data: Any, stride: int = 1, chunk: int = 1 << 23) -> Iterator[str]:
     """Every ``stride``-th training document, found by the separator's id with numpy and
-    decoded with one table lookup each (CorpusData.documents decodes character by character,
-    about 1.5 MB/s on a memory map; this runs at disk speed)."""
+    decoded with one table lookup each (CorpusData.documents decodes character by character;
+    this runs at disk speed: evals/BENCHMARKS.md, "Design measurements")."""
     ids = data.ids("train")
     sep = data.separator
     mark = data.vocab.stoi.get(sep[0]) if sep else None

@@ -3,7 +3,7 @@
 A sample is parsed in pieces of a few KB cut at top-level boundaries (a blank line followed by
 a line starting in column 0): tree-sitter's error recovery collapses a long broken text into
 one ERROR node, and pieces keep each error local. All node walking happens in tree-sitter
-queries (C code); Python only sorts captures into functions, which keeps a check near 2 MB/s.
+queries (C code); Python only sorts captures into functions (speed: evals/BENCHMARKS.md, "Design measurements").
 
 Scope model (deliberately simple, and lenient where real code would be flagged):
 * a function's names are its parameters and every declaration anywhere in its body;

@@ -3,12 +3,13 @@
 * prepare: the ``.tex`` files of a tree, in the book's chapter order when the tree gives one
   (a Makefile ``LIJST``, a ``book.tex``/``main.tex`` of ``\\input``/``\\include`` lines, or the
   Stacks Project's ``chapters.tex``), otherwise sorted; ``--strip-comments`` drops ``%`` comments.
-* eval: the own stack matcher (``latex_scan``) counts environment, brace, math and
-  ``\\left``/``\\right`` errors at 10-25 MB/s; references and invented commands are judged
-  against the training corpus. pylatexenc (strict mode, ~0.1 MB/s) and pdflatex (2-3 samples/s
-  on 2 cores, ``latex_compile``) are second and third opinions that run only when asked for.
-* sample/viz: ``latex_tracker`` keeps environments, braces and math closed while sampling;
-  ``latex_closing`` closes a cut sample and gives per-character structure features.
+* eval: the own stack matcher (``scan``) counts environment, brace, math and
+  ``\\left``/``\\right`` errors fast; references and invented commands are judged against the
+  training corpus. pylatexenc (strict mode) and pdflatex (``compile``) are second and third
+  opinions, two orders of magnitude slower, that run only when asked for (speeds:
+  evals/BENCHMARKS.md, "Design measurements").
+* sample/viz: ``tracker`` (with ``constraints``) keeps environments, braces and math closed while
+  sampling; ``closing`` closes a cut sample; ``features`` gives per-character structure features.
 
 Eval options (``ctx.options``): ``compile`` (bool) compiles every sample with pdflatex;
 ``pylatexenc``: True parses every sample, an integer N only samples of at most N characters
@@ -158,7 +159,7 @@ class LatexDomain(Domain):
     prepare_options = (Option("strip_comments", "drop % comments (not \\%, not inside verbatim)"),)
     eval_options = (
         Option("compile", "also compile every sample with pdflatex (compile_ok)"),
-        Option("pylatexenc", "also parse with pylatexenc (strict) samples up to N characters (slow: ~0.1 MB/s)",
+        Option("pylatexenc", "also parse with pylatexenc (strict) samples up to N characters (slow)",
                None, int),
         Option("latex_mode", "judge stray closers/unclosed openers as a window of a document, a whole "
                "document, or by whether the text has \\documentclass", "auto",

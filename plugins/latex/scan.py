@@ -5,7 +5,7 @@ Each regex match eats everything that cannot change the structure (text, command
 plain ``{...}`` groups and, in text mode, plain ``$...$`` formulas) and returns the next token
 that can (a brace, ``$``, ``\\begin``/``\\end``, a math delimiter, ``\\left``/``\\right``, a
 comment, a blank line), so the Python loop sees about one token per 100 characters of real
-LaTeX: the scan runs at 20-40 MB/s.
+LaTeX, which is what makes the scan fast (evals/BENCHMARKS.md, "Design measurements").
 
 Two modes:
 
@@ -46,7 +46,7 @@ MATH_OPENERS = {"$": "$", "$$": "$$", "\\[": "\\]", "\\(": "\\)"}  # opener -> c
 # one call of the regex engine, everything that cannot change the structure: text, commands,
 # escapes, single newlines, groups {...} without structure inside (nested three deep) and, in
 # text mode, whole formulas $...$ without structure inside. About one token per 130 characters
-# of real LaTeX reaches the Python loop, which keeps the scan near 40 MB/s.
+# of real LaTeX reaches the Python loop.
 _STRUCT_CMDS = r"(?:left|right|begin|end|verb)(?![a-zA-Z@])"
 _TEXT_CMDS = r"(?:text(?:rm|it|bf|tt|sf|sc|up|md|sl|normal)?|mbox|hbox|fbox|intertext)(?![a-zA-Z@])"
 _CMD_OK = r"\\(?!" + _STRUCT_CMDS + r")[a-zA-Z@]+"

@@ -11,8 +11,8 @@ layers, each a module of its own:
 * wikitext (``wiki_text``): ``[[ ]]``, ``{{ }}``, ``'' '''``, headings, tables, ``<ref>``;
 * invention: link targets that name pages the training corpus knows, well-formed URLs, valid
   timestamps, numeric ids; optionally mwparserfromhell as a second parser (``mwparser`` eval
-  option; about 1 MB/s on real text, superlinear on broken markup, so off by default and
-  time-limited in a worker process, ``wiki_mwp``).
+  option; slow on real text and superlinear on broken markup, so off by default and
+  time-limited in a worker process, ``mwp``).
 
 Guided sampling lives in ``wiki_tracker``, neuron features in ``wiki_features``, the
 calibration damage in ``wiki_corrupt``.

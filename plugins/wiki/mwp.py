@@ -1,6 +1,6 @@
 """mwparserfromhell as a second opinion on wikitext, with a hard time limit.
 
-mwparserfromhell reads real wikitext at about 1 MB/s and never raises, but on broken markup
+mwparserfromhell reads real wikitext slowly (evals/BENCHMARKS.md, "Design measurements") and never raises, but on broken markup
 (bracket soup, which a young model writes) its tokenizer backtracks for seconds or minutes
 even on 2 kB. So it runs in a worker process: each call waits at most ``timeout`` seconds,
 after which the worker is killed (and restarted on the next call) and the call returns None.
