@@ -44,7 +44,12 @@ def describe(options: Iterable[Option]) -> list[str]:
     lines = []
     for opt in options:
         param = click_option(opt)
-        flag = opt.flag if param.is_flag else f"{opt.flag} {param.type.name.upper()}"
+        if param.is_flag:
+            flag = opt.flag
+        elif isinstance(param.type, click.Choice):
+            flag = f"{opt.flag} [{'|'.join(map(str, param.type.choices))}]"
+        else:  # "float range" -> FLOAT
+            flag = f"{opt.flag} {param.type.name.split()[0].upper()}"
         default = "" if param.is_flag or opt.default is None else f" (default {opt.default})"
         lines.append(f"{flag:28} {opt.help}{default}")
     return lines
