@@ -38,6 +38,7 @@ from gen.core.hookspecs import hookimpl
 from gen.core.sources import (
     ARCHIVE_SUFFIXES,
     PrepareReport,
+    binary_reason,
     decode,
     iter_sources,
     iter_text_files,
@@ -48,6 +49,6 @@ from gen.core.sources import (
 __all__ = [
     "ARCHIVE_SUFFIXES", "FREE", "CheckResult", "Constraint", "CorpusData", "CorpusSpec", "Domain", "EvalContext",
     "GenError", "Issue", "MetricSpec", "Option", "PrepareReport", "SampleMetric", "Tracker", "atomic_write",
-    "atomic_write_text", "change_letters", "decode", "drop_chars", "excerpt", "generic_corrupt", "hookimpl",
+    "atomic_write_text", "binary_reason", "change_letters", "decode", "drop_chars", "excerpt", "generic_corrupt", "hookimpl",
     "iter_sources", "iter_text_files", "matches", "shuffle_lines", "walk_files",
 ]

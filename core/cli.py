@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+import os
 import sys
 import time
 from pathlib import Path
@@ -63,6 +65,18 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GenError as exc:
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:  # an unwritable, full or odd workspace or path: one line, no traceback
+            raise click.ClickException(os_error_message(exc)) from None
+
+
+def os_error_message(exc: OSError) -> str:
+    """One line for a file-system failure: what, where, and what to do."""
+    where = f" ({exc.filename})" if exc.filename else ""
+    hint = {errno.ENOSPC: "free some space", errno.EFBIG: "the file size limit was hit (ulimit -f)",
+            errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+            errno.EDQUOT: "the disk quota is full"}.get(exc.errno, "check the path")
+    return (f"{exc.strerror or exc}{where}: {hint}; use a workspace you can write to "
+            f"(--workspace DIR or GEN_HOME) or another --out path")
 
 
 @click.group(cls=_Group)
@@ -72,6 +86,8 @@ class _Group(click.Group):
 def cli(ctx: click.Context, workspace: str | None) -> None:
     """Train character-level LSTMs on structured text and judge what they generate."""
     ctx.obj = ws_mod.workspace_dir(workspace)
+    # matplotlib keeps a font cache in ~/.cache unless told otherwise: keep it in the workspace
+    os.environ.setdefault("MPLCONFIGDIR", str(ctx.obj / ".cache" / "matplotlib"))
 
 
 def _ws() -> Path:
@@ -159,7 +175,8 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
     spec, data = pipeline.load_corpus(corpus, _ws())
     resume_ckpt = ckpt_io.load(resume) if resume else None
     if resume_ckpt:  # a resume continues the same configuration, options may extend budgets
-        cfg = pipeline.resolve_config(spec, {**resume_ckpt["config"], **overrides})
+        given = {k: v for k, v in overrides.items() if v is not None}  # only what the command line names
+        cfg = pipeline.resolve_config(spec, {**resume_ckpt["config"], **given})
         run_dir = Path(resume).parent
     else:
         from gen.core.device import from_rank0, init_distributed
@@ -173,14 +190,16 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
     res = run_train(data, cfg, run_dir, spec.domain, resume=resume_ckpt, progress=not quiet, log=click.echo)
     if not is_main_process():  # under torchrun only rank 0 reports and writes
         return
-    click.echo(f"stopped ({res.stopped}) at step {res.step}: best val loss {res.best_val:.4f} nats "
-               f"({res.best_val / 0.6931:.3f} bpc)")
-    wrote = ["best.pt", "last.pt", "metrics.jsonl", "loss.png"]
+    best = (f"best val loss {res.best_val:.4f} nats ({res.best_val / 0.6931:.3f} bpc)" if res.best_val < float("inf")
+            else "no validation ran yet, so there is no best.pt")
+    click.echo(f"stopped ({res.stopped}) at step {res.step}: {best}")
+    run = ws_mod.RunDir(run_dir)
     for writer in run_writers():  # e.g. the run's HTML page; never fails a finished run
         try:
-            wrote.append(writer(ws_mod.RunDir(run_dir)).name)
+            writer(run)
         except (GenError, OSError) as exc:
             click.echo(f"note: {getattr(writer, '__name__', 'a run writer')} failed ({exc})", err=True)
+    wrote = sorted(p.name for p in run.path.iterdir() if not p.name.startswith(".") and p.is_file())
     click.echo(f"wrote {run_dir}/{{{', '.join(wrote)}}}")
 
 

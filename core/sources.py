@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 import sys
 import tarfile
 from collections.abc import Iterator
@@ -68,13 +69,32 @@ def walk_files(root: Path, patterns: list[str], report: PrepareReport) -> Iterat
             yield Path(full)
 
 
+# signatures of files that are never text, whatever their bytes after the first few
+# (ASCII-only signatures are long enough that no text starts with them by chance)
+BINARY_SIGNATURES = ((b"\x7fELF", "an ELF executable"), (b"%PDF-", "a PDF"), (b"PK\x03\x04", "a ZIP archive"),
+                     (b"\x89PNG\r\n", "a PNG image"), (b"\xff\xd8\xff", "a JPEG image"), (b"GIF87a", "a GIF image"),
+                     (b"GIF89a", "a GIF image"), (b"\x1f\x8b", "gzip data"), (b"\xfd7zXZ\x00", "xz data"))
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+
+
+def binary_reason(head: bytes) -> str | None:
+    """Why the first bytes of a file say it is not text (a NUL byte, or a known signature), else None."""
+    for magic, what in BINARY_SIGNATURES:
+        if head.startswith(magic):
+            return f"binary ({what})"
+    if _BZIP2.match(head):
+        return "binary (bzip2 data)"
+    return "binary (NUL byte)" if b"\0" in head else None
+
+
 def decode(data: bytes, name: str, report: PrepareReport, max_bytes: int | None = None) -> str | None:
     """UTF-8 text of one file, or None (counted) when it is binary, too big or undecodable."""
     if max_bytes is not None and len(data) > max_bytes:
         report.skip(f"larger than {max_bytes} bytes")
         return None
-    if b"\0" in data[:8192]:
-        report.skip("binary (NUL byte)")
+    reason = binary_reason(data[:8192])
+    if reason:
+        report.skip(reason)
         return None
     try:
         text = data.decode("utf-8")

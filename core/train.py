@@ -27,7 +27,7 @@ import torch
 from gen.core import checkpoint as ckpt_io
 from gen.core.config import TrainConfig
 from gen.core.data import CorpusData, StreamBatches
-from gen.core.device import any_rank, autocast_for, init_distributed
+from gen.core.device import any_rank, autocast_for, init_distributed, is_main_process
 from gen.core.errors import GenError
 from gen.core.model import CharRNN, ModelArgs, cross_entropy, detach_hidden
 from gen.core.plot import plot_losses
@@ -179,6 +179,8 @@ def _setup(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resum
         model.load_state_dict(resume["model"])
         r.optimizer.load_state_dict(resume["optimizer"])
         r.step, r.best_val, r.elapsed = resume["step"], resume["best_val"], resume.get("elapsed", 0.0)
+        if resume.get("val_step") == r.step:  # saved right after validating: not validated again
+            r.last_val = resume["last_val"]
         ckpt_io.set_rng_state(resume["rng"])
         if resume.get("hidden") is not None and resume.get("world", 1) == world:
             h = resume["hidden"]
@@ -202,6 +204,7 @@ def _save(r: _Run, name: str) -> None:
         "model_args": r.model.args.to_dict(), "model": r.model.state_dict(), "vocab": r.data.vocab.to_dict(),
         "separator": r.data.separator, "config": r.cfg.to_dict(), "domain": r.domain, "corpus": r.data.name,
         "optimizer": r.optimizer.state_dict(), "step": r.step, "best_val": r.best_val, "elapsed": r.elapsed,
+        "last_val": r.last_val, "val_step": r.step if not math.isnan(r.last_val) else None,
         "rng": ckpt_io.rng_state(), "world": r.world, "hidden": hidden,
     })
 
@@ -277,10 +280,16 @@ def _log_step(r: _Run, loss: float, window: list) -> None:
         r.bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", cps=f"{cps:,.0f}")
 
 
-def _start(r: _Run, progress: bool) -> None:
-    """Open the logs, write the resolved config, say what trains where; the progress bar."""
+def _start(r: _Run, progress: bool, resumed: bool) -> None:
+    """Tidy what a killed process left, open the logs, write the resolved config, say what
+    trains where; the progress bar. (Rank 0, holding the run folder's lock.)"""
     if not r.main:
         return
+    gone = r.run.remove_orphans()
+    if gone:
+        r.log(f"removed {len(gone)} temporary file(s) an interrupted run left: {', '.join(gone)}")
+    if resumed:
+        r.run.trim_after(r.step)
     r.metrics_fh = open(r.run.metrics, "a", encoding="utf-8")
     cfg = r.cfg
     r.run.write_config({"domain": r.domain, "corpus": r.data.name, **cfg.to_dict(), "params": r.model.num_params()})
@@ -320,8 +329,21 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
 
     ``on_step(step, loss)`` runs after every optimizer step; returning True stops the run the way
     Ctrl-C does (last.pt saved, resumable), which notebooks and tests use."""
+    lock = RunDir(run_dir).lock() if is_main_process() else None
+    if lock:
+        lock.acquire()  # one process per run folder: a second training or resume is refused
+    try:
+        return _train(data, cfg, run_dir, domain, resume, log, progress, on_step)
+    finally:
+        if lock:
+            lock.release()
+
+
+def _train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resume: dict[str, Any] | None,
+           log: Callable[[str], None], progress: bool, on_step: Callable[[int, float], bool] | None) -> TrainResult:
+    """The loop itself (see the module docstring), run under the run folder's lock."""
     r = _setup(data, cfg, run_dir, domain, resume, log)
-    _start(r, progress)
+    _start(r, progress, resume is not None)
     bad_steps, stopped = 0, "steps"
     r.t_start = time.perf_counter() - r.elapsed
     window = [time.perf_counter(), 0]  # [start time, steps] of the chars/s window

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +19,17 @@ from typing import Any
 
 from gen.core.atomic import atomic_write_text
 from gen.core.errors import GenError
+from gen.core.locks import FolderLock
+
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(name: str, what: str) -> str:
+    """A run or corpus name is a name, not a path: refuse separators, '..', absolute paths."""
+    if not _NAME.fullmatch(name or "") or ".." in name:
+        raise GenError(f"{what} {name!r} is not a valid name: use 1-100 letters, digits, '.', '_' or '-', "
+                       f"starting with a letter or digit (a name, not a path: no '/', no '..')")
+    return name
 
 ENV_HOME = "GEN_HOME"
 
@@ -31,7 +44,26 @@ def workspace_dir(override: str | os.PathLike | None = None) -> Path:
 
 
 def corpus_dir(ws: Path, corpus: str) -> Path:
-    return ws / "corpora" / corpus
+    return ws / "corpora" / check_name(corpus, "corpus name")
+
+
+def prepare_lock(out_dir: Path) -> FolderLock:
+    """Held while a corpus is prepared into ``out_dir`` (beside it: the folder itself is swapped)."""
+    return FolderLock(out_dir.parent / f".{out_dir.name}.lock", f"corpus {out_dir.name!r} (being prepared)")
+
+
+def prepare_orphans(out_dir: Path) -> list[Path]:
+    """Temporary folders that an interrupted prepare of ``out_dir`` left beside it
+    (``.NAME.prepare-*`` work folders, ``.NAME.old-PID`` replaced data)."""
+    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.(prepare-[^/]+|old-\d+)")
+    return sorted(p for p in out_dir.parent.glob(f".{out_dir.name}.*") if pattern.fullmatch(p.name))
+
+
+def remove_tree(path: Path) -> int:
+    """Delete a folder (never following links out of it); returns the bytes it held."""
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and not f.is_symlink())
+    shutil.rmtree(path, ignore_errors=True)
+    return size
 
 
 def is_prepared(ws: Path, corpus: str) -> bool:
@@ -79,6 +111,31 @@ class RunDir:
     neurons = property(lambda self: self.path / "neurons")  # gen neurons
     samples = property(lambda self: self.path / "samples")  # gen sample output
 
+    def lock(self) -> FolderLock:
+        """Held for the life of a training process in this folder."""
+        return FolderLock(self.path / ".lock", f"run folder {self.path}")
+
+    def remove_orphans(self) -> list[str]:
+        """Temporary files of atomic writes that a killed process left here; removed (hold the lock)."""
+        gone = []
+        for p in sorted(self.path.glob(".*.tmp")):
+            if p.is_file() and not p.is_symlink():
+                p.unlink()
+                gone.append(p.name)
+        return gone
+
+    def trim_after(self, step: int) -> None:
+        """Drop log records a killed process wrote after ``step`` (the step a resume restarts
+        from), so a resumed run logs each step and validation once: metrics after ``step``,
+        evolution samples from ``step`` on (the resumed run writes that one again)."""
+        for path, keep in ((self.metrics, lambda e: e.get("step", 0) <= step),
+                           (self.evolution, lambda e: e.get("step", 0) < step)):
+            if path.is_file():
+                records = list(_read_jsonl(path))
+                kept = [e for e in records if keep(e)]
+                if len(kept) != len(records):
+                    atomic_write_text(path, "".join(json.dumps(e, ensure_ascii=False) + "\n" for e in kept))
+
     def is_run(self) -> bool:
         return any(p.is_file() for p in (self.config, self.metrics, self.best, self.last))
 
@@ -123,7 +180,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> RunDir:
     """A fresh run folder, named by time unless a name is given."""
     base = runs_dir(ws, corpus)
-    name = name or time.strftime("%Y%m%d-%H%M%S")
+    name = check_name(name, "run name") if name is not None else time.strftime("%Y%m%d-%H%M%S")
     path, n = base / name, 1
     while path.exists():
         n += 1

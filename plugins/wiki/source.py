@@ -26,7 +26,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from gen.core.api import ARCHIVE_SUFFIXES, GenError, PrepareReport, iter_sources, matches, walk_files
+from gen.core.api import (
+    ARCHIVE_SUFFIXES,
+    GenError,
+    PrepareReport,
+    binary_reason,
+    iter_sources,
+    matches,
+    walk_files,
+)
 
 BLOCK = 1 << 20  # bytes read per step: memory stays flat whatever the dump size
 MAX_PAGE_CHARS = 64 << 20  # a "page" bigger than this is a broken dump: dropped, not buffered
@@ -78,6 +86,10 @@ def decoded_blocks(stream: BinaryIO, name: str, report: PrepareReport) -> Iterat
     try:
         while True:
             data = read(BLOCK)
+            if first and (reason := binary_reason(data[:8192])):  # an executable, a PDF ...: not a dump
+                report.skip(reason)
+                report.note(f"{name}: skipped whole, it is {reason.removeprefix('binary ')}, not XML text")
+                return
             final = not data
             report.bytes_in += len(data)
             text = decoder.decode(data, final=final)
@@ -130,12 +142,14 @@ def split_pages(blocks: Iterator[str], name: str, report: PrepareReport) -> Iter
                 nl = end  # minified XML: no newline after </page>; one is inserted
             elif buf[end:nl].strip():
                 nl = end  # something else on the same line: cut right after </page>
-            yield buf[pos:nl]
+            if nl - pos > MAX_PAGE_CHARS:  # whole but oversized: skipped whole
+                report.skip(f"document larger than {MAX_PAGE_CHARS:,} characters (broken dump?)")
+            else:
+                yield buf[pos:nl]
             pos = nl + 1 if nl < len(buf) and buf[nl] == "\n" else nl
-        if len(buf) - pos > MAX_PAGE_CHARS:
-            report.skip(f"page larger than {MAX_PAGE_CHARS >> 20} M characters (broken dump?)")
-            cut = buf.find("</page>", pos)
-            buf, pos = ("", 0) if cut < 0 else (buf[cut:], 0)
+        if len(buf) - pos > MAX_PAGE_CHARS:  # skipped whole: nothing of it is kept
+            report.skip(f"document larger than {MAX_PAGE_CHARS:,} characters (broken dump?)")
+            buf, pos = _skip_oversized(buf[pos:], blocks, header_done), 0
     rest = buf[pos:]
     if not header_done:
         if rest.strip():
@@ -151,6 +165,21 @@ def split_pages(blocks: Iterator[str], name: str, report: PrepareReport) -> Iter
         rest = rest[:nl] if nl >= 0 else ""
     if rest.strip():
         yield rest.removesuffix("\n")
+
+
+def _skip_oversized(buf: str, blocks: Iterator[str], header_done: bool) -> str:
+    """Drop an oversized document to its end (after ``</page>``, or before the next ``<page>``
+    when it is header text), reading on through ``blocks``; returns the text after it."""
+    marker = "</page>" if header_done else "<page>"
+    while True:
+        cut = buf.find(marker)
+        if cut >= 0:
+            return buf[cut + len(marker):] if header_done else buf[cut:]
+        tail = buf[-len(marker):]  # a marker may straddle two blocks
+        block = next(blocks, None)
+        if block is None:
+            return ""
+        buf = tail + block
 
 
 def page_wikitext(page: str) -> str | None:

@@ -1,0 +1,49 @@
+"""Exclusive folder locks: one process at a time in a run folder, or preparing a corpus.
+
+An OS file lock (``fcntl.flock``) on a small lock file: the kernel releases it when its holder
+dies in any way (``kill -9`` included), so a stale lock never blocks. The holder's PID is
+written into the file, so a second process can say who holds it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+from gen.core.errors import GenError
+
+
+class FolderLock:
+    """``with FolderLock(path, what): ...`` holds ``path`` (the lock file) exclusively."""
+
+    def __init__(self, path: str | os.PathLike, what: str) -> None:
+        self.path, self.what = Path(path), what
+        self.fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 64).decode("ascii", "replace").strip() or "unknown"
+            os.close(fd)
+            raise GenError(f"{self.what} is in use by process {holder} (lock {self.path}); wait for it to "
+                           f"finish or stop it (kill {holder}), then try again") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()

@@ -1,0 +1,278 @@
+"""The fault suite: SIGKILL during training and prepare, two processes on one run, path escapes,
+binary and oversized input, odd workspaces, and files written only where they belong.
+
+These run the real CLI in subprocesses (a kill must hit a real process). The kill loop takes
+about a minute: marked slow, and run in CI like every test.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import resource
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from gen.core import checkpoint as ckpt_io
+
+TINY = ["--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4", "--seq-len", "16",
+        "--threads", "1", "--quiet", "--device", "cpu"]
+
+
+def _env(ws: Path) -> dict[str, str]:
+    return dict(os.environ, GEN_HOME=str(ws), MPLCONFIGDIR=str(ws / ".mpl"))
+
+
+def _gen(ws: Path, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+    out = subprocess.run([sys.executable, "-m", "gen.core.cli", *args], env=_env(ws), capture_output=True,
+                         text=True, timeout=300, **kw)
+    if check:
+        assert out.returncode == 0, out.stdout + out.stderr
+    return out
+
+
+def _start(ws: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "gen.core.cli", *args], env=_env(ws),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _wait_for(path: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while not path.exists():
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _records(run: Path) -> list[tuple[int, str]]:
+    lines = (run / "metrics.jsonl").read_text().splitlines()
+    return [(e["step"], "val" if "val_loss" in e else "train") for e in map(json.loads, lines)]
+
+
+@pytest.mark.slow
+def test_sigkill_loop_resumes_to_the_uninterrupted_weights(tmp_path, names_file):
+    ws = tmp_path / "ws"
+    _gen(ws, "prepare", "names", "--src", str(names_file))
+    args = ["train", "names", *TINY, "--max-steps", "1500", "--eval-every", "50", "--sample-every", "300"]
+    _gen(ws, *args, "--run-name", "ref")
+    run = ws / "runs" / "names" / "k"
+    proc = _start(ws, *args, "--run-name", "k")
+    _wait_for(run / "last.pt")
+    rng, kills, steps = random.Random(20261201), 0, []
+    while True:
+        time.sleep(rng.uniform(0.0, 0.3) if kills == 0 else rng.uniform(0.5, 3.5))
+        if proc.poll() is not None:
+            break  # it finished before the kill: the loop is done
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        ckpt = ckpt_io.load(run / "last.pt")  # every kill leaves a checkpoint that loads
+        assert not steps or ckpt["step"] >= steps[-1]
+        steps.append(ckpt["step"])
+        proc = _start(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY)
+        if kills >= 12:
+            assert proc.wait(timeout=300) == 0
+            break
+    assert kills >= 10 and len(set(steps)) >= 3, (kills, steps)  # killed often, and it moved on between kills
+    ref, got = ckpt_io.load(ws / "runs" / "names" / "ref" / "last.pt"), ckpt_io.load(run / "last.pt")
+    assert got["step"] == ref["step"] == 1500
+    assert all(torch.equal(got["model"][k], ref["model"][k]) for k in ref["model"])
+    assert _records(run) == _records(ws / "runs" / "names" / "ref")  # each step and validation once
+    evolution = [json.loads(x)["step"] for x in (run / "samples-during-training.jsonl").read_text().splitlines()]
+    assert evolution == [0, 300, 600, 900, 1200, 1500]
+    assert not list(run.glob(".*.tmp"))  # temporary files of killed writes were cleaned up
+
+
+def test_two_trainings_on_one_run_folder(tmp_path, names_file):
+    ws = tmp_path / "ws"
+    _gen(ws, "prepare", "names", "--src", str(names_file))
+    run = ws / "runs" / "names" / "busy"
+    first = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "names", *TINY, "--max-steps",
+                              "100000", "--eval-every", "20", "--run-name", "busy"], env=_env(ws),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(run / "last.pt")
+        second = _gen(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY, check=False)
+        assert second.returncode == 1 and f"in use by process {first.pid}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the lock died with its holder: a resume now works
+    out = _gen(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY, "--max-steps", "45")
+    assert "stopped (steps)" in out.stdout
+
+
+@pytest.mark.slow
+def test_sigkill_during_prepare_keeps_the_old_data_and_leaves_no_orphan(tmp_path, names_file):
+    ws = tmp_path / "ws"
+    _gen(ws, "prepare", "shakespeare", "--src", str(names_file))
+    big = tmp_path / "big.txt"
+    rng = random.Random(0)
+    with open(big, "w") as fh:  # ~60 MB of prose-like lines, so the prepare runs for a while
+        words = ["thou", "art", "the", "king", "and", "queen", "of", "all", "that", "is"]
+        for _ in range(600):
+            fh.write(" ".join(rng.choice(words) for _ in range(20_000)) + "\n")
+    proc = _start(ws, "prepare", "shakespeare", "--src", str(big))
+    corpora = ws / "corpora"
+    deadline = time.time() + 60
+    while not list(corpora.glob(".shakespeare.prepare-*/train.txt")):
+        assert time.time() < deadline and proc.poll() is None, "the prepare never started writing"
+        time.sleep(0.02)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert list(corpora.glob(".shakespeare.prepare-*"))  # the kill left its work folder
+    meta = json.loads((corpora / "shakespeare" / "meta.json").read_text())
+    assert meta["src"] == str(names_file)  # the old data is still there and trains
+    _gen(ws, "train", "shakespeare", *TINY, "--max-steps", "5", "--eval-every", "5")
+    out = _gen(ws, "prepare", "shakespeare", "--src", str(names_file))
+    assert "left by an interrupted prepare" in out.stdout
+    assert not [p for p in corpora.iterdir() if p.name.startswith(".shakespeare.") and not p.name.endswith(".lock")]
+
+
+ESCAPES = ["/tmp/gen-escape-abs", "../../../../tmp/gen-escape-rel", "a/b", "..", ".", "~", "-x", "", "a\\b",
+           "x" * 101]
+
+
+@pytest.mark.parametrize("name", ESCAPES)
+def test_run_names_are_names_not_paths(tmp_path, names_file, run, ws, name):
+    run("prepare", "names", "--src", str(names_file))
+    out = run("train", "names", "--layers", "1", "--hidden", "8", "--max-steps", "1", "--quiet", "--device",
+              "cpu", "--run-name", name, code=1).output
+    assert "not a valid name" in out
+    assert not Path("/tmp/gen-escape-abs").exists() and not Path("/tmp/gen-escape-rel").exists()
+    assert not (ws / "runs" / "names").exists() or not list((ws / "runs" / "names").iterdir())
+
+
+@pytest.mark.parametrize("command", ["prepare", "train", "sample"])
+@pytest.mark.parametrize("name", ["../names", "/etc/passwd", "names/../../x"])
+def test_corpus_arguments_are_names_not_paths(run, ws, command, name):
+    out = run(command, name, code=1).output
+    # sample's TARGET may also be a checkpoint path the user names: read safely, never run
+    assert ("unknown corpus or domain" in out or "not a valid name" in out or "does not exist" in out
+            or (command == "sample" and "not a gen checkpoint" in out)), out
+    assert not (ws / "corpora").exists() or not any(p.is_dir() for p in (ws / "corpora").iterdir())
+
+
+@pytest.mark.parametrize("domain", ["names", "prose", "wiki", "latex", "c"])
+@pytest.mark.parametrize("blob", [b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 40, b"%PDF-1.7\n" + b"x" * 5000,
+                                  b"plain text with a NUL \x00 in it\n" * 50])
+def test_binary_input_is_skipped_in_every_domain(run, ws, tmp_path, domain, blob):
+    from gen.core.registry import get_domain
+
+    name = {"names": "names.txt", "prose": "book.txt", "wiki": "enwik8", "latex": "a.tex", "c": "a.c"}[domain]
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / name).write_bytes(blob)
+    corpus = get_domain(domain).default_corpus
+    out = run("prepare", corpus, "--src", str(src), code=1).output
+    assert "no text found" in out and "binary (" in out
+
+
+def test_an_oversized_wiki_document_is_skipped_whole(tmp_path, monkeypatch, run, ws):
+    from gen.plugins.wiki import source
+
+    monkeypatch.setattr(source, "MAX_PAGE_CHARS", 10_000)
+    page = "<page><title>A</title><text>ok</text></page>\n"
+    dump = tmp_path / "enwik8"
+    dump.write_text("<mediawiki>\n" + page + "<page><text>" + "x" * 50_000 + "</text></page>\n" + page
+                    + "</mediawiki>\n")
+    out = run("prepare", "enwik8", "--src", str(dump)).output
+    assert "skipped 1: document larger than" in out
+    text = (ws / "corpora" / "enwik8" / "train.bin").stat().st_size + (ws / "corpora" / "enwik8" / "val.bin").stat().st_size
+    assert text < 1000  # none of the 50,000 x's were kept
+    line = tmp_path / "line"
+    line.write_text("y" * 50_000)  # no XML at all, one long line
+    out = run("prepare", "enwik8", "--src", str(line), code=1).output
+    assert "document larger than" in out and "no text found" in out
+
+
+def _limited_fsize():
+    resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+
+@pytest.mark.parametrize("case", ["proc", "file", "fsize"])
+def test_an_odd_workspace_is_a_one_line_error(tmp_path, names_file, case):
+    if case == "proc":
+        ws = Path("/proc/1/gen-ws")
+    elif case == "file":
+        ws = tmp_path / "a-file"
+        ws.write_text("not a folder")
+    else:
+        ws = tmp_path / "ws"
+    big = tmp_path / "big.txt"
+    big.write_text(names_file.read_text() * 200)  # ~600 KB: more than the file size limit
+    out = subprocess.run([sys.executable, "-m", "gen.core.cli", "--workspace", str(ws), "prepare", "names",
+                          "--src", str(big)], capture_output=True, text=True, timeout=120,
+                         preexec_fn=_limited_fsize if case == "fsize" else None,
+                         env=dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl")))
+    assert "Traceback" not in out.stderr, out.stderr
+    if case == "file":  # click's own check of --workspace: a usage error
+        assert out.returncode == 2 and "is a file" in out.stderr
+        return
+    assert out.returncode == 1 and out.stderr.count("\n") == 1, out.stdout + out.stderr
+    assert "--workspace" in out.stderr
+
+
+def test_sigint_before_the_first_validation_says_what_was_saved(tmp_path, names_file):
+    ws = tmp_path / "ws"
+    _gen(ws, "prepare", "names", "--src", str(names_file))
+    proc = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "names", *TINY, "--max-steps",
+                             "100000", "--eval-every", "100000", "--run-name", "early"], env=_env(ws),
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    _wait_for(ws / "runs" / "names" / "early" / "metrics.jsonl")
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0, out
+    assert "no validation ran yet, so there is no best.pt" in out and "inf" not in out
+    assert "best.pt" not in out.split("wrote")[-1] and "last.pt" in out.split("wrote")[-1]
+
+
+def test_every_command_writes_only_into_the_workspace_or_out(tmp_path, names_file):
+    """Run the commands a user runs from an empty folder with an empty HOME: afterwards only the
+    workspace and the paths given with --out have files."""
+    home, cwd, ws, out = tmp_path / "home", tmp_path / "cwd", tmp_path / "ws", tmp_path / "out"
+    for d in (home, cwd):
+        d.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("MPLCONFIGDIR", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")}
+    env.update(HOME=str(home), GEN_HOME=str(ws))
+
+    def gen(*args: str) -> None:
+        res = subprocess.run([sys.executable, "-m", "gen.core.cli", *args], env=env, cwd=cwd, capture_output=True,
+                             text=True, timeout=300)
+        assert res.returncode == 0, (args, res.stdout + res.stderr)
+
+    gen("prepare", "names", "--src", str(names_file))
+    gen("train", "names", *TINY, "--max-steps", "20", "--eval-every", "10", "--sample-every", "10", "--run-name", "r")
+    ckpt = str(ws / "runs" / "names" / "r" / "best.pt")
+    gen("sample", "names", "-n", "5")
+    gen("sample", ckpt, "-n", "3", "--out", str(out / "s.txt"))
+    gen("eval", "names", str(out / "s.txt"), "--against", "names")
+    gen("eval", "names", str(out / "s.txt"), "--against", "names", "--out", str(out / "e"))
+    gen("eval", "names", "--checkpoint", ckpt, "--temperatures", "0.5,1.0", "-n", "2", "--length", "20")
+    gen("viz", ckpt, "--chars", "200")
+    gen("neurons", ckpt, "--chars", "500")
+    gen("report", str(ws / "runs" / "names" / "r"))
+    gen("guided", ckpt, "-n", "2", "-l", "20")
+    gen("domains")
+    gen("corpora")
+    assert not list(cwd.rglob("*")) and not list(home.rglob("*")), (list(cwd.rglob("*")), list(home.rglob("*")))
+    assert (ws / "evals").is_dir() and (out / "e" / "summary.json").is_file()
+
+
+def test_a_corpus_being_prepared_is_locked(tmp_path, names_file):
+    from gen.core.workspace import corpus_dir, prepare_lock
+
+    ws = tmp_path / "ws"
+    with prepare_lock(corpus_dir(ws, "names")):  # this process "is preparing" names
+        out = _gen(ws, "prepare", "names", "--src", str(names_file), check=False)
+        assert out.returncode == 1 and f"in use by process {os.getpid()}" in out.stderr
+    assert "prepared names" in _gen(ws, "prepare", "names", "--src", str(names_file)).stdout
