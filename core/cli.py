@@ -10,33 +10,35 @@ from pathlib import Path
 
 import click
 
-from gen.core import pipeline
+# STARTED: when this command began, before torch loaded (a --max-time budget covers all of it)
+from gen.core import STARTED, pipeline
 from gen.core import workspace as ws_mod
 from gen.core.device import is_main_process
 from gen.core.errors import GenError
 
-TRAIN_OPTIONS = [  # (flag, TrainConfig field, type, help)
-    ("--cell", "cell", click.Choice(["lstm", "gru", "rnn"]), "recurrent cell"),
-    ("--layers", "n_layer", int, "recurrent layers"),
-    ("--hidden", "n_hidden", int, "units per layer"),
-    ("--embd", "n_embd", int, "embedding size"),
-    ("--dropout", "dropout", float, "dropout between layers"),
-    ("--batch-size", "batch_size", int, "parallel streams per step"),
-    ("--seq-len", "seq_len", int, "truncated BPTT length"),
-    ("--optimizer", "optimizer", click.Choice(["adam", "adamw", "rmsprop"]), "optimizer"),
-    ("--lr", "lr", float, "peak learning rate"),
-    ("--schedule", "schedule", click.Choice(["cosine", "linear", "constant"]), "decay after warm-up"),
-    ("--warmup", "warmup_steps", int, "warm-up steps"),
-    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
-    ("--grad-clip", "grad_clip", float, "global-norm gradient clip (0 = off)"),
-    ("--max-steps", "max_steps", int, "step budget"),
-    ("--eval-every", "eval_every", int, "validate every N steps"),
-    ("--eval-chars", "eval_chars", int, "validation characters (0 = all)"),
-    ("--sample-every", "sample_every", int, "write a sample every N steps (0 = off)"),
-    ("--seed", "seed", int, "random seed"),
-    ("--device", "device", str, "auto, cpu, cuda, cuda:N"),
-    ("--precision", "precision", click.Choice(["auto", "fp32", "bf16"]), "autocast precision"),
-    ("--threads", "threads", int, "CPU threads (0 = all cores)"),
+TRAIN_OPTIONS = [  # (flag, TrainConfig field, help); types and ranges come from gen.core.config
+    ("--cell", "cell", "recurrent cell"),
+    ("--layers", "n_layer", "recurrent layers"),
+    ("--hidden", "n_hidden", "units per layer"),
+    ("--embd", "n_embd", "embedding size"),
+    ("--dropout", "dropout", "dropout between layers"),
+    ("--batch-size", "batch_size", "parallel streams per step"),
+    ("--seq-len", "seq_len", "truncated BPTT length"),
+    ("--optimizer", "optimizer", "optimizer"),
+    ("--lr", "lr", "peak learning rate"),
+    ("--schedule", "schedule", "decay after warm-up"),
+    ("--warmup", "warmup_steps", "warm-up steps (a short budget scales them down)"),
+    ("--weight-decay", "weight_decay", "AdamW weight decay"),
+    ("--grad-clip", "grad_clip", "global-norm gradient clip (0 = off)"),
+    ("--max-steps", "max_steps", "step budget"),
+    ("--max-time", "max_time", "time budget for the whole command, e.g. 90s, 10m, 1.5h"),
+    ("--eval-every", "eval_every", "validate every N steps (and always at the end)"),
+    ("--eval-chars", "eval_chars", "validation characters (0 = all)"),
+    ("--sample-every", "sample_every", "write a sample every N steps, and one at the end (0 = off)"),
+    ("--seed", "seed", "random seed"),
+    ("--device", "device", "auto, cpu, cuda, cuda:N"),
+    ("--precision", "precision", "autocast precision"),
+    ("--threads", "threads", "CPU threads (0 = all cores)"),
 ]
 
 
@@ -54,7 +56,7 @@ class _Group(click.Group):
 
     def get_command(self, ctx, name):
         self._load_plugin_commands()
-        return super().get_command(ctx, name)
+        return add_workspace_option(super().get_command(ctx, name))
 
     def list_commands(self, ctx):
         self._load_plugin_commands()
@@ -69,6 +71,22 @@ class _Group(click.Group):
             raise click.ClickException(os_error_message(exc)) from None
 
 
+def _set_workspace(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:  # given after the subcommand: it wins over the group's
+        ws = ws_mod.workspace_dir(value)
+        while ctx is not None:  # each context holds its own copy of the workspace
+            ctx.obj, ctx = ws, ctx.parent
+
+
+def add_workspace_option(cmd: click.Command | None) -> click.Command | None:
+    """Let ``--workspace DIR`` also follow the subcommand (gen train names --workspace DIR)."""
+    if cmd is not None and not isinstance(cmd, click.Group) and "workspace" not in {p.name for p in cmd.params}:
+        cmd.params.append(click.Option(["--workspace"], type=click.Path(file_okay=False), expose_value=False,
+                                       is_eager=True, callback=_set_workspace,
+                                       help="where corpora and runs live (as before the subcommand)"))
+    return cmd
+
+
 def os_error_message(exc: OSError) -> str:
     """One line for a file-system failure: what, where, and what to do."""
     where = f" ({exc.filename})" if exc.filename else ""
@@ -80,6 +98,7 @@ def os_error_message(exc: OSError) -> str:
 
 
 @click.group(cls=_Group)
+@click.version_option(package_name="gen-charrnn", prog_name="gen")
 @click.option("--workspace", envvar=ws_mod.ENV_HOME, type=click.Path(file_okay=False), default=None,
               help="where corpora and runs live (default ~/.local/share/gen; env GEN_HOME)")
 @click.pass_context
@@ -152,42 +171,50 @@ def prepare(ctx: click.Context, corpus: str, src: str | None) -> None:
     click.echo(f"wrote {ws_mod.corpus_dir(_ws(), meta['corpus'])}")
 
 
+class Duration(click.ParamType):
+    """90, 90s, 10m, 1.5h -> seconds."""
+
+    name = "duration"
+
+    def convert(self, value, param, ctx):
+        from gen.core.config import parse_duration
+
+        try:
+            return parse_duration(value)
+        except GenError as exc:
+            self.fail(str(exc), param, ctx)
+
+
 def _train_options(f):
-    for flag, field, typ, help_ in reversed(TRAIN_OPTIONS):
-        f = click.option(flag, field, type=typ, default=None, help=help_)(f)
+    from gen.core.config import TrainConfig, click_type
+
+    kinds = {name: type(getattr(TrainConfig(), name)) for name in TrainConfig.field_names()}
+    for flag, field, help_ in reversed(TRAIN_OPTIONS):
+        typ = Duration() if field == "max_time" else click_type(field, kinds[field])
+        f = click.option(flag, field, type=typ, default=None,
+                         help=f"{help_} [default: from the domain and device; see --show-config]")(f)
     return f
 
 
 @cli.command()
 @click.argument("corpus")
 @_train_options
-@click.option("--max-time", default=None, help="time budget, e.g. 90s, 10m, 1.5h")
-@click.option("--resume", type=click.Path(dir_okay=False), help="continue from this checkpoint (last.pt)")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False, exists=True),
+              help="a TOML file of training options (command-line options override it)")
+@click.option("--show-config", is_flag=True, help="print every resolved option and where it came from; do not train")
+@click.option("--resume", type=click.Path(dir_okay=False, exists=True),
+              help="continue from this checkpoint (last.pt): its options, unless given again")
 @click.option("--run-name", default=None, help="run folder name (default: a timestamp)")
 @click.option("--quiet", is_flag=True, help="no progress bar")
-def train(corpus: str, max_time: str | None, resume: str | None, run_name: str | None, quiet: bool,
-          **overrides) -> None:
+def train(corpus: str, config_file: str | None, show_config: bool, resume: str | None, run_name: str | None,
+          quiet: bool, **overrides) -> None:
     """Train a model on a prepared corpus with the domain's defaults (options override them)."""
-    from gen.core import checkpoint as ckpt_io
-    from gen.core.config import parse_duration
-    from gen.core.train import train as run_train
-
-    spec, data = pipeline.load_corpus(corpus, _ws())
-    resume_ckpt = ckpt_io.load(resume) if resume else None
-    if resume_ckpt:  # a resume continues the same configuration, options may extend budgets
-        given = {k: v for k, v in overrides.items() if v is not None}  # only what the command line names
-        cfg = pipeline.resolve_config(spec, {**resume_ckpt["config"], **given})
-        run_dir = Path(resume).parent
-    else:
-        from gen.core.device import from_rank0, init_distributed
-
-        cfg = pipeline.resolve_config(spec, overrides)
-        rank, _, _ = init_distributed(cfg)  # under torchrun only rank 0 creates the run folder
-        run_dir = from_rank0(ws_mod.new_run_dir(_ws(), spec.name, run_name).path if rank == 0 else None)
-    if max_time:
-        cfg.max_time = parse_duration(max_time)
-    click.echo(f"run folder: {run_dir}")
-    res = run_train(data, cfg, run_dir, spec.domain, resume=resume_ckpt, progress=not quiet, log=click.echo)
+    plan = pipeline.plan_training(corpus, _ws(), overrides, config_file, resume)
+    if show_config:
+        click.echo(format_config(plan.cfg))
+        return
+    res = pipeline.run_training(plan, _ws(), run_name, STARTED, log=click.echo, progress=not quiet)
+    run_dir = res.run_dir
     if not is_main_process():  # under torchrun only rank 0 reports and writes
         return
     best = (f"best val loss {res.best_val:.4f} nats ({res.best_val / 0.6931:.3f} bpc)" if res.best_val < float("inf")
@@ -203,6 +230,18 @@ def train(corpus: str, max_time: str | None, resume: str | None, run_name: str |
     click.echo(f"wrote {run_dir}/{{{', '.join(wrote)}}}")
 
 
+def format_config(cfg) -> str:
+    """Every training option: value and where it came from (default, domain, manifest, file ...)."""
+    import torch
+
+    from gen.core import table
+
+    rows = [[name, repr(getattr(cfg, name)), cfg.origin(name)] for name in cfg.field_names()]
+    kind = "gpu" if torch.cuda.is_available() and cfg.device != "cpu" else "cpu"
+    return (f"device kind: {kind} (domain and manifest defaults for {kind} apply)\n"
+            + table.render(rows, [["option", "value", "from"]]))
+
+
 def run_writers() -> list:
     """Callables plugins registered to run after training (register_run_writers hook)."""
     from gen.core.plugins import load_plugins
@@ -214,11 +253,15 @@ def run_writers() -> list:
 
 @cli.command()
 @click.argument("target")
-@click.option("-n", "--num", default=1, show_default=True, help="number of samples")
-@click.option("-l", "--length", default=None, type=int, help="max characters per sample")
-@click.option("-t", "--temperature", default=0.8, show_default=True, type=float)
-@click.option("--top-k", default=0, type=int, help="sample from the k most likely characters")
-@click.option("--top-p", default=1.0, type=float, help="nucleus sampling threshold")
+@click.option("-n", "--num", default=1, show_default=True, type=click.IntRange(1), help="number of samples")
+@click.option("-l", "--length", default=None, type=click.IntRange(1),
+              help="max characters per sample [default: 50 for names, else 1000]")
+@click.option("-t", "--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0),
+              help="below 1 sharper, above 1 flatter; 0 = always the likeliest character")
+@click.option("--top-k", default=0, show_default=True, type=click.IntRange(0),
+              help="sample from the k most likely characters (0 = all)")
+@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+              help="nucleus sampling threshold (1 = off)")
 @click.option("--prime", default="", help="text the samples start with")
 @click.option("--prime-file", type=click.Path(exists=True, dir_okay=False), help="read the prime from a file")
 @click.option("--stop", multiple=True, help="stop a sample at this string (repeatable)")
@@ -232,28 +275,18 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
            prime_file: str | None, stop: tuple[str, ...], seed: int | None, guided: bool,
            constraints: tuple[str, ...], novel_only: bool, out: str | None, jsonl: bool) -> None:
     """Generate from a checkpoint, or from a corpus's latest trained run."""
-    from gen.core.sample import SampleOptions
     from gen.core.samplesfile import write_samples
 
     loaded = pipeline.load_model(target, _ws())
     domain = loaded.domain
     if prime_file:
         prime = Path(prime_file).read_text(encoding="utf-8")
-    length = length or (50 if domain.samples_per_line else 1000)
-    opts = SampleOptions(n=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
-                         stop=[s.encode().decode("unicode_escape") for s in stop] or None, seed=seed)
-    stats = None
-    if guided or novel_only:  # trackers may use the training corpus (names: the names to avoid)
-        guided = True
-        if ws_mod.is_prepared(_ws(), loaded.ckpt["corpus"]):
-            stats = domain.corpus_stats(pipeline.load_corpus(loaded.ckpt["corpus"], _ws())[1])
-        elif novel_only:
-            raise GenError(f"--novel-only needs the training corpus: gen prepare {loaded.ckpt['corpus']}")
-        if novel_only:
-            constraints = (*constraints, "novel") if constraints else ()
     stream = num == 1 and sys.stdout.isatty() and not domain.samples_per_line
     on_char = (lambda s, ch: (sys.stdout.write(ch), sys.stdout.flush())) if stream else None
-    texts, stats = pipeline.sample_texts(loaded, opts, guided, list(constraints) or None, on_char, stats)
+    texts, stats = loaded.generate(_ws(), num, length, temperature, top_k, top_p, prime,
+                                   [s.encode().decode("unicode_escape") for s in stop] or None, seed, guided,
+                                   list(constraints) or None, novel_only, on_char)
+    guided = guided or novel_only
     if stats.unknown_prime:
         click.echo(f"note: the prime has characters the model never saw; encoded as "
                    f"{', '.join(f'{k!r}->{v!r}' for k, v in stats.unknown_prime.items())}", err=True)

@@ -1,16 +1,37 @@
-"""Training configuration: one dataclass, a comment on every default.
+"""Training configuration: one dataclass, a comment on every default, and where each value came from.
 
 Resolution order (later wins): these defaults -> the domain's defaults for the device kind
-(cpu/gpu) -> the corpus manifest's defaults -> command-line options.
+(cpu/gpu) -> the corpus manifest's defaults -> a ``--config`` TOML file -> command-line options.
+A resume starts from the checkpoint's config instead. Every value is checked against
+:data:`RANGES` / :data:`CHOICES`, which also give the command line its click types.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
+import click
+import tomllib
+
 from gen.core.errors import GenError
+
+# numeric fields: (lowest, highest) allowed, None = unbounded; dropout must stay below 1
+RANGES: dict[str, tuple[float | None, float | None]] = {
+    "n_layer": (1, 64), "n_hidden": (1, 1 << 16), "n_embd": (1, 1 << 16), "dropout": (0.0, 0.99),
+    "batch_size": (1, None), "seq_len": (1, None), "lr": (1e-12, 10.0), "min_lr_ratio": (0.0, 1.0),
+    "warmup_steps": (0, None), "weight_decay": (0.0, None), "grad_clip": (0.0, None), "max_steps": (1, None),
+    "max_time": (0.0, None), "eval_every": (1, None), "eval_chars": (0, None), "sample_every": (0, None),
+    "sample_chars": (1, None), "log_every": (1, None), "seed": (0, None), "threads": (0, 4096),
+}
+CHOICES: dict[str, tuple[str, ...]] = {"cell": ("lstm", "gru", "rnn"), "optimizer": ("adam", "adamw", "rmsprop"),
+                                       "schedule": ("cosine", "linear", "constant"),
+                                       "precision": ("auto", "fp32", "bf16")}
+# command-line spellings accepted in a config file too (layers = 3 means n_layer = 3)
+ALIASES = {"layers": "n_layer", "hidden": "n_hidden", "embd": "n_embd", "warmup": "warmup_steps"}
 
 
 @dataclass
@@ -55,20 +76,75 @@ class TrainConfig:
         return [f.name for f in fields(cls)]
 
     def update(self, overrides: dict[str, Any], origin: str) -> TrainConfig:
-        """Apply overrides (type-checked by the default's type); unknown keys are an error."""
+        """Apply overrides, each checked (type, range, choices) and remembered as coming from
+        ``origin``; an unknown key or a bad value is a GenError that names both."""
         valid = {f.name: f for f in fields(self)}
         for key, value in overrides.items():
+            key = ALIASES.get(key, key)
             if value is None:
                 continue
             if key not in valid:
                 raise GenError(f"{origin}: unknown training option {key!r}. Valid: {', '.join(valid)}")
             current = getattr(self, key)
             try:
+                if key == "max_time":
+                    value = parse_duration(value)
                 value = type(current)(value) if not isinstance(current, bool) else bool(value)
             except (TypeError, ValueError):
                 raise GenError(f"{origin}: {key}={value!r} is not a valid {type(current).__name__}") from None
+            check_value(key, value, origin)
             setattr(self, key, value)
+            self.origins[key] = origin
         return self
+
+    @property
+    def origins(self) -> dict[str, str]:
+        """field -> where its value came from (fields never set: "default")."""
+        if "_origins" not in self.__dict__:
+            self.__dict__["_origins"] = {}
+        return self.__dict__["_origins"]
+
+    def origin(self, key: str) -> str:
+        return self.origins.get(key, "default")
+
+
+def check_value(key: str, value: Any, origin: str = "option") -> None:
+    """Refuse a value outside its field's range or choices, saying what is allowed."""
+    if key in CHOICES and value not in CHOICES[key]:
+        raise GenError(f"{origin}: {key}={value!r}: choose one of {', '.join(CHOICES[key])}")
+    if key in RANGES:
+        lo, hi = RANGES[key]
+        if not math.isfinite(value) or (lo is not None and value < lo) or (hi is not None and value > hi):
+            raise GenError(f"{origin}: {key}={value!r} is out of range: allowed {_describe(lo, hi)}")
+
+
+def _describe(lo: float | None, hi: float | None) -> str:
+    return f"{lo} to {hi}" if hi is not None else f"{lo} or more"
+
+
+def click_type(key: str, python_type: type) -> click.ParamType:
+    """The click type of a training option: its choices or its range."""
+    if key in CHOICES:
+        return click.Choice(CHOICES[key])
+    if key in RANGES:
+        lo, hi = RANGES[key]
+        return (click.IntRange if python_type is int else click.FloatRange)(lo, hi)
+    return click.STRING if python_type is str else click.types.convert_type(python_type)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """A TOML file of training options (flat, or under a [train] table); errors name the file."""
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise GenError(f"config file {path} does not exist") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise GenError(f"config file {path} is not valid TOML: {exc}") from None
+    values = raw.get("train", raw)
+    if not isinstance(values, dict) or any(isinstance(v, dict) for v in values.values()):
+        raise GenError(f"config file {path}: give training options as key = value (optionally under [train])")
+    return values
 
 
 def parse_duration(text: str | float | None) -> float:

@@ -14,12 +14,13 @@ import torch
 
 from gen.core import checkpoint as ckpt_io
 from gen.core import workspace as ws_mod
-from gen.core.config import TrainConfig
+from gen.core.config import TrainConfig, read_config_file
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
 from gen.core.errors import GenError
 from gen.core.registry import default_source, get_domain, resolve_corpus
 from gen.core.sample import SampleOptions, SampleStats, make_trackers, sample
+from gen.core.train import TrainResult, train
 
 
 def prepare_corpus(name: str, src: str | None, ws: Path, options: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -42,17 +43,49 @@ def load_corpus(name: str, ws: Path) -> tuple[CorpusSpec, CorpusData]:
     return spec, CorpusData(ws_mod.corpus_dir(ws, spec.name))
 
 
-def resolve_config(spec: CorpusSpec, overrides: dict[str, Any], gpu: bool | None = None) -> TrainConfig:
-    """TrainConfig defaults <- domain defaults <- manifest defaults <- overrides, for cpu or gpu."""
+SHAPE = ("cell", "n_layer", "n_hidden", "n_embd")  # options a resume cannot change: the weights have them
+
+
+def resolve_config(spec: CorpusSpec, overrides: dict[str, Any], gpu: bool | None = None,
+                   config_file: str | Path | None = None) -> TrainConfig:
+    """TrainConfig defaults <- domain defaults <- manifest defaults <- config file <- overrides,
+    for the device kind (cpu/gpu); each value remembers where it came from."""
+    file_values = read_config_file(config_file) if config_file else {}
+    device = overrides.get("device") or file_values.get("device") or "auto"
     kind = "gpu" if (torch.cuda.is_available() if gpu is None else gpu) else "cpu"
-    if overrides.get("device", "auto") == "cpu":
+    if device == "cpu":
         kind = "cpu"
     domain = get_domain(spec.domain)
     cfg = TrainConfig()
-    cfg.update(domain.defaults.get(kind, {}), f"domain {domain.name} defaults")
-    cfg.update(spec.defaults.get(kind, {}), f"corpus manifest {spec.origin}")
+    cfg.update(domain.defaults.get(kind, {}), f"domain {domain.name} ({kind})")
+    cfg.update(spec.defaults.get(kind, {}), f"manifest {spec.origin} ({kind})")
+    cfg.update(file_values, f"file {config_file}")
     cfg.update(overrides, "command line")
     return cfg
+
+
+def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any],
+                  config_file: str | Path | None = None) -> tuple[TrainConfig, list[str]]:
+    """A resume's config: the checkpoint's, then only what a file or the command line names.
+    Returns it and one line per changed option; changing the model's shape is refused."""
+    saved = TrainConfig().update(ckpt["config"], "checkpoint")
+    cfg = TrainConfig().update(ckpt["config"], "checkpoint")
+    cfg.update(read_config_file(config_file) if config_file else {}, f"file {config_file}")
+    cfg.update(overrides, "command line")
+    changed = [k for k in TrainConfig.field_names() if getattr(cfg, k) != getattr(saved, k)]
+    shape = [k for k in changed if k in SHAPE]
+    if shape:
+        detail = ", ".join(f"{k}: checkpoint {getattr(saved, k)!r}, asked {getattr(cfg, k)!r}" for k in shape)
+        raise GenError(f"cannot resume with a different model shape ({detail}): the weights have the "
+                       f"checkpoint's shape. Drop those options, or train a new run.")
+    return cfg, [f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r} ({cfg.origin(k)})" for k in changed]
+
+
+def check_trainable(cfg: TrainConfig, data: CorpusData) -> None:
+    """Fail before a run folder exists when the corpus cannot feed this config."""
+    from gen.core.data import StreamBatches
+
+    StreamBatches(data.ids("train"), cfg.batch_size, cfg.seq_len)  # raises GenError with the fix
 
 
 @dataclass
@@ -76,6 +109,33 @@ class Loaded:
     @property
     def domain(self) -> Domain:
         return get_domain(self.ckpt["domain"])
+
+    def generate(self, ws: Path, n: int = 1, length: int | None = None, temperature: float = 0.8, top_k: int = 0,
+                 top_p: float = 1.0, prime: str = "", stop: list[str] | None = None, seed: int | None = None,
+                 guided: bool = False, constraints: list[str] | None = None, novel_only: bool = False,
+                 on_char=None) -> tuple[list[str], SampleStats]:
+        """Everything `gen sample` does: ``n`` samples of at most ``length`` characters (default:
+        50 for line-per-sample domains, else 1000), ``stop`` strings (None: the domain's),
+        structure-guided (``guided``, ``constraints``), never a training name (``novel_only``)."""
+        if n < 1 or (length is not None and length < 1):
+            raise GenError(f"-n and --length must be at least 1 (got {n} and {length})")
+        if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
+            raise GenError(f"temperature must be >= 0, top-k >= 0 and top-p in (0, 1] "
+                           f"(got {temperature}, {top_k}, {top_p})")
+        domain = self.domain
+        length = length or (50 if domain.samples_per_line else 1000)
+        opts = SampleOptions(n=n, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
+                             stop=stop, seed=seed)
+        stats = None
+        if guided or novel_only:  # trackers may use the training corpus (names: the names to avoid)
+            guided = True
+            if ws_mod.is_prepared(ws, self.ckpt["corpus"]):
+                stats = domain.corpus_stats(load_corpus(self.ckpt["corpus"], ws)[1])
+            elif novel_only:
+                raise GenError(f"--novel-only needs the training corpus: gen prepare {self.ckpt['corpus']}")
+            if novel_only:
+                constraints = [*constraints, "novel"] if constraints else None
+        return sample_texts(self, opts, guided, constraints or None, on_char, stats)
 
 
 def load_model(target: str, ws: Path) -> Loaded:
@@ -113,3 +173,50 @@ def eval_context(domain: Domain, against: str | None, ws: Path, options: dict[st
         if spec.domain != domain.name:
             raise GenError(f"--against {against!r} is a {spec.domain!r} corpus, not {domain.name!r}")
     return EvalContext(domain, data, options)
+
+
+@dataclass
+class TrainPlan:
+    """A training run ready to start: its corpus, resolved config, and the checkpoint it resumes."""
+
+    spec: CorpusSpec
+    data: CorpusData
+    cfg: TrainConfig
+    resume: dict[str, Any] | None = None
+    run: ws_mod.RunDir | None = None  # the resumed run's folder (a new run's is made at start)
+    changes: list[str] | None = None  # options a resume changed, one line each
+
+
+def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None,
+                  config_file: str | Path | None = None, resume: str | Path | None = None) -> TrainPlan:
+    """Resolve everything a run needs (no folder is made yet)."""
+    spec, data = load_corpus(corpus, ws)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}  # only what was named
+    if resume:
+        ckpt = ckpt_io.load(resume)
+        cfg, changes = resume_config(ckpt, given, config_file)
+        return TrainPlan(spec, data, cfg, ckpt, ws_mod.RunDir.of(resume), changes)
+    return TrainPlan(spec, data, resolve_config(spec, given, config_file=config_file))
+
+
+def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started: float | None = None,
+                 log=print, progress: bool = False, on_step=None) -> TrainResult:
+    """Start (or resume) the planned run. ``started`` (time.monotonic()) is when the command
+    began: a time budget then covers the whole command, final validation included."""
+    from gen.core.device import from_rank0, init_distributed, is_main_process
+
+    run = plan.run
+    if run_name is not None:
+        ws_mod.check_name(run_name, "run name")
+    check_trainable(plan.cfg, plan.data)  # before any folder exists
+    if run is None:
+        init_distributed(plan.cfg)  # under torchrun only rank 0 creates the run folder
+        path = ws_mod.new_run_dir(ws, plan.spec.name, run_name).path if is_main_process() else None
+        run = ws_mod.RunDir(from_rank0(path))
+    log(f"run folder: {run}")
+    for line in plan.changes or ():
+        log(f"changed on resume: {line}")
+    given_time = plan.cfg.origin("max_time") in ("command line",) or plan.resume is None
+    deadline = started + plan.cfg.max_time if started is not None and plan.cfg.max_time and given_time else None
+    return train(plan.data, plan.cfg, run.path, plan.spec.domain, resume=plan.resume, log=log, progress=progress,
+                 on_step=on_step, deadline=deadline)

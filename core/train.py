@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any
 import torch
 
 from gen.core import checkpoint as ckpt_io
+from gen.core.budget import Budget, lr_at
 from gen.core.config import TrainConfig
 from gen.core.data import CorpusData, StreamBatches
 from gen.core.device import any_rank, autocast_for, init_distributed, is_main_process
@@ -32,10 +32,16 @@ from gen.core.errors import GenError
 from gen.core.model import CharRNN, ModelArgs, cross_entropy, detach_hidden
 from gen.core.plot import plot_losses
 from gen.core.sample import SampleOptions, sample
+from gen.core.signals import StopSignals
+from gen.core.tblog import TBLog
 from gen.core.workspace import RunDir
+
+__all__ = ["TrainResult", "evaluate", "lr_at", "make_optimizer", "train"]
 
 LN2 = math.log(2)
 MAX_BAD_STEPS = 5  # consecutive non-finite losses before the run stops with advice
+BAR_UNITS = 1000  # the progress bar counts thousandths of the budget, whichever budget it is
+BAR_FORMAT = "{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
 
 
 @dataclass
@@ -46,20 +52,6 @@ class TrainResult:
     last_val: float
     stopped: str  # "steps" | "time" | "signal" | "nan"
     losses: list[float] = field(default_factory=list)  # train loss per step of this process
-
-
-def lr_at(step: int, cfg: TrainConfig, elapsed: float = 0.0) -> float:
-    """Linear warm-up to cfg.lr, then cosine/linear decay to lr*min_lr_ratio at the end of the
-    budget: max_steps, or max_time when that comes first (so a timed run still anneals)."""
-    if step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    if cfg.schedule == "constant":
-        return cfg.lr
-    progress = min(1.0, (step - cfg.warmup_steps) / max(1, cfg.max_steps - cfg.warmup_steps))
-    if cfg.max_time:
-        progress = max(progress, min(1.0, elapsed / cfg.max_time))
-    shape = 0.5 * (1 + math.cos(math.pi * progress)) if cfg.schedule == "cosine" else 1 - progress
-    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * shape)
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -77,11 +69,14 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 
 
 @torch.no_grad()
-def evaluate(model: CharRNN, data: CorpusData, cfg: TrainConfig, device: torch.device) -> float:
-    """Mean validation loss (nats/char) over the first eval_chars of val, streams carried."""
+def evaluate(model: CharRNN, data: CorpusData, cfg: TrainConfig, device: torch.device,
+             max_chars: int | None = None) -> float:
+    """Mean validation loss (nats/char) over the first eval_chars (or ``max_chars``) of val, streams carried."""
     ids = data.ids("val")
-    if cfg.eval_chars:
-        ids = ids[: cfg.eval_chars + 1]
+    limit = cfg.eval_chars or len(ids)
+    if max_chars:
+        limit = min(limit, max_chars)
+    ids = ids[: limit + 1]
     if len(ids) < 2:
         return float("nan")
     batch = max(1, min(cfg.batch_size, (len(ids) - 1) // cfg.seq_len))
@@ -97,31 +92,6 @@ def evaluate(model: CharRNN, data: CorpusData, cfg: TrainConfig, device: torch.d
             total += cross_entropy(logits, y.to(device)).item()
     model.train(was_training)
     return total / batches.steps_per_epoch
-
-
-class _Signals:
-    """SIGINT/SIGTERM set a flag; the loop saves a checkpoint and exits at the step's end."""
-
-    def __init__(self) -> None:
-        self.caught: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> _Signals:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread: leave signals alone
-                pass
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.caught is not None:  # a second Ctrl-C means "now"
-            raise KeyboardInterrupt
-        self.caught = signum
-
-    def __exit__(self, *exc) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
 
 
 @dataclass
@@ -148,6 +118,9 @@ class _Run:
     losses: list[float] = field(default_factory=list)
     bar: Any = None  # the progress bar (rank 0, on a terminal)
     metrics_fh: Any = None  # metrics.jsonl, open for appending (rank 0)
+    tb: Any = None  # TensorBoard events (rank 0, when tensorboard is installed)
+    budget: Any = None  # Budget: when the run ends and how far along it is
+    sampled_at: int = -1  # the step of the last evolution sample
     t_start: float = 0.0  # perf_counter at step 0 of the whole run (resumed segments included)
 
     def say(self, msg: str) -> None:
@@ -158,6 +131,7 @@ class _Run:
         if self.metrics_fh:
             self.metrics_fh.write(json.dumps(entry) + "\n")
             self.metrics_fh.flush()
+            self.tb.record(entry)
 
 
 def _setup(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resume: dict[str, Any] | None,
@@ -209,12 +183,15 @@ def _save(r: _Run, name: str) -> None:
     })
 
 
-def _validate(r: _Run) -> None:
+def _validate(r: _Run, max_chars: int | None = None) -> None:
     """Validation loss now; best.pt when it improved, last.pt always, and the loss plot."""
-    r.last_val = evaluate(r.model, r.data, r.cfg, r.device)
+    t0 = time.monotonic()
+    r.last_val = evaluate(r.model, r.data, r.cfg, r.device, max_chars)
+    t1 = time.monotonic()
     r.record({"step": r.step, "val_loss": r.last_val, "val_bpc": r.last_val / LN2,
               "time": time.perf_counter() - r.t_start})
     if not r.main:
+        r.budget.validated(t1 - t0, 0.0)
         return
     msg = f"step {r.step}: val loss {r.last_val:.4f} nats, {r.last_val / LN2:.3f} bpc"
     if r.last_val < r.best_val:
@@ -224,6 +201,8 @@ def _validate(r: _Run) -> None:
     _save(r, "last")
     r.say(msg)
     plot_losses(r.run)
+    if max_chars is None:  # a shortened final validation says little about the next one's cost
+        r.budget.validated(t1 - t0, time.monotonic() - t1)
 
 
 def _evolution_sample(r: _Run) -> None:
@@ -236,6 +215,8 @@ def _evolution_sample(r: _Run) -> None:
                       separator=r.data.separator)
     r.model.train(was)
     r.run.add_evolution_sample(r.step, r.losses[-1] if r.losses else None, texts[0])
+    r.tb.text("samples", texts[0], r.step)
+    r.sampled_at = r.step
 
 
 def _optimizer_step(r: _Run, amp) -> float:
@@ -247,7 +228,7 @@ def _optimizer_step(r: _Run, amp) -> float:
     x, y = r.batches.get(pos)  # (B, T) inputs and targets
     x, y = x.to(r.device, non_blocking=True), y.to(r.device, non_blocking=True)
     for g in r.optimizer.param_groups:
-        g["lr"] = lr_at(r.step, r.cfg, r.elapsed)
+        g["lr"] = lr_at(r.step, r.cfg, r.elapsed, r.budget.planned_elapsed(), r.budget.warmup)
     with amp:
         logits, new_hidden = r.net(x, r.hidden)  # (B, T, V)
         loss = cross_entropy(logits, y)
@@ -277,12 +258,21 @@ def _log_step(r: _Run, loss: float, window: list) -> None:
     r.record({"step": r.step, "loss": loss, "bpc": loss / LN2, "lr": r.optimizer.param_groups[0]["lr"],
               "chars_per_s": cps, "time": r.elapsed})
     if r.bar:
-        r.bar.set_postfix(loss=f"{loss:.3f}", bpc=f"{loss / LN2:.3f}", cps=f"{cps:,.0f}")
+        r.bar.set_postfix_str(f"step {r.step:,} loss {loss:.3f} ({loss / LN2:.3f} bpc) {cps:,.0f} chars/s")
 
 
-def _start(r: _Run, progress: bool, resumed: bool) -> None:
+def _progress(r: _Run) -> None:
+    """Move the bar to how far along the run is, by whichever budget ends first (a true ETA)."""
+    if r.bar:
+        r.bar.update(int(BAR_UNITS * r.budget.fraction(r.step, r.elapsed)) - r.bar.n)
+
+
+def _start(r: _Run, progress: bool, resumed: bool, deadline: float | None) -> None:
     """Tidy what a killed process left, open the logs, write the resolved config, say what
-    trains where; the progress bar. (Rank 0, holding the run folder's lock.)"""
+    trains where; the budget and the progress bar. (Logs: rank 0, holding the run's lock.)"""
+    val = len(r.data.ids("val"))
+    eval_batches = -(-min(r.cfg.eval_chars or val, val) // (r.cfg.batch_size * r.cfg.seq_len))
+    r.budget = Budget(r.cfg, r.step, r.elapsed, deadline, eval_batches)
     if not r.main:
         return
     gone = r.run.remove_orphans()
@@ -291,6 +281,7 @@ def _start(r: _Run, progress: bool, resumed: bool) -> None:
     if resumed:
         r.run.trim_after(r.step)
     r.metrics_fh = open(r.run.metrics, "a", encoding="utf-8")
+    r.tb = TBLog(r.run.path)
     cfg = r.cfg
     r.run.write_config({"domain": r.domain, "corpus": r.data.name, **cfg.to_dict(), "params": r.model.num_params()})
     r.log(f"model: {cfg.n_layer}x{cfg.n_hidden} {cfg.cell}, {r.model.num_params():,} parameters, device "
@@ -300,12 +291,13 @@ def _start(r: _Run, progress: bool, resumed: bool) -> None:
         from tqdm import tqdm
 
         # disable=None: no bar when stderr is not a terminal (CI logs stay readable)
-        r.bar = tqdm(total=cfg.max_steps, initial=r.step, unit="step", dynamic_ncols=True, leave=True,
-                     disable=None, mininterval=0.5)
+        r.bar = tqdm(total=BAR_UNITS, initial=int(BAR_UNITS * r.budget.fraction(r.step, r.elapsed)), leave=True,
+                     dynamic_ncols=True, disable=None, mininterval=0.5, bar_format=BAR_FORMAT)
 
 
 def _finish(r: _Run, stopped: str) -> TrainResult:
-    """What an ending run saves: last.pt after a signal or NaN stop, else a final validation."""
+    """What an ending run saves: last.pt after a signal or NaN stop, else a final validation
+    (shortened when the time budget would not fit it) and a last evolution sample."""
     if r.bar:
         r.bar.close()
     if stopped == "signal":
@@ -315,47 +307,60 @@ def _finish(r: _Run, stopped: str) -> TrainResult:
         _save(r, "last")
         r.log("training stopped: the loss stayed non-finite. Lower --lr (e.g. by 3x), keep --grad-clip at "
               "1.0 or below, or use --precision fp32; last good weights are in last.pt")
-    elif math.isnan(r.last_val):
-        _validate(r)
+    else:
+        if math.isnan(r.last_val):
+            full = min(r.cfg.eval_chars or len(r.data.ids("val")), len(r.data.ids("val")))
+            chars = r.budget.final_eval_chars(full)
+            if chars is not None:
+                r.log(f"final validation on {chars:,} of {full:,} characters, to end within the time budget")
+            _validate(r, chars)
+        if r.main and r.cfg.sample_every and r.sampled_at != r.step:  # every run leaves a trained sample
+            _evolution_sample(r)
     if r.metrics_fh:
         r.metrics_fh.close()
+        r.tb.close()
     return TrainResult(r.run.path, r.step, r.best_val, r.last_val, stopped, r.losses)
 
 
 def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
           resume: dict[str, Any] | None = None, log: Callable[[str], None] = print,
-          progress: bool = True, on_step: Callable[[int, float], bool] | None = None) -> TrainResult:
+          progress: bool = True, on_step: Callable[[int, float], bool] | None = None,
+          deadline: float | None = None) -> TrainResult:
     """Train on a prepared corpus, writing checkpoints and logs into ``run_dir``.
 
     ``on_step(step, loss)`` runs after every optimizer step; returning True stops the run the way
-    Ctrl-C does (last.pt saved, resumable), which notebooks and tests use."""
+    Ctrl-C does (last.pt saved, resumable), which notebooks and tests use. ``deadline``
+    (``time.monotonic()``) is when the whole call must have returned, final validation and
+    checkpoint included; by default the rest of ``cfg.max_time`` from now, when it is set."""
     lock = RunDir(run_dir).lock() if is_main_process() else None
     if lock:
         lock.acquire()  # one process per run folder: a second training or resume is refused
     try:
-        return _train(data, cfg, run_dir, domain, resume, log, progress, on_step)
+        return _train(data, cfg, run_dir, domain, resume, log, progress, on_step, deadline)
     finally:
         if lock:
             lock.release()
 
 
 def _train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resume: dict[str, Any] | None,
-           log: Callable[[str], None], progress: bool, on_step: Callable[[int, float], bool] | None) -> TrainResult:
+           log: Callable[[str], None], progress: bool, on_step: Callable[[int, float], bool] | None,
+           deadline: float | None) -> TrainResult:
     """The loop itself (see the module docstring), run under the run folder's lock."""
     r = _setup(data, cfg, run_dir, domain, resume, log)
-    _start(r, progress, resume is not None)
+    _start(r, progress, resume is not None, deadline)
     bad_steps, stopped = 0, "steps"
     r.t_start = time.perf_counter() - r.elapsed
     window = [time.perf_counter(), 0]  # [start time, steps] of the chars/s window
     amp = autocast_for(r.device, cfg.precision)
-    with _Signals() as signals:
+    with StopSignals() as signals:
         while True:
             if r.step > 0 and r.step % cfg.eval_every == 0 and math.isnan(r.last_val):  # due, not done yet
                 _validate(r)
-            if r.main and cfg.sample_every and r.step % cfg.sample_every == 0:
+            if r.main and cfg.sample_every and r.step % cfg.sample_every == 0 and r.sampled_at != r.step:
                 _evolution_sample(r)
             if r.step >= cfg.max_steps:
                 break
+            t_step = time.perf_counter()
             loss = _optimizer_step(r, amp)
             if not math.isfinite(loss):
                 bad_steps += 1
@@ -366,11 +371,11 @@ def _train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resum
                 continue
             bad_steps, window[1] = 0, window[1] + 1
             r.elapsed = time.perf_counter() - r.t_start
+            r.budget.step_done(time.perf_counter() - t_step, r.step)
             _log_step(r, loss, window)
-            if r.bar:
-                r.bar.update(1)
+            _progress(r)
             # budgets: every rank must leave the loop at the same step, or the next all-reduce hangs
-            out_of_time = any_rank(bool(cfg.max_time and r.elapsed >= cfg.max_time), r.world, r.device)
+            out_of_time = any_rank(r.budget.out_of_time(), r.world, r.device)
             interrupted = any_rank(signals.caught is not None or (on_step is not None and on_step(r.step, loss)),
                                    r.world, r.device)
             if interrupted or out_of_time:

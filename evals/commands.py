@@ -15,13 +15,15 @@ from typing import Any
 import click
 
 from gen.core import pipeline
+from gen.core.cli import add_workspace_option
 from gen.core.domain import Domain
 from gen.core.errors import GenError
 from gen.core.hookspecs import hookimpl
 from gen.core.options import click_option
 from gen.core.registry import get_domain, get_registry
 from gen.core.samplesfile import read_samples
-from gen.evals.harness import evaluate, format_table, write_report
+from gen.evals import api
+from gen.evals.harness import format_table, write_report
 
 _COMMON = [
     click.Argument(["samples"], type=click.Path(), required=False),
@@ -60,7 +62,7 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
     texts = read_samples(params["samples"], per_line=domain.samples_per_line)
     if not texts:
         raise GenError(f"no samples found in {params['samples']}")
-    report = evaluate(domain, texts, ctx, baseline=not params["no_baseline"])
+    report = api.score(domain.name, texts, params["against"], ws, not params["no_baseline"], **options)
     report.meta["samples"] = str(params["samples"])
     rec, summ = write_report(report, out_dir)
     if params["as_json"]:
@@ -87,7 +89,7 @@ class EvalGroup(click.Group):
         return sorted(get_registry().domains)
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        return domain_eval_command(get_domain(name))  # an unknown name lists the valid ones
+        return add_workspace_option(domain_eval_command(get_domain(name)))  # an unknown name lists the valid ones
 
 
 @click.group("eval", cls=EvalGroup)

@@ -41,7 +41,7 @@ def log_likelihood(model: CharRNN, vocab: Vocab, texts: list[str], start: str = 
 
 
 def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed: int,
-            against: str | None, constraints: list[str] | None = None) -> dict[str, Any]:
+            against: str | None, constraints: list[str] | None = None, log=lambda _m: None) -> dict[str, Any]:
     """Sample unguided and guided with identical settings; evaluate both. Returns a summary dict."""
     from gen.core import pipeline
     from gen.core.registry import get_domain
@@ -54,6 +54,7 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
     result: dict[str, Any] = {"checkpoint": str(loaded.path), "domain": domain.name, "n": n, "length": length,
                               "temperature": temperature, "seed": seed, "sets": {}}
     for guided in (False, True):
+        log(f"sampling {n} x {length} characters {'with' if guided else 'without'} guidance ...")
         opts = SampleOptions(n=n, length=length, temperature=temperature, seed=seed)
         texts, stats = pipeline.sample_texts(loaded, opts, guided=guided, constraints=constraints,
                                              stats=ctx.stats if guided else None)
@@ -103,18 +104,24 @@ def format_comparison(result: dict[str, Any]) -> str:
 def register_commands(cli):
     @cli.command()
     @click.argument("target")
-    @click.option("-n", "--num", default=20, show_default=True)
-    @click.option("-l", "--length", default=1000, show_default=True)
-    @click.option("-t", "--temperature", default=0.8, show_default=True)
+    @click.option("-n", "--num", default=20, show_default=True, type=click.IntRange(1))
+    @click.option("-l", "--length", default=1000, show_default=True, type=click.IntRange(1))
+    @click.option("-t", "--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0))
     @click.option("--seed", default=0, show_default=True)
     @click.option("--against", default=None, help="training corpus for corpus-aware checks")
     @click.option("--constraint", "constraints", multiple=True, help="only these constraint families")
-    @click.option("--json", "as_json", type=click.Path(dir_okay=False), help="also write the comparison here")
+    @click.option("--json", "as_json", type=click.Path(dir_okay=False),
+                  help="where to write the comparison (default: the workspace's evals/ folder)")
     def guided(target, num, length, temperature, seed, against, constraints, as_json):
         """Compare guided and unguided samples from one checkpoint (same temperature and seed)."""
+        import time
+
+        from gen.core.atomic import atomic_write_text
+
         ws = click.get_current_context().obj
-        result = compare(target, ws, num, length, temperature, seed, against, list(constraints) or None)
+        result = compare(target, ws, num, length, temperature, seed, against, list(constraints) or None,
+                         log=lambda m: click.echo(m, err=True))
         click.echo(format_comparison(result))
-        if as_json:
-            Path(as_json).write_text(json.dumps(result, indent=2))
-            click.echo(f"wrote {as_json}", err=True)
+        path = Path(as_json) if as_json else ws / "evals" / f"guided-{result['domain']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        atomic_write_text(path, json.dumps(result, indent=2, ensure_ascii=False))
+        click.echo(f"wrote {path}", err=True)

@@ -330,6 +330,8 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
                                    f"{result['peak']['fp32']['flops'] / 1e9:.3g} GFLOP/s); --precisions fp32,bf16 "
                                    "forces it")
     result["precisions"] = list(precisions)
+    log(f"planned: {len(cases)} config(s) x about {seconds:.0f} s = about {len(cases) * seconds / 60:.1f} min "
+        f"(training {', '.join(precisions) or 'none'}, then sampling; rounds always complete, so it may run over)")
     with tempfile.TemporaryDirectory(prefix="gen-bench-") as tmp:
         for case in cases:
             args = case.args()

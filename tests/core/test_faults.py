@@ -57,35 +57,42 @@ def _records(run: Path) -> list[tuple[int, str]]:
 
 @pytest.mark.slow
 def test_sigkill_loop_resumes_to_the_uninterrupted_weights(tmp_path, names_file):
+    """SIGKILL at seeded random moments: half while a process starts (before or while it
+    loads the checkpoint), half while it trains (after it has logged a step), so the run keeps
+    moving and never finishes before the kills are done. Every kill leaves a checkpoint that
+    loads, and the run ends with exactly the weights and records of an uninterrupted one."""
     ws = tmp_path / "ws"
     _gen(ws, "prepare", "names", "--src", str(names_file))
-    args = ["train", "names", *TINY, "--max-steps", "1500", "--eval-every", "50", "--sample-every", "300"]
+    args = ["train", "names", *TINY, "--max-steps", "3000", "--eval-every", "50", "--sample-every", "600"]
     _gen(ws, *args, "--run-name", "ref")
     run = ws / "runs" / "names" / "k"
     proc = _start(ws, *args, "--run-name", "k")
     _wait_for(run / "last.pt")
-    rng, kills, steps = random.Random(20261201), 0, []
-    while True:
-        time.sleep(rng.uniform(0.0, 0.3) if kills == 0 else rng.uniform(0.5, 3.5))
-        if proc.poll() is not None:
-            break  # it finished before the kill: the loop is done
+    rng, steps = random.Random(20261201), []
+    for kill in range(12):
+        if kill % 2:  # while it starts
+            time.sleep(rng.uniform(0.1, 1.5))
+        else:  # while it trains: after it logged a step of its own
+            size = (run / "metrics.jsonl").stat().st_size
+            deadline = time.time() + 60
+            while (run / "metrics.jsonl").stat().st_size == size and time.time() < deadline:
+                time.sleep(0.02)
+            time.sleep(rng.uniform(0.0, 0.6))
+        assert proc.poll() is None, "the run finished before the kills were done"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-        kills += 1
         ckpt = ckpt_io.load(run / "last.pt")  # every kill leaves a checkpoint that loads
         assert not steps or ckpt["step"] >= steps[-1]
         steps.append(ckpt["step"])
         proc = _start(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY)
-        if kills >= 12:
-            assert proc.wait(timeout=300) == 0
-            break
-    assert kills >= 10 and len(set(steps)) >= 3, (kills, steps)  # killed often, and it moved on between kills
+    assert proc.wait(timeout=300) == 0
+    assert len(set(steps)) >= 4, steps  # it moved on between kills
     ref, got = ckpt_io.load(ws / "runs" / "names" / "ref" / "last.pt"), ckpt_io.load(run / "last.pt")
-    assert got["step"] == ref["step"] == 1500
+    assert got["step"] == ref["step"] == 3000
     assert all(torch.equal(got["model"][k], ref["model"][k]) for k in ref["model"])
     assert _records(run) == _records(ws / "runs" / "names" / "ref")  # each step and validation once
     evolution = [json.loads(x)["step"] for x in (run / "samples-during-training.jsonl").read_text().splitlines()]
-    assert evolution == [0, 300, 600, 900, 1200, 1500]
+    assert evolution == [0, 600, 1200, 1800, 2400, 3000]
     assert not list(run.glob(".*.tmp"))  # temporary files of killed writes were cleaned up
 
 
