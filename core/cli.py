@@ -135,31 +135,46 @@ def domains(name: str | None) -> None:
         click.echo(f"         from {reg.domain_origin[dname]}")
 
 @cli.command()
-def corpora() -> None:
-    """List corpora, their domains and whether each is prepared in the workspace."""
-    from gen.core.registry import default_source, get_registry
+@click.option("--remove", "remove", metavar="NAME", help="delete your corpus NAME: its prepared data and manifest")
+def corpora(remove: str | None) -> None:
+    """List corpora (built-in and yours): domain, prepared or not, size, and where the text comes from."""
+    from gen.core import table
+    from gen.core.registry import all_corpora, default_source, resolve_corpus
+    from gen.core.usercorpora import remove_user_corpus
 
     ws = _ws()
-    for name, spec in sorted(get_registry().corpora.items()):
-        state = "prepared" if ws_mod.is_prepared(ws, name) else "not prepared"
-        src = default_source(spec) or "needs --src"
-        click.echo(f"{name:12} {spec.domain:7} {state:13} {spec.description}  [source: {src}]")
-    click.echo(f"workspace: {ws}")
+    if remove:
+        for line in remove_user_corpus(ws, resolve_corpus(remove, ws)):
+            click.echo(("" if line.startswith("kept") else "deleted ") + line)
+        return
+    rows = []
+    for name, spec in sorted(all_corpora(ws).items()):
+        prepared = ws_mod.is_prepared(ws, name)
+        meta = ws_mod.corpus_meta(ws, name) if prepared else {}
+        src = meta.get("src") or spec.src or default_source(spec) or spec.download.get("url") or "needs --src"
+        size = f"{(meta.get('train_chars', 0) + meta.get('val_chars', 0)) / 1e6:.2f}M chars" if prepared else "-"
+        rows.append([name + (" *" if spec.user else ""), spec.domain, "prepared" if prepared else "not prepared",
+                     size, spec.description, src])
+    click.echo(table.render(rows, [["corpus", "domain", "state", "size", "what", "source"]]))
+    click.echo(f"* your corpora (gen prepare NAME --src PATH); workspace: {ws}")
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("corpus")
-@click.option("--src", help="file, directory, .tar(.gz/.xz) archive, or - for stdin")
+@click.option("--src", help="file, directory, .tar(.gz/.xz) archive, or - for stdin "
+                            "[default: the corpus's own source, downloaded and verified]")
+@click.option("--domain", "domain_name", help="for your own corpus: its domain [default: inferred from --src]")
 @click.pass_context
-def prepare(ctx: click.Context, corpus: str, src: str | None) -> None:
-    """Read a corpus source into encoded train/val data. The domain's own flags may follow
-    (`gen domains DOMAIN` lists them)."""
+def prepare(ctx: click.Context, corpus: str, src: str | None, domain_name: str | None) -> None:
+    """Read a corpus source into encoded train/val data: a built-in corpus, or your own text
+    under a name of your choosing (gen prepare mybook --src mybook.txt). The domain's own flags
+    may follow (`gen domains DOMAIN` lists them)."""
     from gen.core import options
-    from gen.core.registry import get_domain, resolve_corpus
+    from gen.core.registry import get_domain
 
-    domain = get_domain(resolve_corpus(corpus).domain)
-    opts = options.parse(domain.prepare_options, ctx.args, f"gen prepare {corpus}")
-    meta = pipeline.prepare_corpus(corpus, src, _ws(), opts)
+    spec = pipeline.corpus_to_prepare(corpus, src, _ws(), domain_name, click.echo)
+    opts = options.parse(get_domain(spec.domain).prepare_options, ctx.args, f"gen prepare {corpus}")
+    meta = pipeline.prepare_corpus(corpus, src, _ws(), opts, log=click.echo, spec=spec)
     rep = meta["report"]
     click.echo(f"prepared {meta['corpus']} ({meta['domain']}) from {meta['src']}: {rep['documents']:,} documents, "
                f"{meta['train_chars']:,} train + {meta['val_chars']:,} val chars, vocab {meta['vocab_size']}, "

@@ -102,10 +102,19 @@ class CorpusSpec:
     separator: str = "\n"  # joins documents in the prepared stream
     split: str = "tail"  # "tail": last val_fraction of the stream; "hash": per document by hash
     val_fraction: float = 0.1
-    sources: list[str] = field(default_factory=list)  # default --src candidates ({shared}, package:NAME)
+    sources: list[str] = field(default_factory=list)  # default --src: package:DIST/FILE (shipped in a package)
+    # where the text comes from for real, when no --src is given: {"url", "sha256" or "size", "file",
+    # "note"}; gen prepare downloads it (resumable, verified, cached in the workspace)
+    download: dict[str, Any] = field(default_factory=dict)
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"cpu": {...}, "gpu": {...}}
     options: dict[str, Any] = field(default_factory=dict)  # default prepare options
-    origin: str = ""  # where the manifest came from (file path or plugin name)
+    src: str = ""  # a user corpus: the --src it was prepared from
+    origin: str = ""  # where the manifest came from (file path, plugin name, or the workspace)
+
+    @property
+    def user(self) -> bool:
+        """A corpus the user named (its manifest lives in the workspace), not a built-in."""
+        return self.origin.startswith("workspace")
 
 
 @dataclass(frozen=True)

@@ -17,25 +17,75 @@ from gen.core import workspace as ws_mod
 from gen.core.config import TrainConfig, read_config_file
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
+from gen.core.download import fetch, sha256_of
 from gen.core.errors import GenError
-from gen.core.registry import default_source, get_domain, resolve_corpus
+from gen.core.registry import all_corpora, default_source, get_domain, resolve_corpus
 from gen.core.sample import SampleOptions, SampleStats, make_trackers, sample
 from gen.core.train import TrainResult, train
+from gen.core.usercorpora import infer_domain, new_user_spec, save_user_corpus
 
 
-def prepare_corpus(name: str, src: str | None, ws: Path, options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Prepare a corpus into the workspace; ``options`` are the domain's prepare options."""
-    spec = resolve_corpus(name)
-    domain = get_domain(spec.domain)
+def corpus_to_prepare(name: str, src: str | None, ws: Path, domain: str | None = None, log=print) -> CorpusSpec:
+    """The corpus `gen prepare NAME` means: a built-in one (from its own text only), a user
+    corpus (re-prepared, perhaps from a new source), or a new user corpus named NAME."""
+    try:
+        spec = resolve_corpus(name, ws)
+    except GenError:
+        if src is None:
+            raise
+        dom, why = (domain, "as given") if domain else infer_domain(src)
+        get_domain(dom)  # an unknown --domain lists the valid ones
+        log(f"new corpus {name!r}: domain {dom} ({why})")
+        reg_default = get_domain(dom).default_corpus
+        return new_user_spec(name, dom, src, all_corpora(ws).get(reg_default), {})
+    if spec.user:
+        if domain and domain != spec.domain:
+            log(f"corpus {spec.name!r}: domain {spec.domain} -> {domain}")
+            spec.domain = domain
+        if src and src != "-" and str(Path(src).resolve()) != spec.src:
+            log(f"re-preparing {spec.name!r} from a new source: {Path(src).resolve()} (was {spec.src})")
+            spec.src = str(Path(src).resolve())
+        return spec
+    if domain and domain != spec.domain:
+        raise GenError(f"{spec.name!r} is a built-in {spec.domain} corpus; for your own {domain} text: "
+                       f"gen prepare MYNAME --domain {domain} --src {src or 'PATH'}")
+    pinned = spec.download.get("sha256")
+    if src and pinned and (src == "-" or (Path(src).is_file() and sha256_of(Path(src)) != pinned)):
+        raise GenError(f"{spec.name!r} is a built-in corpus ({spec.description}) whose text is {spec.download['url']}; "
+                       f"{'standard input' if src == '-' else src} is other text (or cannot be checked). Prepare yours under "
+                       f"its own name: gen prepare "
+                       f"{'MYNAME' if src == '-' else _suggest_name(src)} --domain {spec.domain} --src {src}")
+    return spec
+
+
+def _suggest_name(src: str) -> str:
+    stem = "".join(c if c.isalnum() or c in "._-" else "-" for c in Path(src).stem).strip(".-_") or "mytext"
+    return stem if stem[0].isalnum() else "my" + stem
+
+
+def prepare_corpus(name: str, src: str | None, ws: Path, options: dict[str, Any] | None = None,
+                   domain: str | None = None, log=print, spec: CorpusSpec | None = None) -> dict[str, Any]:
+    """Prepare a corpus into the workspace; ``options`` are the domain's prepare options. With
+    no ``src``: a package's resource, or the manifest's download (fetched and verified).
+    ``spec``: what :func:`corpus_to_prepare` already said NAME means."""
+    spec = spec or corpus_to_prepare(name, src, ws, domain, log)
+    dom = get_domain(spec.domain)
+    if src is None and spec.user:
+        src = spec.src
     src = src or default_source(spec)
+    if src is None and spec.download:
+        src = str(fetch(spec.name, spec.download, ws / "downloads" / spec.name, log))
     if src is None:
-        raise GenError(f"corpus {spec.name!r} needs --src PATH (no default source found here; "
-                       f"its manifest looks for: {', '.join(spec.sources) or 'nothing'})")
-    return prepare(spec, domain, str(src), ws_mod.corpus_dir(ws, spec.name), options or {})
+        raise GenError(f"corpus {spec.name!r} needs --src PATH (its manifest names no download)")
+    meta = prepare(spec, dom, str(src), ws_mod.corpus_dir(ws, spec.name), options or {})
+    if spec.user:
+        spec.options = {**spec.options, **(options or {})}
+        save_user_corpus(ws, spec)
+    return meta
 
 
 def load_corpus(name: str, ws: Path) -> tuple[CorpusSpec, CorpusData]:
-    spec = resolve_corpus(name)
+    spec = resolve_corpus(name, ws)
     if not ws_mod.is_prepared(ws, spec.name):
         hint = "" if spec.sources else " --src PATH"
         raise GenError(f"corpus {spec.name!r} is not prepared in workspace {ws}. "
@@ -142,7 +192,7 @@ def load_model(target: str, ws: Path) -> Loaded:
     """A checkpoint path, a run folder, or a corpus/domain name meaning its latest run's best checkpoint."""
     path = Path(target)
     if not (path.suffix == ".pt" or path.is_file() or path.is_dir()):
-        spec = resolve_corpus(target)
+        spec = resolve_corpus(target, ws)
         path = ws_mod.latest_checkpoint(ws, spec.name)
     elif path.is_dir():
         path = ws_mod.RunDir(path).model_checkpoint()

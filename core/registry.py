@@ -8,7 +8,6 @@ plugins' ``register_corpora`` hooks. A CORPUS argument may be a corpus name or a
 from __future__ import annotations
 
 import importlib.resources
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,41 +101,32 @@ def get_domain(name: str) -> Domain:
     return reg.domains[name]
 
 
-def resolve_corpus(name: str) -> CorpusSpec:
-    """A corpus name, or a domain name meaning that domain's default corpus."""
+def all_corpora(ws: Path | None = None) -> dict[str, CorpusSpec]:
+    """Built-in corpora, and the user corpora of workspace ``ws``."""
+    from gen.core.usercorpora import load_user_corpora
+
+    user = {n: s for n, s in load_user_corpora(ws).items() if s.domain in get_registry().domains}
+    return {**user, **get_registry().corpora}  # a built-in name always means the built-in
+
+
+def resolve_corpus(name: str, ws: Path | None = None) -> CorpusSpec:
+    """A corpus name (built-in, or a user corpus of workspace ``ws``), or a domain name meaning
+    that domain's default corpus."""
     reg = get_registry()
-    if name in reg.corpora:
-        return reg.corpora[name]
+    corpora = all_corpora(ws)
+    if name in corpora:
+        return corpora[name]
     if name in reg.domains:
         default = reg.domains[name].default_corpus
         if default in reg.corpora:
             return reg.corpora[default]
         raise GenError(f"domain {name!r} has no default corpus; name one of: "
-                       f"{', '.join(c for c, s in reg.corpora.items() if s.domain == name) or '(none)'}")
-    raise GenError(f"unknown corpus or domain {name!r}. Corpora: {', '.join(sorted(reg.corpora)) or '(none)'}; "
-                   f"domains: {', '.join(sorted(reg.domains)) or '(none)'}")
-
-
-def shared_corpora_dir() -> Path | None:
-    """Where ../shared/corpora is: $GEN_SHARED_CORPORA, or found beside the cwd or the source tree."""
-    env = os.environ.get("GEN_SHARED_CORPORA")
-    if env:
-        return Path(env)
-    source_root = Path(__file__).resolve().parent.parent  # the checkout, for editable installs
-    bases = [Path.cwd(), *Path.cwd().parents[:3], source_root, source_root.parent]
-    return next((b / "shared" / "corpora" for b in bases if (b / "shared" / "corpora").is_dir()), None)
+                       f"{', '.join(c for c, s in corpora.items() if s.domain == name) or '(none)'}")
+    raise GenError(f"unknown corpus or domain {name!r}. Corpora: {', '.join(sorted(corpora)) or '(none)'}; "
+                   f"domains: {', '.join(sorted(reg.domains)) or '(none)'}. To prepare your own text under "
+                   f"this name: gen prepare {name} --src PATH [--domain DOMAIN]")
 
 
 def default_source(spec: CorpusSpec) -> str | None:
-    """The first default --src of a corpus that exists here (a path, or package:NAME)."""
-    shared = shared_corpora_dir()
-    for src in spec.sources:
-        if src.startswith("package:"):
-            return src
-        if "{shared}" in src:
-            if shared is None:
-                continue
-            src = src.replace("{shared}", str(shared))
-        if Path(src).exists():
-            return src
-    return None
+    """The --src a corpus has without one: a package resource (package:NAME), else None."""
+    return next((s for s in spec.sources if s.startswith("package:")), None)

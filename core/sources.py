@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tarfile
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,8 @@ def iter_sources(src: str | Path, patterns: list[str], report: PrepareReport,
                 yield str(f.relative_to(path)), text
     elif path.name.endswith(ARCHIVE_SUFFIXES):
         yield from _tar_source(path, patterns, report, max_bytes)
+    elif zipfile.is_zipfile(path):
+        yield from _zip_source(path, patterns, report, max_bytes)
     else:
         text = decode(path.read_bytes(), str(path), report, max_bytes)
         if text is not None:
@@ -156,6 +159,27 @@ def _tar_source(path: Path, patterns: list[str], report: PrepareReport,
             text = decode(fh.read(), m.name, report, max_bytes)
             if text is not None:
                 yield m.name, text
+
+
+def _zip_source(path: Path, patterns: list[str], report: PrepareReport,
+                max_bytes: int | None) -> Iterator[tuple[str, str]]:
+    """Members of a .zip, sorted by name; links and oversized members skipped and counted."""
+    with zipfile.ZipFile(path) as zf:
+        for info in sorted(zf.infolist(), key=lambda i: i.filename):
+            if info.is_dir():
+                continue
+            if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink stored in the zip
+                report.skip("symlink (not followed)")
+                continue
+            if not matches(os.path.basename(info.filename), patterns):
+                report.skip("not matching the corpus file patterns")
+                continue
+            if max_bytes is not None and info.file_size > max_bytes:
+                report.skip(f"larger than {max_bytes} bytes")
+                continue
+            text = decode(zf.read(info), info.filename, report, max_bytes)
+            if text is not None:
+                yield info.filename, text
 
 
 def _package_source(spec: str, report: PrepareReport) -> Iterator[tuple[str, str]]:

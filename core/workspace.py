@@ -47,6 +47,14 @@ def corpus_dir(ws: Path, corpus: str) -> Path:
     return ws / "corpora" / check_name(corpus, "corpus name")
 
 
+def corpus_meta(ws: Path, corpus: str) -> dict[str, Any]:
+    """A prepared corpus's meta.json ({} when unreadable)."""
+    try:
+        return json.loads((corpus_dir(ws, corpus) / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
 def prepare_lock(out_dir: Path) -> FolderLock:
     """Held while a corpus is prepared into ``out_dir`` (beside it: the folder itself is swapped)."""
     return FolderLock(out_dir.parent / f".{out_dir.name}.lock", f"corpus {out_dir.name!r} (being prepared)")

@@ -5,11 +5,11 @@ and sample; ``gen.evals.harness`` for scoring), so the two cannot drift::
 
     from gen.evals import api
 
-    api.prepare("names", src="names.txt")
-    result = api.train("names", {"max_steps": 300}, on_step=lambda step, loss: step >= 200)
-    model = api.load("names")                      # its latest run's best checkpoint
+    api.prepare("mynames", src="names.txt", domain="names")
+    result = api.train("mynames", {"max_steps": 300}, on_step=lambda step, loss: step >= 200)
+    model = api.load("mynames")                    # its latest run's best checkpoint
     names = model.sample(n=10, temperature=0.8, seed=1, novel_only=True)
-    report = api.score("names", names, against="names")
+    report = api.score("names", names, against="mynames")
     print(report.summary()["metrics"]["novel"]["value"])
 """
 
@@ -35,10 +35,13 @@ def workspace(path: str | Path | None = None) -> Path:
     return ws_mod.workspace_dir(path)
 
 
-def prepare(corpus: str, src: str | Path | None = None, workspace: str | Path | None = None,
+def prepare(corpus: str, src: str | Path | None = None, domain: str | None = None,
+            workspace: str | Path | None = None, log: Callable[[str], None] | None = None,
             **options: Any) -> dict[str, Any]:
-    """`gen prepare CORPUS --src SRC [--option ...]`; returns the corpus's meta.json."""
-    return pipeline.prepare_corpus(corpus, str(src) if src else None, ws_mod.workspace_dir(workspace), options)
+    """`gen prepare CORPUS --src SRC [--domain D] [--option ...]`: a built-in corpus, or your own
+    text under the name CORPUS (domain given or inferred); returns the corpus's meta.json."""
+    return pipeline.prepare_corpus(corpus, str(src) if src else None, ws_mod.workspace_dir(workspace), options,
+                                   domain, log or (lambda _m: None))
 
 
 def train(corpus: str, config: TrainConfig | dict[str, Any] | None = None, workspace: str | Path | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import random
 from pathlib import Path
 
@@ -10,7 +11,6 @@ import pytest
 from click.testing import CliRunner
 
 from gen.core.cli import cli
-from gen.core.registry import shared_corpora_dir
 
 ONSETS = ["b", "d", "k", "l", "m", "n", "r", "s", "t", "v", "z", "ch", "th"]
 VOWELS = ["a", "e", "i", "o", "u", "ia", "ee"]
@@ -52,6 +52,15 @@ def run():
         return result
 
     return _run
+
+
+def shared_corpora_dir() -> Path | None:
+    """The development corpora, ../shared/corpora beside the project root (CI has them too; a
+    user's machine does not, and the product never looks there). $GEN_SHARED_CORPORA overrides."""
+    if os.environ.get("GEN_SHARED_CORPORA"):
+        return Path(os.environ["GEN_SHARED_CORPORA"])
+    path = Path(__file__).resolve().parents[2] / "shared" / "corpora"
+    return path if path.is_dir() else None
 
 
 @pytest.fixture

@@ -183,7 +183,7 @@ def report(run: str, out: str | None) -> None:
     if path.is_file():
         path = path.parent
     elif not path.exists():
-        path = ws_mod.latest_checkpoint(_ws(), resolve_corpus(run).name).parent
+        path = ws_mod.latest_checkpoint(_ws(), resolve_corpus(run, _ws()).name).parent
     click.echo(f"wrote {write_run_page(path, out)}")
 
 

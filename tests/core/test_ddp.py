@@ -64,21 +64,21 @@ def ddp_run(tmp_path_factory):
     probe.mkdir()
     src = tmp / "names.txt"
     src.write_text("\n".join(make_names(400)) + "\n", encoding="utf-8")
-    res = CliRunner().invoke(cli, ["--workspace", str(ws), "prepare", "names", "--src", str(src)])
+    res = CliRunner().invoke(cli, ["--workspace", str(ws), "prepare", "nm", "--domain", "names", "--src", str(src)])
     assert res.exit_code == 0, res.output
     launcher = tmp / "launch.py"
     launcher.write_text(LAUNCHER, encoding="utf-8")
     env = {**os.environ, "GEN_HOME": str(ws), "PROBE_DIR": str(probe), "OMP_NUM_THREADS": "1"}
     # --standalone: a private rendezvous on a free port (other test runs may share the machine)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           str(launcher), "train", "names", *TRAIN]
+           str(launcher), "train", "nm", *TRAIN]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return ws, probe, proc.stdout + proc.stderr
 
 
 def _written_runs(ws: Path) -> list[Path]:
-    return sorted(p for p in (ws / "runs" / "names").iterdir() if p.is_dir() and any(p.iterdir()))
+    return sorted(p for p in (ws / "runs" / "nm").iterdir() if p.is_dir() and any(p.iterdir()))
 
 
 def test_two_processes_train_and_only_rank0_writes(ddp_run):
@@ -95,7 +95,7 @@ def test_two_processes_train_and_only_rank0_writes(ddp_run):
     val = [(e["step"], e["val_loss"]) for e in entries if "val_loss" in e]
     assert train_steps == list(range(10, STEPS + 1, 10))  # one line per logged step, not one per rank
     assert [s for s, _ in val] == list(range(10, STEPS + 1, 10))
-    vocab = len(json.loads((ws / "corpora" / "names" / "vocab.json").read_text(encoding="utf-8"))["chars"])
+    vocab = len(json.loads((ws / "corpora" / "nm" / "vocab.json").read_text(encoding="utf-8"))["chars"])
     assert val[-1][1] < val[0][1] < math.log(vocab)  # it learns: below uniform, and still improving
 
 
@@ -123,4 +123,4 @@ def test_checkpoint_samples(ddp_run):
 
 def test_one_run_folder(ddp_run):
     ws, _, _ = ddp_run
-    assert len([p for p in (ws / "runs" / "names").iterdir() if p.is_dir()]) == 1
+    assert len([p for p in (ws / "runs" / "nm").iterdir() if p.is_dir()]) == 1

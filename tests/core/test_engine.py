@@ -181,13 +181,13 @@ def test_nan_loss_is_skipped_then_stops(tmp_path, names_file, monkeypatch):
 
 def test_sigint_saves_and_exits_cleanly(tmp_path, names_file):
     env = dict(os.environ, GEN_HOME=str(tmp_path / "ws"))
-    subprocess.run([sys.executable, "-m", "gen.core.cli", "prepare", "names", "--src", str(names_file)],
+    subprocess.run([sys.executable, "-m", "gen.core.cli", "prepare", "nm", "--domain", "names", "--src", str(names_file)],
                    env=env, check=True, capture_output=True)
-    proc = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "names", "--max-steps", "100000",
+    proc = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "nm", "--max-steps", "100000",
                              "--hidden", "32", "--layers", "1", "--batch-size", "4", "--seq-len", "16",
                              "--eval-every", "100000", "--run-name", "sig", "--quiet"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    metrics = tmp_path / "ws" / "runs" / "names" / "sig" / "metrics.jsonl"
+    metrics = tmp_path / "ws" / "runs" / "nm" / "sig" / "metrics.jsonl"
     deadline = time.time() + 60
     while time.time() < deadline and not (metrics.exists() and metrics.stat().st_size > 0):
         time.sleep(0.2)
@@ -195,7 +195,7 @@ def test_sigint_saves_and_exits_cleanly(tmp_path, names_file):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out
     assert "interrupted at step" in out and "--resume" in out
-    ckpt = ckpt_io.load(tmp_path / "ws" / "runs" / "names" / "sig" / "last.pt")
+    ckpt = ckpt_io.load(tmp_path / "ws" / "runs" / "nm" / "sig" / "last.pt")
     assert ckpt["step"] > 0 and ckpt["hidden"] is not None
 
 

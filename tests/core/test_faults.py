@@ -62,10 +62,10 @@ def test_sigkill_loop_resumes_to_the_uninterrupted_weights(tmp_path, names_file)
     moving and never finishes before the kills are done. Every kill leaves a checkpoint that
     loads, and the run ends with exactly the weights and records of an uninterrupted one."""
     ws = tmp_path / "ws"
-    _gen(ws, "prepare", "names", "--src", str(names_file))
-    args = ["train", "names", *TINY, "--max-steps", "3000", "--eval-every", "50", "--sample-every", "600"]
+    _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file))
+    args = ["train", "nm", *TINY, "--max-steps", "3000", "--eval-every", "50", "--sample-every", "600"]
     _gen(ws, *args, "--run-name", "ref")
-    run = ws / "runs" / "names" / "k"
+    run = ws / "runs" / "nm" / "k"
     proc = _start(ws, *args, "--run-name", "k")
     _wait_for(run / "last.pt")
     rng, steps = random.Random(20261201), []
@@ -84,13 +84,13 @@ def test_sigkill_loop_resumes_to_the_uninterrupted_weights(tmp_path, names_file)
         ckpt = ckpt_io.load(run / "last.pt")  # every kill leaves a checkpoint that loads
         assert not steps or ckpt["step"] >= steps[-1]
         steps.append(ckpt["step"])
-        proc = _start(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY)
+        proc = _start(ws, "train", "nm", "--resume", str(run / "last.pt"), *TINY)
     assert proc.wait(timeout=300) == 0
     assert len(set(steps)) >= 4, steps  # it moved on between kills
-    ref, got = ckpt_io.load(ws / "runs" / "names" / "ref" / "last.pt"), ckpt_io.load(run / "last.pt")
+    ref, got = ckpt_io.load(ws / "runs" / "nm" / "ref" / "last.pt"), ckpt_io.load(run / "last.pt")
     assert got["step"] == ref["step"] == 3000
     assert all(torch.equal(got["model"][k], ref["model"][k]) for k in ref["model"])
-    assert _records(run) == _records(ws / "runs" / "names" / "ref")  # each step and validation once
+    assert _records(run) == _records(ws / "runs" / "nm" / "ref")  # each step and validation once
     evolution = [json.loads(x)["step"] for x in (run / "samples-during-training.jsonl").read_text().splitlines()]
     assert evolution == [0, 600, 1200, 1800, 2400, 3000]
     assert not list(run.glob(".*.tmp"))  # temporary files of killed writes were cleaned up
@@ -98,50 +98,50 @@ def test_sigkill_loop_resumes_to_the_uninterrupted_weights(tmp_path, names_file)
 
 def test_two_trainings_on_one_run_folder(tmp_path, names_file):
     ws = tmp_path / "ws"
-    _gen(ws, "prepare", "names", "--src", str(names_file))
-    run = ws / "runs" / "names" / "busy"
-    first = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "names", *TINY, "--max-steps",
+    _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run = ws / "runs" / "nm" / "busy"
+    first = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "nm", *TINY, "--max-steps",
                               "100000", "--eval-every", "20", "--run-name", "busy"], env=_env(ws),
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for(run / "last.pt")
-        second = _gen(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY, check=False)
+        second = _gen(ws, "train", "nm", "--resume", str(run / "last.pt"), *TINY, check=False)
         assert second.returncode == 1 and f"in use by process {first.pid}" in second.stderr
         assert "Traceback" not in second.stderr
     finally:
         first.send_signal(signal.SIGKILL)
         first.wait()
     # the lock died with its holder: a resume now works
-    out = _gen(ws, "train", "names", "--resume", str(run / "last.pt"), *TINY, "--max-steps", "45")
+    out = _gen(ws, "train", "nm", "--resume", str(run / "last.pt"), *TINY, "--max-steps", "45")
     assert "stopped (steps)" in out.stdout
 
 
 @pytest.mark.slow
 def test_sigkill_during_prepare_keeps_the_old_data_and_leaves_no_orphan(tmp_path, names_file):
     ws = tmp_path / "ws"
-    _gen(ws, "prepare", "shakespeare", "--src", str(names_file))
+    _gen(ws, "prepare", "book", "--domain", "prose", "--src", str(names_file))
     big = tmp_path / "big.txt"
     rng = random.Random(0)
     with open(big, "w") as fh:  # ~60 MB of prose-like lines, so the prepare runs for a while
         words = ["thou", "art", "the", "king", "and", "queen", "of", "all", "that", "is"]
         for _ in range(600):
             fh.write(" ".join(rng.choice(words) for _ in range(20_000)) + "\n")
-    proc = _start(ws, "prepare", "shakespeare", "--src", str(big))
+    proc = _start(ws, "prepare", "book", "--src", str(big))
     corpora = ws / "corpora"
     deadline = time.time() + 60
-    while not list(corpora.glob(".shakespeare.prepare-*/train.txt")):
+    while not list(corpora.glob(".book.prepare-*/train.txt")):
         assert time.time() < deadline and proc.poll() is None, "the prepare never started writing"
         time.sleep(0.02)
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list(corpora.glob(".shakespeare.prepare-*"))  # the kill left its work folder
-    meta = json.loads((corpora / "shakespeare" / "meta.json").read_text())
+    assert list(corpora.glob(".book.prepare-*"))  # the kill left its work folder
+    meta = json.loads((corpora / "book" / "meta.json").read_text())
     assert meta["src"] == str(names_file)  # the old data is still there and trains
-    _gen(ws, "train", "shakespeare", *TINY, "--max-steps", "5", "--eval-every", "5")
-    out = _gen(ws, "prepare", "shakespeare", "--src", str(names_file))
+    _gen(ws, "train", "book", *TINY, "--max-steps", "5", "--eval-every", "5")
+    out = _gen(ws, "prepare", "book", "--domain", "prose", "--src", str(names_file))
     assert "left by an interrupted prepare" in out.stdout
-    assert not [p for p in corpora.iterdir() if p.name.startswith(".shakespeare.") and not p.name.endswith(".lock")]
+    assert not [p for p in corpora.iterdir() if p.name.startswith(".book.") and not p.name.endswith(".lock")]
 
 
 ESCAPES = ["/tmp/gen-escape-abs", "../../../../tmp/gen-escape-rel", "a/b", "..", ".", "~", "-x", "", "a\\b",
@@ -150,12 +150,12 @@ ESCAPES = ["/tmp/gen-escape-abs", "../../../../tmp/gen-escape-rel", "a/b", "..",
 
 @pytest.mark.parametrize("name", ESCAPES)
 def test_run_names_are_names_not_paths(tmp_path, names_file, run, ws, name):
-    run("prepare", "names", "--src", str(names_file))
-    out = run("train", "names", "--layers", "1", "--hidden", "8", "--max-steps", "1", "--quiet", "--device",
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    out = run("train", "nm", "--layers", "1", "--hidden", "8", "--max-steps", "1", "--quiet", "--device",
               "cpu", "--run-name", name, code=1).output
     assert "not a valid name" in out
     assert not Path("/tmp/gen-escape-abs").exists() and not Path("/tmp/gen-escape-rel").exists()
-    assert not (ws / "runs" / "names").exists() or not list((ws / "runs" / "names").iterdir())
+    assert not (ws / "runs" / "nm").exists() or not list((ws / "runs" / "nm").iterdir())
 
 
 @pytest.mark.parametrize("command", ["prepare", "train", "sample"])
@@ -172,14 +172,11 @@ def test_corpus_arguments_are_names_not_paths(run, ws, command, name):
 @pytest.mark.parametrize("blob", [b"\x7fELF\x02\x01\x01" + bytes(range(256)) * 40, b"%PDF-1.7\n" + b"x" * 5000,
                                   b"plain text with a NUL \x00 in it\n" * 50])
 def test_binary_input_is_skipped_in_every_domain(run, ws, tmp_path, domain, blob):
-    from gen.core.registry import get_domain
-
     name = {"names": "names.txt", "prose": "book.txt", "wiki": "enwik8", "latex": "a.tex", "c": "a.c"}[domain]
     src = tmp_path / "src"
     src.mkdir()
     (src / name).write_bytes(blob)
-    corpus = get_domain(domain).default_corpus
-    out = run("prepare", corpus, "--src", str(src), code=1).output
+    out = run("prepare", "blob", "--domain", domain, "--src", str(src), code=1).output
     assert "no text found" in out and "binary (" in out
 
 
@@ -216,7 +213,7 @@ def test_an_odd_workspace_is_a_one_line_error(tmp_path, names_file, case):
         ws = tmp_path / "ws"
     big = tmp_path / "big.txt"
     big.write_text(names_file.read_text() * 200)  # ~600 KB: more than the file size limit
-    out = subprocess.run([sys.executable, "-m", "gen.core.cli", "--workspace", str(ws), "prepare", "names",
+    out = subprocess.run([sys.executable, "-m", "gen.core.cli", "--workspace", str(ws), "prepare", "nm", "--domain", "names",
                           "--src", str(big)], capture_output=True, text=True, timeout=120,
                          preexec_fn=_limited_fsize if case == "fsize" else None,
                          env=dict(os.environ, MPLCONFIGDIR=str(tmp_path / "mpl")))
@@ -230,11 +227,11 @@ def test_an_odd_workspace_is_a_one_line_error(tmp_path, names_file, case):
 
 def test_sigint_before_the_first_validation_says_what_was_saved(tmp_path, names_file):
     ws = tmp_path / "ws"
-    _gen(ws, "prepare", "names", "--src", str(names_file))
-    proc = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "names", *TINY, "--max-steps",
+    _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file))
+    proc = subprocess.Popen([sys.executable, "-m", "gen.core.cli", "train", "nm", *TINY, "--max-steps",
                              "100000", "--eval-every", "100000", "--run-name", "early"], env=_env(ws),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    _wait_for(ws / "runs" / "names" / "early" / "metrics.jsonl")
+    _wait_for(ws / "runs" / "nm" / "early" / "metrics.jsonl")
     time.sleep(0.5)
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=60)
@@ -257,17 +254,17 @@ def test_every_command_writes_only_into_the_workspace_or_out(tmp_path, names_fil
                              text=True, timeout=300)
         assert res.returncode == 0, (args, res.stdout + res.stderr)
 
-    gen("prepare", "names", "--src", str(names_file))
-    gen("train", "names", *TINY, "--max-steps", "20", "--eval-every", "10", "--sample-every", "10", "--run-name", "r")
-    ckpt = str(ws / "runs" / "names" / "r" / "best.pt")
-    gen("sample", "names", "-n", "5")
+    gen("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    gen("train", "nm", *TINY, "--max-steps", "20", "--eval-every", "10", "--sample-every", "10", "--run-name", "r")
+    ckpt = str(ws / "runs" / "nm" / "r" / "best.pt")
+    gen("sample", "nm", "-n", "5")
     gen("sample", ckpt, "-n", "3", "--out", str(out / "s.txt"))
-    gen("eval", "names", str(out / "s.txt"), "--against", "names")
-    gen("eval", "names", str(out / "s.txt"), "--against", "names", "--out", str(out / "e"))
+    gen("eval", "names", str(out / "s.txt"), "--against", "nm")
+    gen("eval", "names", str(out / "s.txt"), "--against", "nm", "--out", str(out / "e"))
     gen("eval", "names", "--checkpoint", ckpt, "--temperatures", "0.5,1.0", "-n", "2", "--length", "20")
     gen("viz", ckpt, "--chars", "200")
     gen("neurons", ckpt, "--chars", "500")
-    gen("report", str(ws / "runs" / "names" / "r"))
+    gen("report", str(ws / "runs" / "nm" / "r"))
     gen("guided", ckpt, "-n", "2", "-l", "20")
     gen("domains")
     gen("corpora")
@@ -279,7 +276,7 @@ def test_a_corpus_being_prepared_is_locked(tmp_path, names_file):
     from gen.core.workspace import corpus_dir, prepare_lock
 
     ws = tmp_path / "ws"
-    with prepare_lock(corpus_dir(ws, "names")):  # this process "is preparing" names
-        out = _gen(ws, "prepare", "names", "--src", str(names_file), check=False)
+    with prepare_lock(corpus_dir(ws, "nm")):  # this process "is preparing" names
+        out = _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file), check=False)
         assert out.returncode == 1 and f"in use by process {os.getpid()}" in out.stderr
-    assert "prepared names" in _gen(ws, "prepare", "names", "--src", str(names_file)).stdout
+    assert "prepared nm" in _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file)).stdout

@@ -191,11 +191,11 @@ def test_declared_eval_options_work_end_to_end(run, ws, tmp_path, names_file):
         assert "--min-count" in bad and "Traceback" not in bad
         assert "--min-count INTEGER" in run("domains", "needle").output
         # a run writer registered by a plugin runs when training ends
-        run("prepare", "names", "--src", str(names_file))
-        out = run("train", "names", "--layers", "1", "--hidden", "16", "--embd", "8", "--batch-size", "4",
+        run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+        out = run("train", "nm", "--layers", "1", "--hidden", "16", "--embd", "8", "--batch-size", "4",
                   "--seq-len", "16", "--max-steps", "3", "--eval-every", "3", "--quiet", "--device", "cpu",
                   "--run-name", "w").output
-        marker = ws / "runs" / "names" / "w" / "needle-writer.txt"
+        marker = ws / "runs" / "nm" / "w" / "needle-writer.txt"
         assert marker.read_text() == "written for w" and "needle-writer.txt" in out
     finally:
         unregister_plugin("needle-plugin")

@@ -20,10 +20,10 @@ SMALL = ["--layers", "1", "--hidden", "16", "--embd", "8", "--batch-size", "4", 
 
 
 def test_config_file_and_show_config(run, ws, names_file, tmp_path):
-    run("prepare", "names", "--src", str(names_file))
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
     conf = tmp_path / "run.toml"
     conf.write_text('[train]\nlayers = 1\nn_hidden = 48\nmax_time = "2m"\nlr = 0.002\n')
-    out = run("train", "names", "--config", str(conf), "--lr", "0.005", "--show-config").output
+    out = run("train", "nm", "--config", str(conf), "--lr", "0.005", "--show-config").output
     rows = {line.split()[0]: line.split(None, 2)[1:] for line in out.splitlines()[3:] if line.strip()}
     assert rows["n_layer"] == ["1", f"file {conf}"] and rows["n_hidden"] == ["48", f"file {conf}"]
     assert rows["max_time"] == ["120.0", f"file {conf}"] and rows["lr"] == ["0.005", "command line"]
@@ -31,30 +31,30 @@ def test_config_file_and_show_config(run, ws, names_file, tmp_path):
     assert not (ws / "runs").exists()  # --show-config trains nothing and makes no folder
     bad = tmp_path / "bad.toml"
     bad.write_text("n_layer = 0\n")
-    assert "n_layer=0 is out of range" in run("train", "names", "--config", str(bad), code=1).output
+    assert "n_layer=0 is out of range" in run("train", "nm", "--config", str(bad), code=1).output
     bad.write_text("colour = 'red'\n")
-    assert "unknown training option 'colour'" in run("train", "names", "--config", str(bad), code=1).output
+    assert "unknown training option 'colour'" in run("train", "nm", "--config", str(bad), code=1).output
 
 
 def test_resume_takes_everything_from_the_checkpoint(run, ws, names_file):
-    run("prepare", "names", "--src", str(names_file))
-    run("train", "names", *SMALL, "--hidden", "24", "--max-steps", "20", "--eval-every", "10", "--run-name", "r")
-    last = str(ws / "runs" / "names" / "r" / "last.pt")
-    out = run("train", "names", "--resume", last, "--quiet").output  # no options at all
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", *SMALL, "--hidden", "24", "--max-steps", "20", "--eval-every", "10", "--run-name", "r")
+    last = str(ws / "runs" / "nm" / "r" / "last.pt")
+    out = run("train", "nm", "--resume", last, "--quiet").output  # no options at all
     assert "changed on resume" not in out and "stopped (steps) at step 20" in out
-    out = run("train", "names", "--resume", last, "--max-steps", "30", "--quiet").output
+    out = run("train", "nm", "--resume", last, "--max-steps", "30", "--quiet").output
     assert "changed on resume: max_steps: 20 -> 30 (command line)" in out and "at step 30" in out
-    out = run("train", "names", "--resume", last, "--hidden", "32", code=1).output
+    out = run("train", "nm", "--resume", last, "--hidden", "32", code=1).output
     assert "different model shape (n_hidden: checkpoint 24, asked 32)" in out
-    cfg = json.loads((ws / "runs" / "names" / "r" / "config.json").read_text())
+    cfg = json.loads((ws / "runs" / "nm" / "r" / "config.json").read_text())
     assert cfg["n_hidden"] == 24 and cfg["max_steps"] == 30  # the run folder keeps the resolved config
 
 
 def test_failed_starts_leave_no_run_folder(run, ws, names_file):
-    run("prepare", "names", "--src", str(names_file))
-    run("train", "names", "--layers", "0", code=2)
-    run("train", "names", "--max-time", "10q", code=2)
-    out = run("train", "names", *SMALL, "--batch-size", "512", "--seq-len", "512", code=1).output
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", "--layers", "0", code=2)
+    run("train", "nm", "--max-time", "10q", code=2)
+    out = run("train", "nm", *SMALL, "--batch-size", "512", "--seq-len", "512", code=1).output
     assert "too few" in out
     assert not (ws / "runs").exists() or not list((ws / "runs").rglob("*"))
 
@@ -65,16 +65,16 @@ def test_time_budget_covers_the_whole_command(tmp_path, names_file):
     ws = tmp_path / "ws"
     env = dict(os.environ, GEN_HOME=str(ws), MPLCONFIGDIR=str(tmp_path / "mpl"))
     gen = [sys.executable, "-m", "gen.core.cli"]
-    subprocess.run([*gen, "prepare", "names", "--src", str(names_file)], env=env, check=True, capture_output=True)
+    subprocess.run([*gen, "prepare", "nm", "--domain", "names", "--src", str(names_file)], env=env, check=True, capture_output=True)
     t0 = time.monotonic()
-    out = subprocess.run([*gen, "train", "names", "--layers", "2", "--hidden", "128", "--batch-size", "8",
+    out = subprocess.run([*gen, "train", "nm", "--layers", "2", "--hidden", "128", "--batch-size", "8",
                           "--seq-len", "32", "--max-steps", "1000000", "--eval-every", "100000", "--eval-chars", "0",
                           "--sample-every", "100000", "--max-time", "12s", "--quiet", "--device", "cpu",
                           "--run-name", "t"], env=env, capture_output=True, text=True, timeout=120)
     wall = time.monotonic() - t0
     assert out.returncode == 0, out.stdout + out.stderr
     assert 9.0 <= wall <= 14.0, (wall, out.stdout)
-    run = ws / "runs" / "names" / "t"
+    run = ws / "runs" / "nm" / "t"
     evolution = [json.loads(x) for x in (run / "samples-during-training.jsonl").read_text().splitlines()]
     assert evolution[-1]["step"] > 0 and evolution[-1]["text"]  # a trained sample, though 100000 never came
     assert "stopped (time)" in out.stdout
@@ -123,24 +123,24 @@ def test_every_help_works():
 
 
 BAD = [  # (arguments, exit code, a fragment of the message)
-    (["train", "names", "--layers", "0"], 2, "0 is not in the range 1<=x<=64"),
-    (["train", "names", "--dropout", "1.5"], 2, "--dropout"),
-    (["train", "names", "--lr", "-1"], 2, "--lr"),
-    (["train", "names", "--max-time", "10q"], 2, "cannot read duration '10q'"),
-    (["train", "names", "--cell", "transformer"], 2, "'transformer' is not one of"),
-    (["train", "names", "--batch-size", "x"], 2, "'x' is not a valid integer"),
-    (["sample", "names", "-t", "-1"], 2, "-1.0 is not in the range x>=0.0"),
-    (["sample", "names", "--top-p", "2"], 2, "2.0 is not in the range 0.0<x<=1.0"),
-    (["sample", "names", "-n", "0"], 2, "0 is not in the range x>=1"),
-    (["sample", "names", "--top-k", "-3"], 2, "--top-k"),
+    (["train", "nm", "--layers", "0"], 2, "0 is not in the range 1<=x<=64"),
+    (["train", "nm", "--dropout", "1.5"], 2, "--dropout"),
+    (["train", "nm", "--lr", "-1"], 2, "--lr"),
+    (["train", "nm", "--max-time", "10q"], 2, "cannot read duration '10q'"),
+    (["train", "nm", "--cell", "transformer"], 2, "'transformer' is not one of"),
+    (["train", "nm", "--batch-size", "x"], 2, "'x' is not a valid integer"),
+    (["sample", "nm", "-t", "-1"], 2, "-1.0 is not in the range x>=0.0"),
+    (["sample", "nm", "--top-p", "2"], 2, "2.0 is not in the range 0.0<x<=1.0"),
+    (["sample", "nm", "-n", "0"], 2, "0 is not in the range x>=1"),
+    (["sample", "nm", "--top-k", "-3"], 2, "--top-k"),
     (["eval", "latex", "x.tex", "--latex-mode", "sloppy"], 2, "'sloppy' is not one of"),
     (["eval", "latex", "x.tex", "--compile-workers", "0"], 2, "--compile-workers"),
     (["eval", "klingon", "x"], 1, "unknown domain 'klingon'"),
     (["prepare", "names", "--src", "/nonexistent/names.txt"], 1, "does not exist"),
     (["prepare", "enwik8", "--src", "x", "--no-such-flag"], 2, "No such option"),
-    (["train", "names", "--resume", "/nonexistent/last.pt"], 2, "does not exist"),
+    (["train", "nm", "--resume", "/nonexistent/last.pt"], 2, "does not exist"),
     (["sample", "/nonexistent/best.pt"], 1, ""),
-    (["guided", "names", "-n", "0"], 2, "0 is not in the range x>=1"),
+    (["guided", "nm", "-n", "0"], 2, "0 is not in the range x>=1"),
     (["bench", "--precisions", "fp16"], 2, "fp16"),
     (["viz", "/nonexistent.pt"], 1, ""),
     (["report", "/nonexistent-run"], 1, ""),
@@ -157,24 +157,24 @@ def test_bad_values_get_a_clear_message(ws, args, code, fragment):
 def test_workspace_after_the_subcommand(run, tmp_path, names_file, monkeypatch):
     monkeypatch.delenv("GEN_HOME", raising=False)
     other = tmp_path / "elsewhere"
-    out = run("prepare", "names", "--src", str(names_file), "--workspace", str(other)).output
-    assert str(other) in out and (other / "corpora" / "names" / "meta.json").is_file()
+    out = run("prepare", "nm", "--domain", "names", "--src", str(names_file), "--workspace", str(other)).output
+    assert str(other) in out and (other / "corpora" / "nm" / "meta.json").is_file()
     assert "prepared" in run("corpora", "--workspace", str(other)).output
 
 
 def test_sample_jsonl_without_out_writes_jsonl(run, ws, names_file):
-    run("prepare", "names", "--src", str(names_file))
-    run("train", "names", *SMALL, "--max-steps", "5", "--eval-every", "5", "--run-name", "j")
-    run("sample", "names", "-n", "3", "--jsonl")
-    written = list((ws / "runs" / "names" / "j" / "samples").iterdir())
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", *SMALL, "--max-steps", "5", "--eval-every", "5", "--run-name", "j")
+    run("sample", "nm", "-n", "3", "--jsonl")
+    written = list((ws / "runs" / "nm" / "j" / "samples").iterdir())
     assert len(written) == 1 and written[0].suffix == ".jsonl"
     assert all("text" in json.loads(line) for line in written[0].read_text().splitlines())
 
 
 def test_guided_saves_its_result(run, ws, names_file):
-    run("prepare", "names", "--src", str(names_file))
-    run("train", "names", *SMALL, "--max-steps", "5", "--eval-every", "5", "--run-name", "g")
-    out = run("guided", "names", "-n", "2", "-l", "20").output
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", *SMALL, "--max-steps", "5", "--eval-every", "5", "--run-name", "g")
+    out = run("guided", "nm", "-n", "2", "-l", "20").output
     assert "sampling 2 x 20 characters without guidance" in out
     saved = list((ws / "evals").glob("guided-names-*.json"))
     assert len(saved) == 1 and set(json.loads(saved[0].read_text())["sets"]) == {"guided", "unguided"}

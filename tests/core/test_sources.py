@@ -51,5 +51,8 @@ def test_tar_archive(tmp_path):
 
 
 def test_prepare_from_stdin(ws, run):
-    out = run("prepare", "names", "--src", "-", input="Ada\nBob\nCy\n" * 50).output
+    out = run("prepare", "people", "--domain", "names", "--src", "-", input="Ada\nBob\nCy\n" * 50).output
     assert "150 documents" in out
+    # a built-in corpus pinned to its own file cannot be checked against stdin: refused with the fix
+    out = run("prepare", "names", "--src", "-", input="Ada\n", code=1).output
+    assert "gen prepare MYNAME --domain names" in out

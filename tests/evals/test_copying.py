@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_corpora_dir
 
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
-from gen.core.registry import shared_corpora_dir
 from gen.evals import copying
 from gen.evals.copying import CopyIndex, CopyingMetric, dense_codes, index_for, suffix_array
 

@@ -70,16 +70,16 @@ def test_name_tracker_bans_empty_long_and_banned():
 def test_guided_names_are_nonempty_and_novel(ws, names_file, run, tmp_path):
     from conftest import TINY
 
-    run("prepare", "names", "--src", str(names_file))
-    run("train", "names", *TINY, "--max-steps", "40", "--run-name", "g")
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", *TINY, "--max-steps", "40", "--run-name", "g")
     train_names = set(names_file.read_text().split())
     out = tmp_path / "g.txt"
-    run("sample", "names", "-n", "60", "--seed", "0", "--novel-only", "--out", str(out))
+    run("sample", "nm", "-n", "60", "--seed", "0", "--novel-only", "--out", str(out))
     names = out.read_text().split("\n")[:-1]
     assert len(names) == 60 and all(names) and not (set(names) & train_names)
-    result = run("guided", "names", "-n", "30", "-l", "20", "--seed", "0", "--against", "names").output
+    result = run("guided", "nm", "-n", "30", "-l", "20", "--seed", "0", "--against", "nm").output
     assert "unguided" in result and "model_nll" in result and "fallbacks" in result
-    cost = run("bench", "--configs", "none", "--guided", "names").output
+    cost = run("bench", "--configs", "none", "--guided", "nm").output
     assert "slowdown" in cost and "names" in cost
 
 

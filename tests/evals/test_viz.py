@@ -179,12 +179,12 @@ def trained(tmp_path_factory, gen_cli) -> dict[str, Path]:
     src = root / "names.txt"
     src.write_text("\n".join(make_names()) + "\n", encoding="utf-8")
     ws = root / "ws"
-    gen_cli("--workspace", str(ws), "prepare", "names", "--src", str(src))
-    gen_cli("--workspace", str(ws), "train", "names", *TRAIN, "--run-name", "v")
+    gen_cli("--workspace", str(ws), "prepare", "nm", "--domain", "names", "--src", str(src))
+    gen_cli("--workspace", str(ws), "train", "nm", *TRAIN, "--run-name", "v")
     # 20,000 characters, with markup that must stay text, for the size and escaping checks
     text = (("\n".join(make_names(800, seed=3)) + "\n" + HOSTILE + "\n") * 4)[:20_000]
     (root / "text.txt").write_text(text, encoding="utf-8")
-    return {"ws": ws, "run": ws / "runs" / "names" / "v", "text": root / "text.txt", "root": root}
+    return {"ws": ws, "run": ws / "runs" / "nm" / "v", "text": root / "text.txt", "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,7 @@ def test_neurons_command_reports_best_cells_with_links(neurons_out):
 
 def test_viz_command_from_corpus_and_names_domain(trained, gen_cli, tmp_path: Path):
     ws, ckpt = str(trained["ws"]), str(trained["run"] / "best.pt")
-    out = gen_cli("--workspace", ws, "viz", ckpt, "--corpus", "names", "--chars", "300", "--cell", "1:h:4",
+    out = gen_cli("--workspace", ws, "viz", ckpt, "--corpus", "nm", "--chars", "300", "--cell", "1:h:4",
                   "--out", str(tmp_path / "v.html"))
     page = (tmp_path / "v.html").read_text(encoding="utf-8")
     data = json.loads(re.search(r'id="data">(.*?)</script>', page, re.S).group(1))
@@ -220,7 +220,7 @@ def test_viz_command_from_corpus_and_names_domain(trained, gen_cli, tmp_path: Pa
     assert data["pinned"][0]["cell"] == "1:h:4" and "val split" in data["info"]["text"]
     bad = CliRunner().invoke(cli, ["--workspace", ws, "viz", ckpt, "--cell", "2:c:0"])
     assert bad.exit_code == 1 and "has layers 0-1, kinds c/h and units 0-15" in bad.output
-    gen_cli("--workspace", ws, "neurons", ckpt, "--corpus", "names", "--chars", "2000", "--out", str(tmp_path / "n"))
+    gen_cli("--workspace", ws, "neurons", ckpt, "--corpus", "nm", "--chars", "2000", "--out", str(tmp_path / "n"))
     names = json.loads((tmp_path / "n" / "neurons.json").read_text())
     assert set(names["features"]) == {"position_in_name", "is_newline"}
 

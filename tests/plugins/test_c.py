@@ -153,7 +153,7 @@ def test_prepare_joins_files_with_the_separator_and_eval_splits_on_it(tmp_path):
 def test_manifest_sources_and_gpu_defaults_match_the_blog_model():
     spec = resolve_corpus("c")
     assert spec.name == "linux" and spec.patterns == ["*.c", "*.h"]
-    assert spec.sources == ["{shared}/c/linux-6.1"] and spec.options["max_file_kb"] == 1024
+    assert spec.download["url"].endswith("/linux-6.1.tar.xz") and spec.options["max_file_kb"] == 1024
     gpu = spec.defaults["gpu"]
     n = CharRNN(ModelArgs(vocab_size=105, n_layer=gpu["n_layer"], n_hidden=gpu["n_hidden"],
                           n_embd=gpu["n_embd"])).num_params()
@@ -329,7 +329,7 @@ def test_tracker_never_flags_real_kernel_code(shared):
 
 @pytest.fixture(scope="module")
 def kernel(tmp_path_factory) -> CorpusData:
-    from gen.core.registry import shared_corpora_dir
+    from conftest import shared_corpora_dir
 
     shared = shared_corpora_dir()
     if shared is None or not (shared / "c" / "linux-6.1").is_dir():

@@ -325,7 +325,7 @@ def test_features():
 # ---- the real Stacks Project --------------------------------------------------------------
 @pytest.fixture(scope="module")
 def chapters() -> list[tuple[str, str]]:
-    from gen.core.registry import shared_corpora_dir
+    from conftest import shared_corpora_dir
 
     root = (shared_corpora_dir() or Path("/nonexistent")) / "latex" / "stacks-project"
     if not root.is_dir():
@@ -359,11 +359,11 @@ def test_tracker_never_flags_real_chapters(chapters):
 @pytest.fixture(scope="module")
 def stacks_data(chapters, tmp_path_factory) -> CorpusData:
     """The whole Stacks Project prepared as the `latex` corpus (its tail is the held-out part)."""
-    from gen.core.registry import default_source
-
     spec = resolve_corpus("latex")
     out = tmp_path_factory.mktemp("prepared") / "latex"
-    prepare(spec, D, default_source(spec), out)
+    from conftest import shared_corpora_dir
+
+    prepare(spec, D, str(shared_corpora_dir() / "latex" / "stacks-project"), out)  # the development copy as --src
     return CorpusData(out)
 
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import shared_corpora_dir
 
 from gen.core import checkpoint as ckpt_io
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import EvalContext, PrepareReport
 from gen.core.model import CharRNN, ModelArgs
-from gen.core.registry import get_domain, resolve_corpus, shared_corpora_dir
+from gen.core.registry import get_domain, resolve_corpus
 from gen.core.vocab import Vocab
 from gen.plugins.prose import ProseDomain, ProseStats
 from gen.plugins.prose import text as pt
@@ -95,7 +96,7 @@ def test_registered_with_manifests() -> None:
     assert spec.name == "shakespeare" and spec.split == "tail" and spec.val_fraction == 0.1
     assert spec.defaults["gpu"]["n_layer"] == 3 and spec.defaults["gpu"]["n_hidden"] == 512
     assert spec.defaults["gpu"]["dropout"] > 0
-    assert resolve_corpus("warandpeace").sources == ["{shared}/prose/warpeace.txt"]
+    assert resolve_corpus("warandpeace").download["url"].endswith("/2600/pg2600.txt")
 
 
 def test_cleaning_line_ends_bom_and_gutenberg() -> None:
@@ -223,8 +224,10 @@ def test_real_text_beats_corrupted_text(real_corpora, corpus: str) -> None:
     corrupted = [D.corrupt(t, rng) for t in real]
     r = [D.check(s, ctx) for s in real]
     c = [D.check(s, ctx) for s in corrupted]
-    # real held-out text scores well in absolute terms ...
-    assert _mean(r, "word_train") > 0.92 and _mean(r, "invented") < 0.03
+    # real held-out text scores well in absolute terms (without the system word list, wamerican,
+    # "invented" counts every word the training text lacks: about 6% of real held-out words) ...
+    wordlist = pt.load_wordlist() is not None
+    assert _mean(r, "word_train") > 0.92 and _mean(r, "invented") < (0.03 if wordlist else 0.1)
     # ... and corrupted text clearly worse, on every figure the corruption touches
     assert _mean(c, "word_train") < _mean(r, "word_train") - 0.1
     assert _mean(c, "invented") > _mean(r, "invented") + 0.1

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import shared_corpora_dir
 
 from gen.core import options
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import FREE, EvalContext, PrepareReport
-from gen.core.registry import get_domain, resolve_corpus, shared_corpora_dir
+from gen.core.registry import get_domain, resolve_corpus
 from gen.plugins.wiki import WikiDomain, WikiStats
 from gen.plugins.wiki.corrupt import corrupt_wiki
 from gen.plugins.wiki.features import wiki_features
@@ -167,7 +168,7 @@ def test_text_only_keeps_unescaped_wikitext(tmp_path: Path) -> None:
 def test_registered_with_its_corpus() -> None:
     spec = resolve_corpus("wiki")
     assert spec.name == "enwik8" and spec.split == "tail" and spec.val_fraction == 0.04
-    assert spec.separator == "\n" and spec.sources == ["{shared}/wiki/enwik8-prefix.xml"]
+    assert spec.separator == "\n" and spec.download["url"].endswith("/enwik8.zip") and spec.download["size"] == 36445475
     assert {"cpu", "gpu"} <= set(spec.defaults) and {"cpu", "gpu"} <= set(DOM.defaults)
 
 
