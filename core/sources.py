@@ -13,7 +13,7 @@ import re
 import sys
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -127,59 +127,48 @@ def iter_sources(src: str | Path, patterns: list[str], report: PrepareReport,
             text = decode(f.read_bytes(), str(f), report, max_bytes)
             if text is not None:
                 yield str(f.relative_to(path)), text
-    elif path.name.endswith(ARCHIVE_SUFFIXES):
-        yield from _tar_source(path, patterns, report, max_bytes)
-    elif zipfile.is_zipfile(path):
-        yield from _zip_source(path, patterns, report, max_bytes)
+    elif path.name.endswith(ARCHIVE_SUFFIXES) or zipfile.is_zipfile(path):
+        yield from _archive_source(path, patterns, report, max_bytes)
     else:
         text = decode(path.read_bytes(), str(path), report, max_bytes)
         if text is not None:
             yield path.name, text
 
 
-def _tar_source(path: Path, patterns: list[str], report: PrepareReport,
-                max_bytes: int | None) -> Iterator[tuple[str, str]]:
-    # members sorted by name for a deterministic order; links and devices are never extracted
-    with tarfile.open(path, "r:*") as tar:
-        members = sorted((m for m in tar.getmembers()), key=lambda m: m.name)
-        for m in members:
-            if not m.isfile():
-                if m.issym() or m.islnk():
-                    report.skip("symlink (not followed)")
-                continue
-            if not matches(os.path.basename(m.name), patterns):
-                report.skip("not matching the corpus file patterns")
-                continue
-            if max_bytes is not None and m.size > max_bytes:
-                report.skip(f"larger than {max_bytes} bytes")
-                continue
-            fh = tar.extractfile(m)
-            if fh is None:
-                continue
-            text = decode(fh.read(), m.name, report, max_bytes)
-            if text is not None:
-                yield m.name, text
-
-
-def _zip_source(path: Path, patterns: list[str], report: PrepareReport,
-                max_bytes: int | None) -> Iterator[tuple[str, str]]:
-    """Members of a .zip, sorted by name; links and oversized members skipped and counted."""
+def _archive_members(path: Path) -> Iterator[tuple[str, int, str, Callable[[], bytes]]]:
+    """(name, size, kind, read) of every member of a tar or zip archive, sorted by name; kind is
+    "file", "link" or "other". Nothing is extracted to disk."""
+    if path.name.endswith(ARCHIVE_SUFFIXES):
+        with tarfile.open(path, "r:*") as tar:
+            for m in sorted(tar.getmembers(), key=lambda m: m.name):
+                kind = "file" if m.isfile() else "link" if m.issym() or m.islnk() else "other"
+                yield m.name, m.size, kind, lambda m=m: tar.extractfile(m).read()
+        return
     with zipfile.ZipFile(path) as zf:
         for info in sorted(zf.infolist(), key=lambda i: i.filename):
-            if info.is_dir():
-                continue
-            if (info.external_attr >> 16) & 0o170000 == 0o120000:  # a symlink stored in the zip
+            link = (info.external_attr >> 16) & 0o170000 == 0o120000  # a symlink stored in the zip
+            kind = "other" if info.is_dir() else "link" if link else "file"
+            yield info.filename, info.file_size, kind, lambda info=info: zf.read(info)
+
+
+def _archive_source(path: Path, patterns: list[str], report: PrepareReport,
+                    max_bytes: int | None) -> Iterator[tuple[str, str]]:
+    """The usable text members of a .tar(.gz/.xz/.bz2) or .zip: links never followed, every
+    skip counted, the same rules as a folder."""
+    for name, size, kind, read in _archive_members(path):
+        if kind != "file":
+            if kind == "link":
                 report.skip("symlink (not followed)")
-                continue
-            if not matches(os.path.basename(info.filename), patterns):
-                report.skip("not matching the corpus file patterns")
-                continue
-            if max_bytes is not None and info.file_size > max_bytes:
-                report.skip(f"larger than {max_bytes} bytes")
-                continue
-            text = decode(zf.read(info), info.filename, report, max_bytes)
-            if text is not None:
-                yield info.filename, text
+            continue
+        if not matches(os.path.basename(name), patterns):
+            report.skip("not matching the corpus file patterns")
+            continue
+        if max_bytes is not None and size > max_bytes:
+            report.skip(f"larger than {max_bytes} bytes")
+            continue
+        text = decode(read(), name, report, max_bytes)
+        if text is not None:
+            yield name, text
 
 
 def _package_source(spec: str, report: PrepareReport) -> Iterator[tuple[str, str]]:

@@ -50,6 +50,25 @@ def test_tar_archive(tmp_path):
     assert got == ["alpha", "gamma"] and report.skipped["symlink (not followed)"] == 1
 
 
+def test_zip_archive_follows_the_same_rules(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "src.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("src/b/gamma.txt", "gamma")
+        zf.writestr("src/a/alpha.txt", "alpha")
+        zf.writestr("src/notes.md", "not matching")
+        zf.writestr("src/bin.txt", b"\x7fELF\x02\x01")
+        link = zipfile.ZipInfo("src/link.txt")
+        link.external_attr = (0o120777 << 16)  # a symlink member
+        zf.writestr(link, "/etc/shadow")
+    report = PrepareReport()
+    got = [text for _, text in iter_sources(archive, ["*.txt"], report)]
+    assert got == ["alpha", "gamma"]
+    assert report.skipped == {"symlink (not followed)": 1, "not matching the corpus file patterns": 1,
+                              "binary (an ELF executable)": 1}
+
+
 def test_prepare_from_stdin(ws, run):
     out = run("prepare", "people", "--domain", "names", "--src", "-", input="Ada\nBob\nCy\n" * 50).output
     assert "150 documents" in out
