@@ -8,11 +8,9 @@ length of the longest prefix of the rest of the sample that occurs anywhere in t
 * ``copy_longest``: the longest span copied verbatim from training (characters);
 * ``copy_share``: the share of the sample's ``NGRAM``-character windows found in training.
 
-Real held-out text scores low but not zero (common phrases recur): 1,000-character windows of
-held-out Shakespeare share 19 characters at most with training and 0.1% of their 20-grams, War
-and Peace 25 and 2%; a memorising model scores far higher. Building the index of 5 MB takes
-about 4 s of CPU on this 2-core machine (3.3 s wall when quiet; tests/test_copying.py checks
-it); a query costs one binary search per sample position, about 30-60 ms per 2,000 characters.
+Real held-out text scores low but not zero (common phrases recur); a memorising model scores
+far higher. What real text scores, and what building and querying the index cost, are in
+evals/BENCHMARKS.md ("Design measurements"); a query costs one binary search per sample position.
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ if TYPE_CHECKING:
     from gen.core.data import CorpusData
 
 NGRAM = 20  # characters: long enough that a shared window is rarely a common phrase
-# bigger corpora are indexed on their first this-many characters (about 30 s and 2 GB to build)
+# bigger corpora are indexed on their first this-many characters (bounds the build's time and memory)
 MAX_INDEX_CHARS = 32_000_000
 REPORT_SPAN = 60  # a copied span at least this long is reported as an issue
 CACHE_NAME = "copy_index.npy"

@@ -102,7 +102,7 @@ def trace(model: CharRNN, vocab: Vocab, text: str, start: str = "\n", threads: i
     """Run ``text`` through ``model`` (read after ``start``, as sampling does) and record it all.
 
     One stream is a chain of tiny (1, H) x (H, 4H) products: extra threads only add
-    synchronisation (measured 6x slower with 2 threads than 1 on a busy 2-core machine)."""
+    synchronisation (measured several times slower with 2 threads than 1 on a busy 2-core machine: evals/BENCHMARKS.md)."""
     if not text:
         raise ValueError("nothing to trace: the text is empty")
     before = torch.get_num_threads()
