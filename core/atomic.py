@@ -32,4 +32,6 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    atomic_write(path, lambda fh: fh.write(text.encode("utf-8")))
+    """UTF-8; a lone surrogate (from a JSONL "\\ud800" or bad bytes) is written as the escape
+    ``\\ud800``, which inside a JSON string reads back as the same character: never a crash."""
+    atomic_write(path, lambda fh: fh.write(text.encode("utf-8", errors="backslashreplace")))

@@ -21,7 +21,7 @@ from gen.core.errors import GenError
 from gen.core.hookspecs import hookimpl
 from gen.core.options import click_option
 from gen.core.registry import get_domain, get_registry
-from gen.core.samplesfile import read_samples
+from gen.core.samplesfile import json_text, read_samples
 from gen.evals import api
 from gen.evals.harness import format_table, write_report
 
@@ -59,14 +59,17 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
         return
     if params["samples"] is None:
         raise GenError("give a SAMPLES file/folder, or --checkpoint for a temperature sweep")
-    texts = read_samples(params["samples"], per_line=domain.samples_per_line)
+    skipped: dict[str, int] = {}
+    texts = read_samples(params["samples"], per_line=domain.samples_per_line, skipped=skipped)
+    for reason, n in sorted(skipped.items()):
+        click.echo(f"skipped {n:,} file(s) of {params['samples']}: {reason}", err=True)
     if not texts:
         raise GenError(f"no samples found in {params['samples']}")
     report = api.score(domain.name, texts, params["against"], ws, not params["no_baseline"], **options)
     report.meta["samples"] = str(params["samples"])
     rec, summ = write_report(report, out_dir)
     if params["as_json"]:
-        click.echo(json.dumps(report.summary(), indent=2, ensure_ascii=False))
+        click.echo(json_text(report.summary(), indent=2))
     else:
         click.echo(format_table(report))
     click.echo(f"wrote {rec} and {summ}", err=True)
