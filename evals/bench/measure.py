@@ -315,6 +315,8 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
     result: dict[str, Any] = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "machine": machine_info(dev),
                               "quick": quick, "seconds_per_case": seconds, "rounds": rounds,
                               "flop_formula": FLOP_FORMULA, "vocab": VOCAB, "peak": {}, "cases": [], "notes": []}
+    log(f"planned: {len(cases)} config(s) x about {seconds:.0f} s = about {len(cases) * seconds / 60:.1f} min, "
+        f"after a few seconds measuring the matmul peak (rounds always complete, so it may run over)")
     max_n = (1024 if quick else 8192) if dev.type == "cuda" else (256 if quick else 2048)
     for prec in ("fp32", "bf16"):  # both always: sampling runs in fp32, the bf16 figure decides below
         dtype = torch.float32 if prec == "fp32" else torch.bfloat16
@@ -330,8 +332,6 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
                                    f"{result['peak']['fp32']['flops'] / 1e9:.3g} GFLOP/s); --precisions fp32,bf16 "
                                    "forces it")
     result["precisions"] = list(precisions)
-    log(f"planned: {len(cases)} config(s) x about {seconds:.0f} s = about {len(cases) * seconds / 60:.1f} min "
-        f"(training {', '.join(precisions) or 'none'}, then sampling; rounds always complete, so it may run over)")
     with tempfile.TemporaryDirectory(prefix="gen-bench-") as tmp:
         for case in cases:
             args = case.args()

@@ -88,6 +88,8 @@ def test_sampling_only(gen_cli, tmp_path):
     r = json.loads(out.read_text())
     assert r["precisions"] == [] and r["cases"][0]["train"] == {}
     assert _pos(r["cases"][0]["sample"]["ours_64"]["chars_per_s"])
+    # the planned duration comes first, before any measuring
+    assert res.output.index("planned: 1 config(s) x about 0 s") < res.output.index("matmul peak")
 
 
 def test_parse_config_presets_and_overrides():
