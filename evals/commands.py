@@ -103,7 +103,7 @@ def eval_group() -> None:
 @click.command()
 @click.option("--seconds", default=150.0, show_default=True, help="training time budget")
 def demo(seconds: float) -> None:
-    """Prepare the offline census names, train ~3 minutes on CPU, print 20 new names."""
+    """Prepare the offline census names, train about a minute on CPU (at most --seconds), print 20 new names."""
     from gen.evals.demo import run_demo
 
     ws = click.get_current_context().find_root().obj
