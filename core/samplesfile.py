@@ -34,6 +34,8 @@ def read_samples(path: str | Path, per_line: bool = False, skipped: dict[str, in
         raise GenError(f"samples {path} are {path.stat().st_size:,} bytes, over the {MAX_SAMPLES_BYTES:,} a samples "
                        f"file may have: split it")
     text = path.read_text(encoding="utf-8", errors="replace")
+    if not text:  # one policy for every domain: an empty file holds no sample (gen eval says so)
+        return []
     if path.suffix == ".jsonl":
         out = []
         for n, line in enumerate(text.splitlines(), 1):

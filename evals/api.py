@@ -89,11 +89,12 @@ def load(target: str | Path, workspace: str | Path | None = None) -> Model:
 
 
 def score(domain: str, texts: list[str], against: str | None = None, workspace: str | Path | None = None,
-          baseline: bool = True, out: str | Path | None = None, **options: Any) -> EvalReport:
+          baseline: bool = True, out: str | Path | None = None, sink: Callable[[list[dict]], None] | None = None,
+          **options: Any) -> EvalReport:
     """`gen eval DOMAIN`: score ``texts`` with the domain's checks (and ``against`` a prepared
     corpus: novelty, copying, and real/corrupted held-out text beside them). ``options`` are the
     domain's eval options (``gcc=True``, ``compile=True`` ...); ``out`` also writes
-    records.jsonl and summary.json there."""
+    records.jsonl and summary.json there; ``sink`` gets the records as they are scored."""
     dom = get_domain(domain)
     values = {o.name: o.default for o in dom.eval_options}
     unknown = set(options) - set(values)
@@ -103,7 +104,7 @@ def score(domain: str, texts: list[str], against: str | None = None, workspace: 
         raise GenError(f"unknown eval option(s) {sorted(unknown)} for domain {domain!r}; "
                        f"its options: {sorted(values) or 'none'}")
     ctx = pipeline.eval_context(dom, against, ws_mod.workspace_dir(workspace), {**values, **options})
-    report = evaluate(dom, list(texts), ctx, baseline=baseline)
+    report = evaluate(dom, list(texts), ctx, baseline=baseline, sink=sink)
     if out is not None:
         write_report(report, Path(out))
     return report

@@ -15,6 +15,7 @@ from typing import Any
 import click
 
 from gen.core import pipeline
+from gen.core.atomic import atomic_write_text
 from gen.core.cli import add_workspace_option
 from gen.core.domain import Domain
 from gen.core.errors import GenError
@@ -23,7 +24,7 @@ from gen.core.options import click_option
 from gen.core.registry import get_domain, get_registry
 from gen.core.samplesfile import json_text, read_samples
 from gen.evals import api
-from gen.evals.harness import format_table, write_report
+from gen.evals.harness import RecordWriter, format_table, write_report
 
 _COMMON = [
     click.Argument(["samples"], type=click.Path(), required=False),
@@ -65,9 +66,19 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
         click.echo(f"skipped {n:,} file(s) of {params['samples']}: {reason}", err=True)
     if not texts:
         raise GenError(f"no samples found in {params['samples']}")
-    report = api.score(domain.name, texts, params["against"], ws, not params["no_baseline"], **options)
+    writer = RecordWriter(out_dir / "records.jsonl")  # records reach the disk as they are scored
+    try:
+        report = api.score(domain.name, texts, params["against"], ws, not params["no_baseline"], sink=writer,
+                           **options)
+    except KeyboardInterrupt:
+        writer.close()
+        atomic_write_text(out_dir / "summary.json", json_text({"partial": True, "n_scored": writer.count,
+                                                               "n": len(texts), "domain": domain.name}, 2))
+        raise GenError(f"interrupted: {writer.count} of {len(texts)} samples scored and kept in {writer.path}; "
+                       f"summary.json says the report is partial") from None
+    writer.close()
     report.meta["samples"] = str(params["samples"])
-    rec, summ = write_report(report, out_dir)
+    rec, summ = write_report(report, out_dir, records_written=True)
     if params["as_json"]:
         click.echo(json_text(report.summary(), indent=2))
     else:

@@ -13,6 +13,7 @@ import json
 import random
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,22 +88,30 @@ def _safe_check_many(checker, samples: list[str], ctx: EvalContext) -> list[Chec
     return [_safe_check(checker, s, ctx) for s in samples]
 
 
-def score(domain: Domain, samples: list[str], ctx: EvalContext) -> ScoredSet:
-    """Run the domain's checks and every generic metric over ``samples``."""
+CHUNK_SAMPLES = 256  # samples scored (and their records handed on) at a time
+BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most
+
+
+def score(domain: Domain, samples: list[str], ctx: EvalContext,
+          sink: Callable[[list[dict[str, Any]]], None] | None = None) -> ScoredSet:
+    """Run the domain's checks and every generic metric over ``samples``, CHUNK_SAMPLES at a
+    time; ``sink`` gets each chunk's records as soon as they are scored (so an interrupted eval
+    keeps what it finished). Set-level figures come at the end, from every result."""
     checkers = [domain, *get_registry().metrics]
     specs: dict[str, MetricSpec] = {}
     for c in checkers:
         specs.update({m.name: m for m in c.metrics})
     t0 = time.perf_counter()
-    per_checker = {id(c): _safe_check_many(c, samples, ctx) for c in checkers}
+    per_checker: dict[int, list[CheckResult]] = {id(c): [] for c in checkers}
     records = []
-    for i, sample in enumerate(samples):
-        rec = {"index": i, "length": len(sample), "metrics": {}, "issues": []}
+    for lo in range(0, len(samples), CHUNK_SAMPLES):
+        chunk = samples[lo:lo + CHUNK_SAMPLES]
         for c in checkers:
-            res = per_checker[id(c)][i]
-            rec["metrics"].update(res.metrics)
-            rec["issues"].extend(x.to_dict() for x in res.issues)
-        records.append(rec)
+            per_checker[id(c)] += _safe_check_many(c, chunk, ctx)
+        fresh = [_record(i, samples[i], checkers, per_checker) for i in range(lo, lo + len(chunk))]
+        records += fresh
+        if sink:
+            sink(fresh)
     values: dict[str, float | None] = {}
     for name, spec in specs.items():
         vals = [r["metrics"].get(name) for r in records]
@@ -120,27 +129,72 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext) -> ScoredSet:
     return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)))
 
 
+def _record(i: int, sample: str, checkers: list, per_checker: dict[int, list[CheckResult]]) -> dict[str, Any]:
+    rec: dict[str, Any] = {"index": i, "length": len(sample), "metrics": {}, "issues": []}
+    for c in checkers:
+        res = per_checker[id(c)][i]
+        rec["metrics"].update(res.metrics)
+        rec["issues"].extend(x.to_dict() for x in res.issues)
+    return rec
+
+
+def baseline_lengths(samples: list[str], max_chars: int = BASELINE_MAX_CHARS) -> list[int]:
+    """The samples' lengths, thinned evenly across the set until they add up to at most
+    ``max_chars``: the reference costs at most about as much as the samples, never more."""
+    lengths = [min(max(1, len(s)), max_chars) for s in samples]
+    total = sum(lengths)
+    if total <= max_chars:
+        return lengths
+    step = total / max_chars  # keep about one sample in ``step``, spread over the whole set
+    picked = [lengths[int(j * step)] for j in range(int(len(lengths) / step) + 1) if int(j * step) < len(lengths)]
+    while sum(picked) > max_chars and len(picked) > 1:
+        picked.pop()
+    return picked
+
+
 def evaluate(domain: Domain, samples: list[str], ctx: EvalContext, baseline: bool = True,
-             seed: int = 0) -> EvalReport:
-    """Score samples, and (with a corpus in ``ctx``) real and corrupted held-out text beside them."""
-    report = EvalReport(score(domain, samples, ctx), meta={"domain": domain.name})
+             seed: int = 0, sink: Callable[[list[dict[str, Any]]], None] | None = None) -> EvalReport:
+    """Score samples (records to ``sink`` as they are scored), and (with a corpus in ``ctx``)
+    real and corrupted held-out text beside them, at most BASELINE_MAX_CHARS of each."""
+    report = EvalReport(score(domain, samples, ctx, sink), meta={"domain": domain.name})
     if ctx.data is not None:
         report.meta["against"] = ctx.data.name
         if baseline and samples:
             rng = random.Random(seed)
-            real = domain.baseline(ctx.data, [max(1, len(s)) for s in samples], rng)
+            real = domain.baseline(ctx.data, baseline_lengths(samples), rng)
             report.real = score(domain, real, ctx)
             report.corrupted = score(domain, [domain.corrupt(t, rng) for t in real], ctx)
+            report.meta["baseline_texts"], report.meta["baseline_chars"] = len(real), sum(map(len, real))
     return report
 
 
-def write_report(report: EvalReport, out_dir: Path) -> tuple[Path, Path]:
-    """records.jsonl (one line per sample) and summary.json, written atomically."""
+def write_report(report: EvalReport, out_dir: Path, records_written: bool = False) -> tuple[Path, Path]:
+    """records.jsonl (one line per sample; unless a RecordWriter already streamed them) and
+    summary.json, written atomically."""
     out_dir.mkdir(parents=True, exist_ok=True)
     rec_path, sum_path = out_dir / "records.jsonl", out_dir / "summary.json"
-    atomic_write_text(rec_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.samples.records))
+    if not records_written:
+        atomic_write_text(rec_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.samples.records))
     atomic_write_text(sum_path, json.dumps(report.summary(), indent=2, ensure_ascii=False))
     return rec_path, sum_path
+
+
+class RecordWriter:
+    """records.jsonl written as samples are scored: each chunk appended and flushed, text that
+    cannot be encoded (lone surrogates) escaped; ``count`` says how many are safely on disk."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.count = path, 0
+        self.fh = open(path, "w", encoding="utf-8", errors="backslashreplace")
+
+    def __call__(self, records: list[dict[str, Any]]) -> None:
+        self.fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+        self.fh.flush()
+        self.count += len(records)
+
+    def close(self) -> None:
+        self.fh.close()
 
 
 def format_table(report: EvalReport, worst: int = 3) -> str:
@@ -154,6 +208,9 @@ def format_table(report: EvalReport, worst: int = 3) -> str:
             row += [fmt_num(report.real.values.get(name)), fmt_num(report.corrupted.values.get(name))]
         rows.append(row)
     lines = [table.render(rows, [cols])]
+    if report.real:
+        lines.append(f"(real and corrupted: {report.meta.get('baseline_texts', 0):,} held-out texts, "
+                     f"{report.meta.get('baseline_chars', 0):,} characters, of {report.meta.get('against')})")
     kinds = Counter(i["kind"] for r in s.records for i in r["issues"])
     if kinds:
         lines.append("")

@@ -29,3 +29,51 @@ def test_samples_folder_follows_the_prepare_rules(run, ws, tmp_path):
     assert "skipped 1 file(s)" in out and "symlink pointing outside --src" in out and "ELF" in out
     assert json.loads(out.split("\n", 2)[-1].split("\nwrote")[0])["n"] == 2
     assert "TOP-SECRET" not in (tmp_path / "e" / "records.jsonl").read_text()
+
+
+def test_an_empty_samples_file_is_no_sample_in_every_domain(run, ws, tmp_path):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    for domain in ("names", "prose", "wiki", "latex", "c", "text"):
+        assert "no samples found" in run("eval", domain, str(empty), code=1).output
+
+
+def test_the_baseline_costs_at_most_a_megabyte():
+    from gen.evals.harness import BASELINE_MAX_CHARS, baseline_lengths
+
+    small = ["x" * 500] * 10
+    assert baseline_lengths(small) == [500] * 10  # all of a small set
+    big = ["y" * 6000] * 1000  # 6 MB of samples
+    lengths = baseline_lengths(big)
+    assert sum(lengths) <= BASELINE_MAX_CHARS < sum(lengths) + 2 * 6000 and set(lengths) == {6000}
+    assert baseline_lengths(["z" * 3_000_000]) == [BASELINE_MAX_CHARS]
+
+
+def test_an_interrupted_eval_keeps_what_it_scored(run, ws, tmp_path):
+    from gen.core.api import CheckResult, Domain, MetricSpec, hookimpl
+    from gen.core.plugins import register_plugin, unregister_plugin
+
+    class Impatient(Domain):
+        name = "impatient"
+        metrics = (MetricSpec("len", None),)
+
+        def check(self, sample, ctx):
+            if sample == "stop":
+                raise KeyboardInterrupt  # Ctrl-C while scoring
+            return CheckResult({"len": float(len(sample))})
+
+    class Plugin:
+        @hookimpl
+        def register_domains(self, register):
+            register(Impatient())
+
+    samples = tmp_path / "s.jsonl"
+    samples.write_text("".join(json.dumps({"text": "ok"}) + "\n" for _ in range(300)) + '{"text": "stop"}\n')
+    register_plugin(Plugin(), name="impatient")
+    try:
+        out = run("eval", "impatient", str(samples), "--out", str(tmp_path / "e"), code=1).output
+    finally:
+        unregister_plugin("impatient")
+    assert "interrupted: 256 of 301 samples scored" in out
+    assert len((tmp_path / "e" / "records.jsonl").read_text().splitlines()) == 256
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["partial"] is True
