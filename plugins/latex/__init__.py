@@ -11,7 +11,7 @@
 * sample/viz: ``tracker`` (with ``constraints``) keeps environments, braces and math closed while
   sampling; ``closing`` closes a cut sample; ``features`` gives per-character structure features.
 
-Eval options (``ctx.options``): ``compile`` (bool) compiles every sample with pdflatex;
+Eval options (``ctx.options``): ``compile`` (bool) compiles every sample with pdflatex, as written (``compile_ok``) and as a completed window (``compile_ok_repaired``);
 ``pylatexenc``: True parses every sample, an integer N only samples of at most N characters
 (the bound keeps it from dominating eval time); ``latex_mode`` ``auto``/``window``/``document``
 picks how strictly stray closers and unclosed openers are judged (see ``latex_scan``);
@@ -73,7 +73,10 @@ METRICS = (
     MetricSpec("invented_macros", False, "distinct commands the training corpus never uses (needs --against)"),
     MetricSpec("invented_envs", False, "distinct environment names the training corpus never uses (needs --against)"),
     MetricSpec("pylatexenc_ok", True, "pylatexenc strict parse succeeds on the completed sample (option pylatexenc)"),
-    MetricSpec("compile_ok", True, "pdflatex compiles the completed sample (option compile)"),
+    MetricSpec("compile_ok", True, "pdflatex compiles the sample as written: a full document as it is, else "
+                                   "wrapped in a minimal document, nothing repaired (option compile)"),
+    MetricSpec("compile_ok_repaired", True, "pdflatex compiles the sample as a window of a document: the frames "
+                                            "it leaves open or closes completed first (option compile)"),
 )
 
 _LABEL = re.compile(r"\\label\{([^{}\\\n]*)\}")
@@ -229,21 +232,22 @@ class LatexDomain(Domain):
 
     def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
         """Scan every sample; with ``compile``, compile them on the worker pool in parallel and
-        fill ``compile_ok`` once each finishes."""
+        fill ``compile_ok`` (as written) and ``compile_ok_repaired`` once each finishes."""
         results, jobs = [], []
         for sample in samples:  # a check that raises is caught (once) by the eval harness
             result, res = self._check(sample, ctx)
             if ctx.options.get("compile"):
-                jobs.append((result, self._compile(sample, res, ctx, result)))
+                for metric, repair in (("compile_ok", False), ("compile_ok_repaired", True)):
+                    jobs.append((result, metric, self._compile(sample, res, ctx, result, repair)))
             results.append(result)
-        for result, future in jobs:
+        for result, metric, future in jobs:
             if future is None:
                 continue
             try:
                 ok, issue = future.result()
             except Exception as exc:  # noqa: BLE001 - a failed compile job is a finding, not a crash
                 ok, issue = None, Issue("compile_error", f"compile job failed: {type(exc).__name__}: {exc}")
-            result.metrics["compile_ok"] = None if ok is None else float(ok)
+            result.metrics[metric] = None if ok is None else float(ok)
             if issue is not None:
                 result.issues.append(issue)
         return results
@@ -279,7 +283,7 @@ class LatexDomain(Domain):
             metrics["pylatexenc_ok"] = None if ok is None else float(ok)
             if issue:
                 issues.append(issue)
-        metrics["compile_ok"] = None
+        metrics["compile_ok"] = metrics["compile_ok_repaired"] = None
         return CheckResult(metrics, issues), res
 
     def _references(self, sample: str, clean: str, stats: LatexStats | None,
@@ -329,7 +333,8 @@ class LatexDomain(Domain):
             issues.append(Issue("invented_env", f"environment {name!r} is never used in the training corpus",
                                 where, excerpt(sample, where)))
 
-    def _compile(self, sample: str, res: ScanResult, ctx: EvalContext, result: CheckResult) -> Future | None:
+    def _compile(self, sample: str, res: ScanResult, ctx: EvalContext, result: CheckResult,
+                 repair: bool) -> Future | None:
         """Submit one compile job (None when no engine is installed: the report says so once)."""
         compiler = ctx.state.get("latex_compiler")  # one pool per evaluation
         if compiler is None:
@@ -343,7 +348,7 @@ class LatexDomain(Domain):
                 ctx.state["latex_compile_noted"] = True
                 result.issues.append(Issue("compile_unavailable", compiler.note))
             return None
-        return compiler.pool.submit(compiler.compile, sample, res)
+        return compiler.pool.submit(compiler.compile, sample, res, repair)
 
     # ---- calibration ---------------------------------------------------------------------
     def corrupt(self, text: str, rng: random.Random) -> str:

@@ -134,8 +134,8 @@ class Compiler:
         self.engine, self.note = None, f"pdflatex cannot compile even a minimal document: {err}"
         return ""
 
-    def _run(self, preamble: str, body: str) -> tuple[bool, str, int | None]:
-        doc = preamble + "\\begin{document}\n" + body + "\n\\end{document}\n"
+    def _run(self, preamble: str, body: str, document: bool = False) -> tuple[bool, str, int | None]:
+        doc = body if document else preamble + "\\begin{document}\n" + body + "\n\\end{document}\n"
         env = {**os.environ, "openin_any": "p", "openout_any": "p", "shell_escape": "f"}
         with tempfile.TemporaryDirectory(prefix="gen-latex-") as tmp:
             Path(tmp, "s.tex").write_text(doc, encoding="utf-8")
@@ -152,16 +152,20 @@ class Compiler:
             text = log.read_text(encoding="utf-8", errors="replace") if log.exists() else r.stdout.decode(
                 "utf-8", "replace")
             msg, lineno = first_error(text)
-            first_body_line = preamble.count("\n") + 2
+            first_body_line = 1 if document else preamble.count("\n") + 2
             return False, msg, None if lineno is None else lineno - first_body_line
 
-    def compile(self, sample: str, res: ScanResult | None = None) -> tuple[bool, Issue | None]:
-        """Compile one sample (completed, document-level commands neutralized)."""
+    def compile(self, sample: str, res: ScanResult | None = None, repair: bool = True) -> tuple[bool, Issue | None]:
+        """Compile one sample. ``repair``: as a window of a document (the frames it opens or
+        closes completed first); else as written: a full document (``\\documentclass``) as it
+        is, anything else wrapped in the minimal document around it, nothing added inside."""
         res = res if res is not None else scan(sample)
-        completed, prefix = res.complete(sample)
-        body = _NEUTRALIZE.sub("", completed)
+        completed, prefix = res.complete(sample) if repair else (sample, "")
         t0 = time.perf_counter()
-        ok, msg, line = self._run(self.preamble, body)
+        if not repair and "\\documentclass" in sample:
+            ok, msg, line = self._run("", sample, document=True)
+        else:
+            ok, msg, line = self._run(self.preamble, _NEUTRALIZE.sub("", completed))
         self.seconds += time.perf_counter() - t0
         self.compiled += 1
         if ok:
@@ -170,7 +174,8 @@ class Compiler:
         if line is not None:  # body line -> offset in the sample (the prefix adds lines)
             line -= prefix.count("\n")
             off = 0 if line <= 0 else _line_offset(sample, line)
-        return False, Issue("compile_error", msg, off, excerpt(sample, off) if off >= 0 else "")
+        kind = "compile_error" if not repair else "compile_error_repaired"
+        return False, Issue(kind, msg, off, excerpt(sample, off) if off >= 0 else "")
 
 
 def _line_offset(text: str, line: int) -> int:
