@@ -31,12 +31,6 @@ _registry: Registry | None = None
 _generation = -1  # plugins.generation the registry was built for
 
 
-def reset() -> None:
-    """Forget the gathered registry (after plugins are added or removed)."""
-    global _registry
-    _registry = None
-
-
 def _call_each(hook_name: str, collect) -> None:
     """Call a hook on every plugin separately so we know which plugin registered what."""
     pm = load_plugins()

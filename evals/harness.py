@@ -34,6 +34,7 @@ class ScoredSet:
     values: dict[str, float | None]
     seconds: float = 0.0
     chars: int = 0
+    set_issues: list[dict[str, Any]] = field(default_factory=list)  # set-level checks that raised
 
 
 @dataclass
@@ -53,6 +54,8 @@ class EvalReport:
             "throughput_mb_s": round(s.chars / 1e6 / max(s.seconds, 1e-9), 3),
             "issue_counts": dict(Counter(i["kind"] for r in s.records for i in r["issues"]).most_common()),
         }
+        if s.set_issues:
+            out["set_issues"] = s.set_issues
         if self.real:
             out["baseline"] = self.real.values
         if self.corrupted:
@@ -120,13 +123,13 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
             values[name] = float(sum(vals))
         elif spec.aggregate == "mean":
             values[name] = sum(vals) / len(vals) if vals else None
+    set_issues = []
     for c in checkers:
         try:
             values.update(c.summarize(samples, per_checker[id(c)], ctx))
-        except Exception as exc:  # noqa: BLE001
-            if records:  # a set-level failure is recorded on the first sample, not raised
-                records[0]["issues"].append(_error_issue(exc).to_dict())
-    return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)))
+        except Exception as exc:  # noqa: BLE001 - a set-level failure goes in the summary, not raised
+            set_issues.append(_error_issue(exc).to_dict())
+    return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)), set_issues)
 
 
 def _record(i: int, sample: str, checkers: list, per_checker: dict[int, list[CheckResult]]) -> dict[str, Any]:

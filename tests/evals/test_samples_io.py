@@ -77,3 +77,23 @@ def test_an_interrupted_eval_keeps_what_it_scored(run, ws, tmp_path):
     assert "interrupted: 256 of 301 samples scored" in out
     assert len((tmp_path / "e" / "records.jsonl").read_text().splitlines()) == 256
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["partial"] is True
+
+
+def test_a_set_level_check_that_raises_is_recorded_in_the_summary(ws):
+    from gen.core.api import CheckResult, Domain, EvalContext, MetricSpec
+    from gen.evals.harness import evaluate
+
+    class Grumpy(Domain):
+        name = "grumpy"
+        metrics = (MetricSpec("len", None),)
+
+        def check(self, sample, ctx):
+            return CheckResult({"len": float(len(sample))})
+
+        def summarize(self, samples, results, ctx):
+            raise ValueError("no set figure today")
+
+    d = Grumpy()
+    summary = evaluate(d, ["a", "bb"], EvalContext(d), baseline=False).summary()
+    assert summary["metrics"]["len"]["value"] == 1.5
+    assert summary["set_issues"][0]["kind"] == "check_error" and "no set figure" in summary["set_issues"][0]["message"]
