@@ -15,6 +15,7 @@ from gen.core import STARTED, pipeline
 from gen.core import workspace as ws_mod
 from gen.core.device import is_main_process
 from gen.core.errors import GenError
+from gen.core.options import device_option, precision_option
 
 TRAIN_OPTIONS = [  # (flag, TrainConfig field, help); types and ranges come from gen.core.config
     ("--cell", "cell", "recurrent cell"),
@@ -286,9 +287,12 @@ def run_writers() -> list:
 @click.option("--novel-only", is_flag=True, help="names: never produce a training name (guided)")
 @click.option("--out", type=click.Path(), help="write samples here (.txt, .jsonl or a directory)")
 @click.option("--jsonl", is_flag=True, help="write JSONL (one {\"text\": ...} per line)")
+@device_option
+@precision_option
 def sample(target: str, num: int, length: int | None, temperature: float, top_k: int, top_p: float, prime: str,
            prime_file: str | None, stop: tuple[str, ...], seed: int | None, guided: bool,
-           constraints: tuple[str, ...], novel_only: bool, out: str | None, jsonl: bool) -> None:
+           constraints: tuple[str, ...], novel_only: bool, out: str | None, jsonl: bool, device: str,
+           precision: str) -> None:
     """Generate from a checkpoint, or from a corpus's latest trained run."""
     from gen.core.samplesfile import write_samples
 
@@ -300,7 +304,7 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
     on_char = (lambda s, ch: (sys.stdout.write(ch), sys.stdout.flush())) if stream else None
     texts, stats = loaded.generate(_ws(), num, length, temperature, top_k, top_p, prime,
                                    [s.encode().decode("unicode_escape") for s in stop] or None, seed, guided,
-                                   list(constraints) or None, novel_only, on_char)
+                                   list(constraints) or None, novel_only, on_char, device, precision)
     guided = guided or novel_only
     if stats.unknown_prime:
         click.echo(f"note: the prime has characters the model never saw; encoded as "

@@ -65,7 +65,7 @@ class TrainConfig:
     seed: int = 1337  # one seed makes the run repeatable (data order is deterministic anyway)
     # hardware
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | fp32 | bf16
+    precision: str = "auto"  # auto (GPU: bf16 where supported; CPU: measured, core/precision.py) | fp32 | bf16
     threads: int = 0  # CPU threads; 0 = all cores
 
     def to_dict(self) -> dict[str, Any]:

@@ -179,6 +179,7 @@ class Domain:
     metrics: tuple[MetricSpec, ...] = ()
     prepare_options: tuple[Option, ...] = ()  # flags of `gen prepare` for this domain's corpora
     eval_options: tuple[Option, ...] = ()  # flags of `gen eval DOMAIN`; values in EvalContext.options
+    serial_options: tuple[str, ...] = ()  # eval options that run their own tool pool: no eval process pool
     # hyperparameter overrides of TrainConfig by device kind; corpus manifests override these
     defaults: dict[str, dict[str, Any]] = {}
 
@@ -241,9 +242,12 @@ class EvalContext:
 
     @property
     def stats(self) -> Any:
-        """The domain's corpus statistics, built on first use (None without --against)."""
+        """The domain's corpus statistics (None without --against): loaded from the corpus
+        folder's cache, or built on first use and cached there (core/statscache.py)."""
         if not self._stats_built:
-            self._stats = self.domain.corpus_stats(self.data) if self.data is not None else None
+            from gen.core.statscache import load_or_build
+
+            self._stats = load_or_build(self.domain, self.data) if self.data is not None else None
             self._stats_built = True
         return self._stats
 

@@ -87,14 +87,20 @@ class FusedStepper:
     Weights are rearranged once: layer 0's input projection becomes a (V, G*H) lookup table
     (embedding @ W_ih^T + biases); deeper layers use one matmul of [x, h] (B, 2H) with the
     stacked weights (2H, G*H). Gate order follows PyTorch (LSTM: i, f, g, o; GRU: r, z, n).
+
+    ``device`` and ``dtype``: where and in what the matrix products run. With bf16 the weights
+    and the matmul inputs are bf16 (half the bytes read per character, and native bf16 units
+    where the chip has them); gates, cell state and logits stay fp32, so rounding does not build
+    up along the sequence. The input table is built in fp32 and rounded once.
     """
 
-    def __init__(self, model: CharRNN) -> None:
+    def __init__(self, model: CharRNN, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
         a = model.args
         self.args, self.cell = a, a.cell
-        # sampling runs on the CPU in fp32 whatever the model trained on; state_dict tensors are
-        # detached, so nothing here can build an autograd graph
-        w = {k: v.detach().float().cpu() for k, v in model.state_dict().items()}
+        self.device, self.dtype = torch.device(device), dtype
+        # state_dict tensors are detached, so nothing here can build an autograd graph
+        w = {k: v.detach().float().to(self.device) for k, v in model.state_dict().items()}
         self.w_in0 = w["embed.weight"] @ w["rnn.weight_ih_l0"].t() + w["rnn.bias_ih_l0"]  # (V, G*H)
         self.w_hh0 = w["rnn.weight_hh_l0"].t().contiguous()  # (H, G*H)
         self.b_hh0 = w["rnn.bias_hh_l0"]
@@ -109,11 +115,20 @@ class FusedStepper:
         self.w_head = w["head.weight"].t().contiguous()  # (H, V)
         self.b_head = w["head.bias"]
         self.H = a.n_hidden
+        if dtype != torch.float32:  # matmul operands only; biases are added in fp32
+            self.w_hh0, self.w_head = self.w_hh0.to(dtype), self.w_head.to(dtype)
+            self.layers = [tuple(t.to(dtype) if t.dim() == 2 else t for t in layer) for layer in self.layers]
 
     def init_state(self, n: int) -> list[torch.Tensor]:
-        """Per layer h (and c for LSTM), each (N, H), flattened into one list."""
+        """Per layer h (and c for LSTM), each (N, H) fp32, flattened into one list."""
         per = 2 if self.cell == "lstm" else 1
-        return [torch.zeros(n, self.H) for _ in range(per * self.args.n_layer)]
+        return [torch.zeros(n, self.H, device=self.device) for _ in range(per * self.args.n_layer)]
+
+    def _mm(self, bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """bias + x @ w in fp32 out: (N, K) x (K, M); x rounded to the weights' dtype first."""
+        if w.dtype == torch.float32:
+            return torch.addmm(bias, x, w)
+        return (x.to(w.dtype) @ w).float().add_(bias)
 
     def step(self, ids: torch.Tensor, state: list[torch.Tensor]) -> torch.Tensor:
         """Feed ids (N,) and update ``state`` in place; returns logits (N, V)."""
@@ -124,20 +139,20 @@ class FusedStepper:
             h = state[per * k]
             if cell == "gru":
                 if k == 0:
-                    gi, gh = self.w_in0[ids], torch.addmm(self.b_hh0, h, self.w_hh0)
+                    gi, gh = self.w_in0[ids], self._mm(self.b_hh0, h, self.w_hh0)
                 else:
                     w_ih, w_hh, b_ih, b_hh = self.layers[k - 1]
-                    gi, gh = torch.addmm(b_ih, x, w_ih), torch.addmm(b_hh, h, w_hh)
+                    gi, gh = self._mm(b_ih, x, w_ih), self._mm(b_hh, h, w_hh)
                 r = torch.sigmoid(gi[:, :H] + gh[:, :H])
                 z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
                 n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
                 h = n + z * (h - n)
             else:
                 if k == 0:
-                    g = torch.addmm(self.w_in0[ids] + self.b_hh0, h, self.w_hh0)  # (N, G*H)
+                    g = self._mm(self.w_in0[ids] + self.b_hh0, h, self.w_hh0)  # (N, G*H)
                 else:
                     w, b = self.layers[k - 1]
-                    g = torch.addmm(b, torch.cat([x, h], 1), w)
+                    g = self._mm(b, torch.cat([x, h], 1), w)
                 if cell == "lstm":
                     c = state[per * k + 1]
                     i, f, gg, o = g.split(H, 1)
@@ -148,7 +163,7 @@ class FusedStepper:
                     h = torch.tanh(g)
             state[per * k] = h
             x = h
-        return torch.addmm(self.b_head, x, self.w_head)
+        return self._mm(self.b_head, x, self.w_head)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,21 @@ import click
 from gen.core.domain import Option
 
 
+def device_option(f):
+    """``--device`` for every command that runs a trained model (sample, guided, viz, neurons,
+    eval --checkpoint): the same choices as training's."""
+    return click.option("--device", default="auto", show_default=True,
+                        help="where the model runs: auto (CUDA when present), cpu, cuda, cuda:N")(f)
+
+
+def precision_option(f):
+    """``--precision`` of the sampling stepper (core/precision.py: sampling_dtype)."""
+    return click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+                        show_default=True,
+                        help="stepper matmuls: auto = bf16 on a GPU, or on a CPU with native bf16 when the "
+                             "model scores text within 0.01 nats/char of fp32; else fp32")(f)
+
+
 def click_option(opt: Option) -> click.Option:
     """The click option of one declaration: a flag for a bool default, else a typed value."""
     if isinstance(opt.default, bool) and opt.type is None:

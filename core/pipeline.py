@@ -97,9 +97,11 @@ SHAPE = ("cell", "n_layer", "n_hidden", "n_embd")  # options a resume cannot cha
 
 
 def resolve_config(spec: CorpusSpec, overrides: dict[str, Any], gpu: bool | None = None,
-                   config_file: str | Path | None = None) -> TrainConfig:
+                   config_file: str | Path | None = None, variant: str | None = None) -> TrainConfig:
     """TrainConfig defaults <- domain defaults <- manifest defaults <- config file <- overrides,
-    for the device kind (cpu/gpu); each value remembers where it came from."""
+    for the device kind (cpu/gpu); each value remembers where it came from. ``variant`` ("bf16")
+    adds that sub-table of the kind's defaults (``[defaults.cpu.bf16]``: a recipe for CPUs
+    where the precision probe picks bf16) over the kind's own."""
     file_values = read_config_file(config_file) if config_file else {}
     device = overrides.get("device") or file_values.get("device") or "auto"
     kind = "gpu" if (torch.cuda.is_available() if gpu is None else gpu) else "cpu"
@@ -107,11 +109,36 @@ def resolve_config(spec: CorpusSpec, overrides: dict[str, Any], gpu: bool | None
         kind = "cpu"
     domain = get_domain(spec.domain)
     cfg = TrainConfig()
-    cfg.update(domain.defaults.get(kind, {}), f"domain {domain.name} ({kind})")
-    cfg.update(spec.defaults.get(kind, {}), f"manifest {spec.origin} ({kind})")
+    for source, table in ((f"domain {domain.name}", domain.defaults), (f"manifest {spec.origin}", spec.defaults)):
+        own = table.get(kind, {})
+        cfg.update({k: v for k, v in own.items() if not isinstance(v, dict)}, f"{source} ({kind})")
+        if variant and isinstance(own.get(variant), dict):
+            cfg.update(own[variant], f"{source} ({kind}, {variant})")
     cfg.update(file_values, f"file {config_file}")
     cfg.update(overrides, "command line")
     return cfg
+
+
+def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any], ws: Path,
+                      config_file: str | Path | None = None) -> tuple[TrainConfig, str]:
+    """The config with ``precision = "auto"`` decided (core/precision.py), and the line that says
+    why. On a CPU the probe times the bf16 recipe's model shape (``[defaults.cpu.bf16]`` when the
+    manifest has one); picking bf16 applies that recipe, picking fp32 keeps the fp32 defaults."""
+    from gen.core.device import pick_device
+    from gen.core.model import ModelArgs
+    from gen.core.precision import pick_precision
+
+    cfg = resolve_config(spec, given, config_file=config_file)
+    if cfg.precision != "auto":
+        return cfg, f"precision: {cfg.precision} ({cfg.origin('precision')})"
+    device = pick_device(cfg.device)
+    candidate = resolve_config(spec, given, config_file=config_file, variant="bf16") if device.type == "cpu" else cfg
+    args = ModelArgs(vocab_size=len(data.vocab), cell=candidate.cell, n_layer=candidate.n_layer,
+                     n_hidden=candidate.n_hidden, n_embd=candidate.n_embd)
+    pick = pick_precision(args, device, ws_mod.precision_cache(ws))
+    cfg = candidate if pick.precision == "bf16" else cfg
+    cfg.update({"precision": pick.precision}, f"auto: {pick.why}")
+    return cfg, f"precision: {pick.precision} ({pick.why})"
 
 
 def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any],
@@ -163,7 +190,7 @@ class Loaded:
     def generate(self, ws: Path, n: int = 1, length: int | None = None, temperature: float = 0.8, top_k: int = 0,
                  top_p: float = 1.0, prime: str = "", stop: list[str] | None = None, seed: int | None = None,
                  guided: bool = False, constraints: list[str] | None = None, novel_only: bool = False,
-                 on_char=None) -> tuple[list[str], SampleStats]:
+                 on_char=None, device: str = "cpu", precision: str = "auto") -> tuple[list[str], SampleStats]:
         """Everything `gen sample` does: ``n`` samples of at most ``length`` characters (default:
         50 for line-per-sample domains, else 1000), ``stop`` strings (None: the domain's),
         structure-guided (``guided``, ``constraints``), never a training name (``novel_only``)."""
@@ -175,12 +202,14 @@ class Loaded:
         domain = self.domain
         length = length or (50 if domain.samples_per_line else 1000)
         opts = SampleOptions(n=n, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
-                             stop=stop, seed=seed)
+                             stop=stop, seed=seed, device=device, precision=precision)
         stats = None
         if guided or novel_only:  # trackers may use the training corpus (names: the names to avoid)
             guided = True
             if ws_mod.is_prepared(ws, self.ckpt["corpus"]):
-                stats = domain.corpus_stats(load_corpus(self.ckpt["corpus"], ws)[1])
+                from gen.core.statscache import load_or_build
+
+                stats = load_or_build(domain, load_corpus(self.ckpt["corpus"], ws)[1])
             elif novel_only:
                 raise GenError(f"--novel-only needs the training corpus: gen prepare {self.ckpt['corpus']}")
             if novel_only:
@@ -235,6 +264,7 @@ class TrainPlan:
     resume: dict[str, Any] | None = None
     run: ws_mod.RunDir | None = None  # the resumed run's folder (a new run's is made at start)
     changes: list[str] | None = None  # options a resume changed, one line each
+    precision_note: str = ""  # how the precision was chosen (printed when the run starts)
 
 
 def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None,
@@ -246,7 +276,8 @@ def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None
         ckpt = ckpt_io.load(resume)
         cfg, changes = resume_config(ckpt, given, config_file)
         return TrainPlan(spec, data, cfg, ckpt, ws_mod.RunDir.of(resume), changes)
-    return TrainPlan(spec, data, resolve_config(spec, given, config_file=config_file))
+    cfg, note = resolve_precision(spec, data, given, ws, config_file)
+    return TrainPlan(spec, data, cfg, precision_note=note)
 
 
 def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started: float | None = None,
@@ -264,6 +295,8 @@ def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started
         path = ws_mod.new_run_dir(ws, plan.spec.name, run_name).path if is_main_process() else None
         run = ws_mod.RunDir(from_rank0(path))
     log(f"run folder: {run}")
+    if plan.precision_note:
+        log(plan.precision_note)
     for line in plan.changes or ():
         log(f"changed on resume: {line}")
     given_time = plan.cfg.origin("max_time") in ("command line",) or plan.resume is None

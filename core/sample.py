@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from gen.core.device import pick_device
 from gen.core.domain import Constraint, Domain, Tracker
 from gen.core.errors import GenError
 from gen.core.model import CharRNN, FusedStepper
+from gen.core.precision import sampling_dtype
 from gen.core.vocab import Vocab
 
 
@@ -34,6 +36,8 @@ class SampleOptions:
     stop: list[str] | None = None  # a sample ends at the first of these (not included); None: the domain's
     seed: int | None = None  # reproducible sampling
     close: bool = True  # guided: append what closes open structure when a sample hits `length`
+    device: str = "cpu"  # auto (CUDA when present) | cpu | cuda | cuda:N: where the streams step
+    precision: str = "auto"  # auto | fp32 | bf16: the stepper's matmuls (core/precision.py)
 
 
 @dataclass
@@ -132,8 +136,11 @@ def sample(model: CharRNN, vocab: Vocab, opts: SampleOptions, *, separator: str 
 def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str], trackers: list[Tracker] | None,
               on_char: Callable[[int, str], None] | None, start: str) -> tuple[list[str], SampleStats]:
     stats = SampleStats()
-    gen = torch.Generator().manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)
-    stepper = FusedStepper(model)
+    device = pick_device(opts.device)
+    stepper = FusedStepper(model, device, sampling_dtype(model, device, opts.precision))
+    # guided streams consult Python trackers every step: their logits come to the CPU
+    sdev = torch.device("cpu") if trackers else device
+    gen = torch.Generator(device=sdev).manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)
     n = opts.n
     state = stepper.init_state(n)
     vocab.mapped = {}
@@ -142,7 +149,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
     stats.unknown_prime = dict(vocab.mapped)
     logits = None
     for i in ids:  # read the prime; its last logits predict the first new character
-        logits = stepper.step(torch.full((n,), i, dtype=torch.long), state)
+        logits = stepper.step(torch.full((n,), i, dtype=torch.long, device=device), state)
     if trackers:
         for t in trackers:
             t.feed_text(opts.prime)
@@ -153,6 +160,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
     greedy = opts.temperature <= 1e-3
     truncated = bool(opts.top_k) or opts.top_p < 1.0
     for _ in range(opts.length):
+        logits = logits.to(sdev)
         filtered = logits if greedy else filter_logits(logits, opts.temperature, opts.top_k, opts.top_p)  # (N, V)
         if trackers:
             _guide(filtered, trackers, done, masks, truncated, stats)
@@ -177,7 +185,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
                 on_char(s, ch)
         if all(done):
             break
-        logits = stepper.step(nxt, state)
+        logits = stepper.step(nxt.to(device), state)
     return [_finish(s, "".join(out[s]), done[s], stops, opts, trackers, on_char) for s in range(n)], stats
 
 

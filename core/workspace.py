@@ -1,7 +1,8 @@
 """Where prepared corpora and training runs live.
 
 One workspace directory holds ``corpora/<name>/`` (train.bin, val.bin, vocab.json, meta.json)
-and ``runs/<corpus>/<run>/`` (checkpoints, metrics.jsonl, loss.png, samples). Default:
+and ``runs/<corpus>/<run>/`` (checkpoints, metrics.jsonl, loss.png, samples), and ``cache/``
+(measurements such as the precision probe's, safe to delete). Default:
 ``$XDG_DATA_HOME/gen`` (usually ``~/.local/share/gen``); ``GEN_HOME`` or ``--workspace``
 override it.
 """
@@ -81,6 +82,11 @@ def is_prepared(ws: Path, corpus: str) -> bool:
 
 def runs_dir(ws: Path, corpus: str) -> Path:
     return ws / "runs" / corpus
+
+
+def precision_cache(ws: Path) -> Path:
+    """The precision probe's answers, per machine, torch version and model shape."""
+    return ws / "cache" / "precision.json"
 
 
 class RunDir:

@@ -35,6 +35,8 @@ _COMMON = [
     click.Option(["-n", "--num"], default=8, show_default=True, help="temperature sweep: samples per temperature"),
     click.Option(["--length"], default=800, show_default=True, help="temperature sweep: characters per sample"),
     click.Option(["--seed"], default=0, show_default=True, help="temperature sweep: sampling seed"),
+    click.Option(["--device"], default="auto", show_default=True,
+                 help="temperature sweep: where the model samples (auto = CUDA when present, cpu, cuda:N)"),
     click.Option(["--out"], type=click.Path(file_okay=False), help="folder for records.jsonl and summary.json"),
     click.Option(["--json", "as_json"], is_flag=True, help="print the summary JSON to stdout"),
     click.Option(["--no-baseline"], is_flag=True, help="skip the real/corrupted reference columns"),
@@ -54,7 +56,7 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
         temps = [float(t) for t in params["temperatures"].split(",") if t.strip()]
         target = str(pipeline.load_model(params["checkpoint"], ws).path)
         res = run_sweep(target, ctx, temps, params["num"], params["length"], params["seed"], out_dir,
-                        log=lambda m: click.echo(m, err=True))
+                        log=lambda m: click.echo(m, err=True), device=params["device"])
         click.echo(json.dumps(res.to_dict(), indent=2) if params["as_json"] else res.table())
         click.echo(f"wrote {out_dir}/sweep.json, sweep.txt, sweep.png", err=True)
         return

@@ -19,6 +19,7 @@ import torch
 from gen.core import table
 from gen.core.hookspecs import hookimpl
 from gen.core.model import CharRNN
+from gen.core.options import device_option
 from gen.core.table import fmt_num
 from gen.core.vocab import Vocab
 from gen.evals.harness import BETTER
@@ -41,7 +42,8 @@ def log_likelihood(model: CharRNN, vocab: Vocab, texts: list[str], start: str = 
 
 
 def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed: int,
-            against: str | None, constraints: list[str] | None = None, log=lambda _m: None) -> dict[str, Any]:
+            against: str | None, constraints: list[str] | None = None, log=lambda _m: None,
+            device: str = "cpu") -> dict[str, Any]:
     """Sample unguided and guided with identical settings; evaluate both. Returns a summary dict."""
     from gen.core import pipeline
     from gen.core.registry import get_domain
@@ -55,7 +57,7 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
                               "temperature": temperature, "seed": seed, "sets": {}}
     for guided in (False, True):
         log(f"sampling {n} x {length} characters {'with' if guided else 'without'} guidance ...")
-        opts = SampleOptions(n=n, length=length, temperature=temperature, seed=seed)
+        opts = SampleOptions(n=n, length=length, temperature=temperature, seed=seed, device=device)
         texts, stats = pipeline.sample_texts(loaded, opts, guided=guided, constraints=constraints,
                                              stats=ctx.stats if guided else None)
         scored = score(domain, texts, ctx)
@@ -112,7 +114,8 @@ def register_commands(cli):
     @click.option("--constraint", "constraints", multiple=True, help="only these constraint families")
     @click.option("--json", "as_json", type=click.Path(dir_okay=False),
                   help="where to write the comparison (default: the workspace's evals/ folder)")
-    def guided(target, num, length, temperature, seed, against, constraints, as_json):
+    @device_option
+    def guided(target, num, length, temperature, seed, against, constraints, as_json, device):
         """Compare guided and unguided samples from one checkpoint (same temperature and seed)."""
         import time
 
@@ -120,7 +123,7 @@ def register_commands(cli):
 
         ws = click.get_current_context().obj
         result = compare(target, ws, num, length, temperature, seed, against, list(constraints) or None,
-                         log=lambda m: click.echo(m, err=True))
+                         log=lambda m: click.echo(m, err=True), device=device)
         click.echo(format_comparison(result))
         path = Path(as_json) if as_json else ws / "evals" / f"guided-{result['domain']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
         atomic_write_text(path, json.dumps(result, indent=2, ensure_ascii=False))

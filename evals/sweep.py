@@ -121,7 +121,8 @@ def plot(result: SweepResult, path: Path, title: str = "") -> Path:
 
 def run_sweep(checkpoint: str | Path, ctx: EvalContext, temperatures: Sequence[float] = DEFAULT_TEMPS,
               n: int = 8, length: int = 800, seed: int = 0, out_dir: Path | None = None,
-              prime: str = "", top_k: int = 0, log: Callable[[str], None] | None = None) -> SweepResult:
+              prime: str = "", top_k: int = 0, log: Callable[[str], None] | None = None,
+              device: str = "cpu") -> SweepResult:
     """Sample ``n`` x ``length`` at each temperature from ``checkpoint`` and score each set
     with ``ctx`` (its domain, and its ``data`` as the training corpus when given)."""
     from gen.core.pipeline import load_checkpoint
@@ -133,7 +134,7 @@ def run_sweep(checkpoint: str | Path, ctx: EvalContext, temperatures: Sequence[f
     rows, better, all_samples = [], {}, {}
     for t in temps:
         t0 = time.perf_counter()
-        opts = SampleOptions(n=n, length=length, temperature=t, top_k=top_k, prime=prime, seed=seed)
+        opts = SampleOptions(n=n, length=length, temperature=t, top_k=top_k, prime=prime, seed=seed, device=device)
         samples, _ = sample(loaded.model, loaded.vocab, opts, separator=loaded.separator, domain=domain)
         values, flags = score_set(domain, samples, ctx)
         values["diversity"] = diversity(samples)

@@ -73,3 +73,9 @@ def shared() -> Path:
 
 TINY = ["--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4", "--seq-len", "16",
         "--eval-every", "10", "--quiet", "--device", "cpu"]
+
+
+def pytest_configure(config) -> None:
+    """Training tests run in fp32 on every CPU (the same losses on any machine, and no probe per
+    test); tests/core/test_precision.py unsets this to exercise the real probe."""
+    os.environ.setdefault("GEN_PRECISION_PROBE", "fp32")

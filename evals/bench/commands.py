@@ -31,22 +31,34 @@ def format_report(result: dict[str, Any]) -> str:
                  f"torch {m['torch']})")
     lines.append("matmul peak: " + ", ".join(f"{p} {_si(v['flops'])}FLOP/s" for p, v in result["peak"].items()))
     lines.append(f"FLOPs: {result['flop_formula']}")
-    rows = [[f"{c['config']} {c['batch']}x{c['seq']}", prec, _si(t["ours"]["chars_per_s"]),
+    rows = [[f"{c['config']} {c['batch']}x{c['seq']}", prec + ("*" if c.get("auto", {}).get("pick") == prec else ""),
+             _si(t["ours"]["chars_per_s"]),
              f"{t['ours']['pct_peak']:.1f}%", _si(t["ref"]["chars_per_s"]), f"{t['ratio_ref']:.2f}",
              _si(t["cell"]["chars_per_s"]), f"{t['ratio_cell']:.2f}", f"{t['ours']['peak_mem_mb']:.0f}",
              f"{t['ref']['peak_mem_mb']:.0f}"] for c in result["cases"] for prec, t in c["train"].items()]
     head = ["config", "prec", "ours c/s", "%peak", "ref c/s", "ours/ref", "cell c/s", "ours/cell", "MB ours", "MB ref"]
     lines += ["", "training (chars/s, medians; MB = peak memory)", table.render(rows, [head], align="<<>>>>>>>>")]
     lines.append(f"(char-rnn 2x512 100x100 on a 2015 TITAN Z GPU: {_si(CHAR_RNN_CPS)} chars/s)")
+    for c in result["cases"]:
+        a = c.get("auto")
+        if a:
+            measured = f", full rows measure {a['measured']:.2f}x" if a.get("measured") else ""
+            lines.append(f"* precision=auto picks {a['pick']} for {c['config']}: {a['why']}{measured}")
     rows = []
     for c in result["cases"]:
         s = c["sample"]
         pct = s["ours_64"].get("pct_peak")
-        rows.append([c["config"], _si(s["ours_1"]["chars_per_s"]), _si(s["nn_lstm_1"]["chars_per_s"]),
-                     f"{s['speedup_1']:.2f}x", _si(s["ours_64"]["chars_per_s"]), "-" if pct is None else f"{pct:.1f}%"])
-    head = ["config", "1 stream", "nn.LSTM/char", "speedup", "64 streams", "%peak"]
-    lines += ["", "sampling (chars/s, CPU fp32, medians; %peak: 64 streams vs the fp32 matmul peak)",
-              table.render(rows, [head], align="<>>>>>")]
+        auto = s.get("auto", "fp32")
+        rows.append([c["config"], "fp32" + ("*" if auto == "fp32" else ""), _si(s["ours_1"]["chars_per_s"]),
+                     _si(s["nn_lstm_1"]["chars_per_s"]), f"{s['speedup_1']:.2f}x", _si(s["ours_64"]["chars_per_s"]),
+                     "-" if pct is None else f"{pct:.1f}%", "-"])
+        if "bf16_1" in s:
+            rows.append([c["config"], "bf16" + ("*" if auto == "bf16" else ""), _si(s["bf16_1"]["chars_per_s"]), "-",
+                         "-", _si(s["bf16_64"]["chars_per_s"]), "-", f"{s['bf16_nll_drift']:.4f}"])
+    head = ["config", "stepper", "1 stream", "nn.LSTM/char", "speedup", "64 streams", "%peak", "NLL drift"]
+    lines += ["", "sampling (chars/s on the CPU, medians; * = what --precision auto picks; %peak: fp32 64 streams vs "
+                  "the fp32 matmul peak; NLL drift: |bf16 - fp32| nats/char on this random-weight model)",
+              table.render(rows, [head], align="<<>>>>>>")]
     lines += [f"note: {n}" for n in result.get("notes", [])]
     if result["targets"]:
         lines += ["", "targets (stated for the 2-core CPU)"]
@@ -75,11 +87,30 @@ def format_report(result: dict[str, Any]) -> str:
 @click.option("--guided", "guided_ckpts", multiple=True,
               help="checkpoint (or corpus) whose 1-stream guided sampling cost to measure (repeatable); "
                    "with --configs none only this runs")
+@click.option("--eval", "eval_corpora", default=None,
+              help="prepared corpora (comma-separated) whose eval throughput to measure on their held-out "
+                   "text in 1-6 KB documents; with --configs none only this runs")
+@click.option("--eval-mb", type=float, default=0.4, show_default=True, help="held-out text scored per corpus")
 def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_case: float | None, device: str,
-          precisions: str | None, rounds: int | None, threads: int, guided_ckpts: tuple[str, ...]) -> None:
-    """Training and sampling throughput against plain-PyTorch baselines; prints a table."""
+          precisions: str | None, rounds: int | None, threads: int, guided_ckpts: tuple[str, ...],
+          eval_corpora: str | None, eval_mb: float) -> None:
+    """Training and sampling throughput against plain-PyTorch baselines, and (--eval) how fast
+    gen eval judges real text; prints tables."""
     from gen.core.errors import GenError
     from gen.evals.bench.measure import run_bench
+
+    if eval_corpora:
+        from gen.evals.bench.evalspeed import bench_eval, format_eval
+
+        rows = bench_eval([c.strip() for c in eval_corpora.split(",") if c.strip()], click.get_current_context().obj,
+                          int(eval_mb * 1e6), log=lambda m: click.echo(m, err=True))
+        click.echo(format_eval(rows))
+        if json_out:
+            from gen.core.atomic import atomic_write_text
+
+            atomic_write_text(json_out, json.dumps({"eval": rows}, indent=2))
+        if configs == "none":
+            return
 
     if guided_ckpts:
         from gen.evals.guided import guided_cost

@@ -35,6 +35,7 @@ from gen.core.config import TrainConfig
 from gen.core.data import CorpusData, StreamBatches
 from gen.core.device import autocast_for, pick_device
 from gen.core.model import CharRNN, ModelArgs, flops_per_char
+from gen.core.precision import nll_drift, pick_precision, probe, sampling_dtype
 from gen.core.sample import SampleOptions, sample
 from gen.core.train import train
 from gen.core.vocab import Vocab
@@ -263,15 +264,21 @@ def _per_char_nn_lstm(model: CharRNN, length: int, seed: int) -> None:
         torch.set_num_threads(threads)
 
 
-def bench_sampling(case: Case, rounds: int, budget_s: float) -> dict[str, Any]:
-    """sample() chars/s for 1 and 64 streams, and the per-char nn.LSTM call for 1 stream.
-    Sampling runs on the CPU in fp32 whatever the training device (FusedStepper)."""
+def bench_sampling(case: Case, rounds: int, budget_s: float, bf16: bool = True) -> dict[str, Any]:
+    """sample() chars/s on the CPU for 1 and 64 streams with the fp32 stepper (``ours_N``) and,
+    with ``bf16``, the bf16 one (``bf16_N``), and the per-char nn.LSTM call for 1 stream; which
+    stepper ``--precision auto`` picks, and how far bf16 moves the model's NLL (random weights
+    here: the figure for a trained model is in BENCHMARKS.md)."""
     torch.manual_seed(0)
     vocab = Vocab(chr(c) for c in range(32, 32 + VOCAB))
     model = CharRNN(case.args(len(vocab))).eval()
-    runs: dict[str, Callable[[int], None]] = {
-        f"ours_{n}": (lambda length, n=n: sample(model, vocab, SampleOptions(n=n, length=length, seed=1)))
-        for n in STREAMS}
+
+    def run(n: int, precision: str) -> Callable[[int], None]:
+        return lambda length: sample(model, vocab, SampleOptions(n=n, length=length, seed=1, precision=precision))
+
+    runs: dict[str, Callable[[int], None]] = {f"ours_{n}": run(n, "fp32") for n in STREAMS}
+    if bf16:
+        runs.update({f"bf16_{n}": run(n, "bf16") for n in STREAMS})
     runs["nn_lstm_1"] = lambda length: _per_char_nn_lstm(model, length, 1)
     lengths = {}
     for name, fn in runs.items():  # warm up, then size each run to its share of the budget
@@ -294,6 +301,8 @@ def bench_sampling(case: Case, rounds: int, budget_s: float) -> dict[str, Any]:
                "chars_per_cpu_s": statistics.median(cpu_cps[name]), "length": lengths[name]}
         for name, v in cps.items()}
     out["speedup_1"] = statistics.median(a / b for a, b in zip(cps["ours_1"], cps["nn_lstm_1"], strict=True))
+    out["auto"] = "bf16" if sampling_dtype(model, torch.device("cpu")) == torch.bfloat16 else "fp32"
+    out["bf16_nll_drift"] = nll_drift(model) if bf16 else None
     return out
 
 
@@ -339,6 +348,8 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
                                      "batch": case.batch, "seq": case.seq, "params": CharRNN(args).num_params(),
                                      "flops_per_char_train": flops_per_char(args, True),
                                      "flops_per_char_sample": flops_per_char(args, False), "train": {}}
+            entry["auto"] = auto_pick(args, dev)
+            log(f"{case.name}: precision=auto picks {entry['auto']['pick']} ({entry['auto']['why']})")
             for prec in precisions:
                 log(f"{case.name}: training {prec} ...")
                 tr = bench_training(case, dev, prec, rounds, 0.8 * seconds / len(precisions),
@@ -348,8 +359,11 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
                     tr[name]["flops_per_s"] = tr[name]["chars_per_s"] * entry["flops_per_char_train"]
                     tr[name]["pct_peak"] = 100 * tr[name]["flops_per_s"] / peak
                 entry["train"][prec] = tr
+            if {"fp32", "bf16"} <= set(entry["train"]):
+                t = entry["train"]
+                entry["auto"]["measured"] = t["bf16"]["ours"]["chars_per_s"] / t["fp32"]["ours"]["chars_per_s"]
             log(f"{case.name}: sampling ...")
-            entry["sample"] = sample = bench_sampling(case, rounds, 0.2 * seconds)
+            entry["sample"] = sample = bench_sampling(case, rounds, 0.2 * seconds, bf16=not slow_bf16)
             for n in STREAMS:  # sampling runs on the CPU: a GPU run's peak does not apply
                 cps = sample[f"ours_{n}"]["chars_per_s"]
                 sample[f"ours_{n}"]["pct_peak"] = (100 * cps * entry["flops_per_char_sample"] / result["peak"]["fp32"]
@@ -365,6 +379,16 @@ def run_bench(configs: str | None = None, quick: bool = False, seconds_per_case:
                       "cpu_share": round((time.process_time() - cpu0) / (wall * torch.get_num_threads()), 3)}
     result["targets"] = check_targets(result)
     return result
+
+
+def auto_pick(args: ModelArgs, device: torch.device) -> dict[str, Any]:
+    """What ``precision = "auto"`` picks for this shape, measured afresh (the cache is not read:
+    the bench shows the probe's ratio beside the one the full training rows measure)."""
+    if device.type == "cpu":
+        pick = probe(args)
+    else:
+        pick = pick_precision(args, device)
+    return {"pick": pick.precision, "probe": pick.speedup, "why": pick.why}
 
 
 def _rescale(result: dict[str, Any], prec: str, peak: float) -> None:

@@ -14,6 +14,7 @@ import click
 
 from gen.core.errors import GenError
 from gen.core.hookspecs import hookimpl
+from gen.core.options import device_option
 
 DEFAULT_CHARS = {"viz": 5000, "neurons": 20000}
 
@@ -68,11 +69,12 @@ def _info(loaded, source: str) -> dict[str, str]:
                           f"step {loaded.ckpt.get('step', '?')}", "text": source}
 
 
-def _trace(loaded, text: str):
+def _trace(loaded, text: str, device: str = "cpu"):
+    from gen.core.device import pick_device
     from gen.evals.inspect.viz import trace
 
     t0 = time.perf_counter()
-    tr = trace(loaded.model, loaded.vocab, text, start=loaded.separator)
+    tr = trace(loaded.model, loaded.vocab, text, start=loaded.separator, device=pick_device(device))
     secs = time.perf_counter() - t0
     click.echo(f"ran {len(text):,} characters through the model in {secs:.1f} s "
                f"({len(text) / max(secs, 1e-9):,.0f} chars/s); mean loss {tr.loss.mean():.3f} nats/char", err=True)
@@ -117,8 +119,9 @@ def _with_text_options(f):
 @_with_text_options
 @click.option("--cell", "cells", multiple=True, help="list this cell first in the page (LAYER:KIND:INDEX)")
 @click.option("--out", type=click.Path(dir_okay=False), help="the HTML file (default: viz.html beside the checkpoint)")
+@device_option
 def viz(checkpoint: str, text_file: str | None, corpus: str | None, chars: int | None, offset: int,
-        max_mb: float, cells: tuple[str, ...], out: str | None) -> None:
+        max_mb: float, cells: tuple[str, ...], out: str | None, device: str) -> None:
     """Write one HTML page showing a text through the model's eyes: top-5 guesses under each
     character, per-character loss, and any cell's activation as colour."""
     from gen.core.pipeline import load_model
@@ -127,7 +130,7 @@ def viz(checkpoint: str, text_file: str | None, corpus: str | None, chars: int |
     loaded = load_model(checkpoint, _ws())
     pinned = [{"cell": _parse_cell(c, loaded.model.args), "label": "asked for"} for c in cells]
     text, source = load_text(loaded, text_file, corpus, chars, offset, _ws(), "viz")
-    tr = _trace(loaded, text)
+    tr = _trace(loaded, text, device)
     path = Path(out) if out else loaded.run.viz
     write_page(path, tr, f"Inside {loaded.path.parent.name}/{loaded.path.name}", _info(loaded, source),
                pinned=pinned, max_bytes=int(max_mb * (1 << 20)))
@@ -142,8 +145,9 @@ def viz(checkpoint: str, text_file: str | None, corpus: str | None, chars: int |
 @click.option("--top", default=3, show_default=True, help="cells listed per feature")
 @click.option("--out", type=click.Path(file_okay=False),
               help="folder for neurons.json, neurons.md and viz.html (default: neurons/ beside the checkpoint)")
+@device_option
 def neurons(checkpoint: str, text_file: str | None, corpus: str | None, chars: int | None, offset: int,
-            max_mb: float, domain_name: str | None, top: int, out: str | None) -> None:
+            max_mb: float, domain_name: str | None, top: int, out: str | None, device: str) -> None:
     """Find interpretable cells: correlate every cell with the domain's structural features."""
     from gen.core.pipeline import load_model
     from gen.core.registry import get_domain
@@ -152,7 +156,7 @@ def neurons(checkpoint: str, text_file: str | None, corpus: str | None, chars: i
     loaded = load_model(checkpoint, _ws())
     domain = get_domain(domain_name or loaded.ckpt.get("domain", ""))
     text, source = load_text(loaded, text_file, corpus, chars, offset, _ws(), "neurons")
-    tr = _trace(loaded, text)
+    tr = _trace(loaded, text, device)
     t0 = time.perf_counter()
     feats = domain.features(text)
     t1 = time.perf_counter()

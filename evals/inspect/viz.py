@@ -88,8 +88,8 @@ def _lstm_cells(layer: nn.Module, x: torch.Tensor, h: torch.Tensor) -> np.ndarra
     h_prev = torch.cat([torch.zeros_like(h[:1]), h[:-1]])
     gates = x @ layer.weight_ih_l0.t() + layer.bias_ih_l0 + h_prev @ layer.weight_hh_l0.t() + layer.bias_hh_l0
     i, f, g, _ = gates.split(h.shape[1], 1)  # PyTorch gate order: input, forget, cell, output
-    f = torch.sigmoid(f).numpy()
-    u = (torch.sigmoid(i) * torch.tanh(g)).numpy()
+    f = torch.sigmoid(f).cpu().numpy()
+    u = (torch.sigmoid(i) * torch.tanh(g)).cpu().numpy()
     c = np.empty_like(u)
     state = np.zeros(u.shape[1], dtype=np.float32)
     for t in range(len(u)):  # the recurrence is elementwise: ~5 us per character
@@ -98,7 +98,8 @@ def _lstm_cells(layer: nn.Module, x: torch.Tensor, h: torch.Tensor) -> np.ndarra
     return c
 
 
-def trace(model: CharRNN, vocab: Vocab, text: str, start: str = "\n", threads: int = 1) -> Trace:
+def trace(model: CharRNN, vocab: Vocab, text: str, start: str = "\n", threads: int = 1,
+          device: torch.device | None = None) -> Trace:
     """Run ``text`` through ``model`` (read after ``start``, as sampling does) and record it all.
 
     One stream is a chain of tiny (1, H) x (H, 4H) products: extra threads only add
@@ -108,18 +109,19 @@ def trace(model: CharRNN, vocab: Vocab, text: str, start: str = "\n", threads: i
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
-        return _trace(model, vocab, text, start)
+        return _trace(model, vocab, text, start, device or torch.device("cpu"))
     finally:
         torch.set_num_threads(before)
 
 
 @torch.no_grad()
-def _trace(model: CharRNN, vocab: Vocab, text: str, start: str) -> Trace:
-    model = model.float().eval()
+def _trace(model: CharRNN, vocab: Vocab, text: str, start: str, device: torch.device) -> Trace:
+    """fp32 on ``device`` (activations are for display: no reduced precision); arrays return to the CPU."""
+    model = model.float().eval().to(device)
     a = model.args
     vocab.mapped = {}
     lead = start if start and start in vocab.stoi else ""
-    ids = torch.tensor(vocab.encode(lead + text), dtype=torch.long)
+    ids = torch.tensor(vocab.encode(lead + text), dtype=torch.long, device=device)
     mapped = dict(vocab.mapped)
     x = model.embed(ids)  # (T', E), T' = len(lead) + T
     kinds = ("c", "h") if a.cell == "lstm" else ("h",)
@@ -129,13 +131,13 @@ def _trace(model: CharRNN, vocab: Vocab, text: str, start: str) -> Trace:
         h = layer(x[None])[0][0]  # (T', H)
         if a.cell == "lstm":
             blocks.append(_lstm_cells(layer, x, h))
-        blocks.append(h.numpy())
+        blocks.append(h.cpu().numpy())
         x = h
     logits = model.head(x)  # (T', V): row t predicts character t + 1 of lead + text
     if not lead:  # no start character: the first character is predicted from the zero state
-        logits = torch.cat([model.head(torch.zeros(1, a.n_hidden)), logits])
-    logp = torch.log_softmax(logits.float(), -1)
-    targets = ids[len(lead):]
+        logits = torch.cat([model.head(torch.zeros(1, a.n_hidden, device=device)), logits])
+    logp = torch.log_softmax(logits.float(), -1).cpu()
+    targets = ids[len(lead):].cpu()
     loss = -logp[:-1].gather(1, targets[:, None])[:, 0]
     top_p, top_ids = logp[1:].exp().topk(min(TOP_K, a.vocab_size), dim=-1)
     n = len(lead)

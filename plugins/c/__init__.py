@@ -57,6 +57,13 @@ MAX_ISSUES_PER_KIND = 5
 # corpus statistics read at most this much training text, every k-th document (the shared 15 MB
 # subset is read whole; the full kernel is sampled)
 STATS_MAX_CHARS = 48_000_000
+# tree-sitter's queries take time that grows with the square of the tree's depth: a text nested
+# deeper than this (real C stays under ~40; `{` x 100,000 took 41 s) skips the tree checks and
+# gets a "budget" issue instead, decided by the bracket count alone, so the same on any machine
+MAX_BRACKET_DEPTH = 256
+# tree checks of broken text run at about 3-4 s per MB: a sample's files beyond this many
+# characters get the bracket checks only (and a "budget" issue)
+MAX_TREE_CHARS = 2_000_000
 
 
 def _kb(n: int) -> float:
@@ -91,6 +98,7 @@ class CDomain(Domain):
         MetricSpec("gcc_syntax_ok", True, "gcc -fsyntax-only passes (eval option gcc; needs headers)"),
     )
     eval_options = (Option("gcc", "also run gcc -fsyntax-only on every sample (gcc_syntax_ok)"),)
+    serial_options = ("gcc",)
     prepare_options = (
         Option("max_file_kb", "skip source files larger than this many KB (generated tables)", 1024),
     )
@@ -145,33 +153,48 @@ class CDomain(Domain):
         stats = ctx.stats if ctx is not None else None
         known = stats.names if isinstance(stats, CStats) else None
         total = c_sem.Tally()
-        mismatches = unclosed = unterminated = 0
+        mismatches = unclosed = unterminated = tree_chars = scanned = 0
         issues: list[tuple[str, int, str]] = []
         parts = list(split_files(sample))
         for n, (base, part) in enumerate(parts):
             if not part.strip():
                 continue
             bal = c_lex.balance(part)
-            mismatches += len(bal.mismatches)
-            unclosed += len(bal.unclosed)
-            unterminated += len(bal.unterminated)
+            scanned += len(part.encode("utf-8", "surrogatepass"))
+            mismatches += bal.n_mismatches
+            unclosed += bal.n_unclosed
+            unterminated += bal.n_unterminated
             issues += [("bracket", base + o, m) for o, m in bal.mismatches]
             issues += [("unclosed", base + o, m) for o, m in bal.unclosed]
             issues += [("unterminated", base + o, m) for o, m in bal.unterminated]
+            if bal.depth > MAX_BRACKET_DEPTH:
+                issues.append(("budget", base, f"brackets nested {bal.depth:,} deep (more than {MAX_BRACKET_DEPTH}): "
+                                               "syntax and semantic checks skipped for this file"))
+                continue
             # the last file is cut by the length limit: parse it with what closes it appended
-            t = c_sem.analyze(part, known, bal.closing if n == len(parts) - 1 else "")
+            closing = bal.closing if n == len(parts) - 1 else ""
+            room = MAX_TREE_CHARS - tree_chars
+            if len(part) > room:  # the tree checks see the text up to the budget, cut at a line end
+                issues.append(("budget", base + max(room, 0), f"syntax and semantic checks stop after "
+                               f"{MAX_TREE_CHARS:,} characters of a sample (about 10 s); brackets are checked "
+                               "throughout"))
+                part, closing = part[:part.rfind("\n", 0, max(room, 0)) + 1], ""
+                if not part.strip():
+                    continue
+            tree_chars += len(part)
+            t = c_sem.analyze(part, known, closing)
             for k, v in vars(t).items():
                 if isinstance(v, int):
                     setattr(total, k, getattr(total, k) + v)
             issues += [(k, base + o, m) for k, o, m in t.issues]
-        kb = _kb(total.bytes)
+        kb, scanned_kb = _kb(total.bytes), _kb(scanned)  # tree-checked bytes; bracket-checked bytes
         metrics: dict[str, float | None] = {
             "error_bytes": total.error_bytes / total.bytes if total.bytes else None,
             "missing_per_kb": total.missing / kb if total.bytes else None,
             "clean_definitions": total.clean_defs / total.defs if total.defs else None,
-            "bracket_errors_per_kb": mismatches / kb if total.bytes else None,
-            "unclosed_brackets": float(unclosed) if total.bytes else None,
-            "unterminated_per_kb": unterminated / kb if total.bytes else None,
+            "bracket_errors_per_kb": mismatches / scanned_kb if scanned else None,
+            "unclosed_brackets": float(unclosed) if scanned else None,
+            "unterminated_per_kb": unterminated / scanned_kb if scanned else None,
             "undeclared_ids": total.undeclared / total.names_used if total.names_used else None,
             "unused_locals": total.unused / total.locals if total.locals else None,
             "void_returns": total.void_returns / total.void_fns if total.void_fns else None,

@@ -49,4 +49,5 @@ CONDITIONALS = frozenset("preproc_if preproc_ifdef preproc_else preproc_elif pre
 VOID = re.compile(rb"\bvoid\b")
 BOUNDARY = re.compile(r"\n\n(?=[^\s}])")
 PIECE_CHARS = 4096
+MAX_START_DEPTH = 256  # query matches start at most this deep in the tree (see sem.analyze_piece)
 START = attrgetter("start_byte")

@@ -53,16 +53,56 @@ class Balance:
     closers: dict[str, list[int]] = field(default_factory=dict)  # offsets of code closers, by kind
     quotes: list[int] = field(default_factory=list)  # offsets of string literals' closing quotes
     closing: str = ""  # text that closes what is open at the end (literal, comment, #if, brackets)
+    depth: int = 0  # deepest bracket nesting seen
+    # how many of each finding there were; the lists above keep the first LIST_LIMIT only, so a
+    # text of 10 million stray brackets costs counts, not 10 million messages
+    n_mismatches: int = 0
+    n_unclosed: int = 0
+    n_unterminated: int = 0
+
+
+LIST_LIMIT = 1000  # findings of one kind kept with their offsets and messages (all are counted)
+
+
+def _add(found: list, item: tuple[int, str]) -> None:
+    if len(found) < LIST_LIMIT:
+        found.append(item)
+
+
+STACK_LIMIT = 200_000  # open brackets tracked with kind and offset; deeper ones are only counted
+_KIND = {"(": 4, "[": 5, "{": 6}  # the field of a stack node that counts open brackets of this kind
+
+
+def _push(top: tuple | None, ch: str, at: int) -> tuple:
+    """A persistent stack node: (kind, offset, parent, depth, open '(', open '[', open '{').
+    Sharing parents makes an #if's snapshot O(1), and the counts make "is a '(' open anywhere
+    below?" O(1): a text of unmatched closers over deep nesting stays linear."""
+    if top is None:
+        top = (None, -1, None, 0, 0, 0, 0)
+    counts = [top[4], top[5], top[6]]
+    counts[_KIND[ch] - 4] += 1
+    return (ch, at, top if top[0] is not None else None, top[3] + 1, *counts)
+
+
+def _as_list(top: tuple | None) -> list[tuple[str, int]]:
+    """The open brackets, outermost first."""
+    out = []
+    while top is not None:
+        out.append((top[0], top[1]))
+        top = top[2]
+    return out[::-1]
 
 
 def balance(text: str, want_closers: bool = False) -> Balance:
-    """Scan ``text`` once; see the module docstring for the preprocessor rules. With
-    ``want_closers`` also list where closers and string quotes are (corruption sites)."""
+    """Scan ``text`` once (linear in its length, memory bounded by STACK_LIMIT and LIST_LIMIT);
+    see the module docstring for the preprocessor rules. With ``want_closers`` also list where
+    closers and string quotes are (corruption sites)."""
     out = Balance()
     if want_closers:
         out.closers = {")": [], "]": [], "}": []}
-    stack: list[tuple[str, int]] = []
-    conds: list[list] = []  # per open #if: [stack at #if, stack at end of first branch or None]
+    top: tuple | None = None  # the innermost open bracket (see _push)
+    extra = 0  # open brackets deeper than STACK_LIMIT: counted only
+    conds: list[list] = []  # per open #if: [(top, extra) at #if, (top, extra) at end of first branch or None]
     m = None
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
@@ -71,53 +111,70 @@ def balance(text: str, want_closers: bool = False) -> Balance:
             if want_closers and ch in out.closers:
                 out.closers[ch].append(m.start())
             if ch in PAIRS:
-                stack.append((ch, m.start()))
-            elif not stack:
-                out.mismatches.append((m.start(), f"'{ch}' with nothing open"))
-            elif stack[-1][0] != OPENERS[ch]:
-                opener, at = stack[-1]
-                out.mismatches.append((m.start(), f"'{ch}' closes '{opener}' opened at {at}"))
+                if top is not None and top[3] >= STACK_LIMIT:
+                    extra += 1
+                else:
+                    top = _push(top, ch, m.start())
+                out.depth = max(out.depth, top[3] + extra)
+                continue
+            want = OPENERS[ch]
+            if extra:
+                extra -= 1  # closes one of the untracked, deepest brackets
+            elif top is None:
+                out.n_mismatches += 1
+                _add(out.mismatches, (m.start(), f"'{ch}' with nothing open"))
+            elif top[0] != want:
+                out.n_mismatches += 1
+                _add(out.mismatches, (m.start(), f"'{ch}' closes '{top[0]}' opened at {top[1]}"))
                 # recover like a compiler would guess: drop the opener if the closer matches below it
-                if any(o == OPENERS[ch] for o, _ in stack):
-                    while stack and stack[-1][0] != OPENERS[ch]:
-                        stack.pop()
-                    stack.pop()
+                if top[_KIND[want]]:
+                    while top[0] != want:
+                        top = top[2]
+                    top = top[2]
             else:
-                stack.pop()
+                top = top[2]
         elif kind == "pp":
             d = m.group("dir")
             if d in _COND_OPEN:
-                conds.append([list(stack), None])
+                conds.append([(top, extra), None])
             elif d in _COND_ALT and conds:
                 if conds[-1][1] is None:
-                    conds[-1][1] = list(stack)
-                stack = list(conds[-1][0])
+                    conds[-1][1] = (top, extra)
+                top, extra = conds[-1][0]
             elif d == "endif" and conds:
                 at_if, first = conds.pop()
                 if first is not None:
-                    stack = first
+                    top, extra = first
         elif kind == "str":
             tok = m.group()
             if len(tok) < 2 or not tok.endswith('"') or _escaped_end(tok):
-                out.unterminated.append((m.start(), "string literal not closed on its line"))
+                out.n_unterminated += 1
+                _add(out.unterminated, (m.start(), "string literal not closed on its line"))
             elif want_closers:
                 out.quotes.append(m.end() - 1)
         elif kind == "chr":
             tok = m.group()
             if (len(tok) < 2 or not tok.endswith("'") or _escaped_end(tok)):
-                out.unterminated.append((m.start(), "character literal not closed on its line"))
+                out.n_unterminated += 1
+                _add(out.unterminated, (m.start(), "character literal not closed on its line"))
         elif kind == "bcom":
             tok = m.group()
             if len(tok) < 4 or not tok.endswith("*/"):
-                out.unterminated.append((m.start(), "comment /* never closed"))
-    out.unclosed = [(at, f"'{ch}' never closed") for ch, at in stack]
-    out.closing = _closing(text, m, stack, conds)
+                out.n_unterminated += 1
+                _add(out.unterminated, (m.start(), "comment /* never closed"))
+    stack = _as_list(top)
+    out.n_unclosed = len(stack) + extra
+    out.unclosed = [(at, f"'{ch}' never closed") for ch, at in stack[:LIST_LIMIT]]
+    # closing every open #if group leaves the state at the end of the outermost group's first branch
+    firsts = [f for _, f in conds if f is not None]
+    out.closing = _closing(text, m, _as_list(firsts[0][0]) if firsts else stack, len(conds))
     return out
 
 
-def _closing(text: str, last: re.Match | None, stack: list[tuple[str, int]], conds: list[list]) -> str:
+def _closing(text: str, last: re.Match | None, stack: list[tuple[str, int]], open_ifs: int) -> str:
     """What closes the open structure, like the tracker's closing(): a literal or comment the
-    text ends in, the directive line, open #if groups, then brackets innermost first."""
+    text ends in, the directive line, ``open_ifs`` #endif lines, then the brackets of ``stack``
+    (the state after those #endif lines) innermost first."""
     tail = ""
     if last is not None and last.end() == len(text):
         kind, tok = last.lastgroup, last.group()
@@ -130,15 +187,10 @@ def _closing(text: str, last: re.Match | None, stack: list[tuple[str, int]], con
                 tail = ("\\" if odd else "") + quote
         elif kind in ("lcom", "pp"):
             tail = "\n\n" if tok.endswith("\\") else "\n"
-    if conds:
+    if open_ifs:
         tail += "" if tail.endswith("\n") or not text or text.endswith("\n") else "\n"
-        for _at_if, first in reversed(conds):
-            tail += "#endif\n"
-            if first is not None:
-                stack = first
-    for ch, _at in reversed(stack):
-        tail += "\n}" if ch == "{" else PAIRS[ch]
-    return tail
+        tail += "#endif\n" * open_ifs
+    return tail + "".join("\n}" if ch == "{" else PAIRS[ch] for ch, _at in reversed(stack))
 
 
 def _escaped_end(tok: str) -> bool:

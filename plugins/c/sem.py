@@ -18,6 +18,7 @@ Scope model (deliberately simple, and lenient where real code would be flagged):
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -59,6 +60,7 @@ class Tally:
     globals: set[bytes] = field(default_factory=set)  # names mentioned outside function bodies
     pending: list[tuple[bytes, int, bool]] = field(default_factory=list)  # free names: name, offset, callee
     issues: list[tuple[str, int, str]] = field(default_factory=list)  # (kind, char offset, message)
+    returning: frozenset[bytes] = frozenset()  # macros of the text whose body returns
 
 
 def name_of(node: ts.Node | None) -> ts.Node | None:
@@ -83,8 +85,19 @@ def _is_function(decl: ts.Node) -> bool:
     return False
 
 
-def _ends_flow(node: ts.Node | None) -> bool:
-    """True when control cannot run past ``node`` (return, goto, noreturn call, endless loop)."""
+# `#define NAME ... return ...` with no `if` before the return on its line: a statement made of
+# NAME (``RETURN_ZERO;`` or ``FAIL(x);``) leaves the function, as the compiler sees after expansion
+_RETURN_MACRO = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)(?:\([^)\n]*\))?(?:(?!\bif\b)[^\n])*?\breturn\b", re.M)
+
+
+def returning_macros(src: bytes) -> frozenset[bytes]:
+    """Names of the macros ``src`` defines whose body returns (see ``_RETURN_MACRO``)."""
+    return frozenset(m.group(1) for m in _RETURN_MACRO.finditer(src)) if b"define" in src else frozenset()
+
+
+def _ends_flow(node: ts.Node | None, returning: frozenset[bytes] = frozenset()) -> bool:
+    """True when control cannot run past ``node`` (return, goto, noreturn call, endless loop,
+    a macro of ``returning``)."""
     if node is None:
         return True  # unknown: never flag
     t = node.type
@@ -92,16 +105,18 @@ def _ends_flow(node: ts.Node | None) -> bool:
         return True
     if t == "compound_statement":
         stmts = [c for c in node.named_children if c.type != "comment"]
-        return _ends_flow(stmts[-1]) if stmts else False
+        return _ends_flow(stmts[-1], returning) if stmts else False
     if t == "if_statement":
         alt = node.child_by_field_name("alternative")
-        return alt is not None and _ends_flow(node.child_by_field_name("consequence")) and _ends_flow(
-            alt.named_children[-1] if alt.named_child_count else None)
+        return alt is not None and _ends_flow(node.child_by_field_name("consequence"), returning) and _ends_flow(
+            alt.named_children[-1] if alt.named_child_count else None, returning)
     if t == "expression_statement":
         call = node.named_children[0] if node.named_child_count else None
+        if call is not None and call.type == "identifier":
+            return call.text in returning
         if call is not None and call.type == "call_expression":
             fn = call.child_by_field_name("function")
-            return fn is not None and fn.text.decode("utf-8", "replace") in G.NORETURN
+            return fn is not None and (fn.text.decode("utf-8", "replace") in G.NORETURN or fn.text in returning)
         return False
     if t in ("while_statement", "do_statement"):
         cond = node.child_by_field_name("condition")
@@ -111,9 +126,9 @@ def _ends_flow(node: ts.Node | None) -> bool:
     if t == "switch_statement":
         return b"default" in node.text
     if t == "labeled_statement":
-        return _ends_flow(node.named_children[-1] if node.named_child_count else None)
+        return _ends_flow(node.named_children[-1] if node.named_child_count else None, returning)
     if t in G.CONDITIONALS:  # any branch ending is enough: one configuration may return
-        return any(_ends_flow(c) for c in node.named_children[-2:])
+        return any(_ends_flow(c, returning) for c in node.named_children[-2:])
     return False
 
 
@@ -138,7 +153,11 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
     characters for issues. ``free_out``: only collect names (corpus statistics). ``cut``: bytes
     from here on are repair text that closes what the sample's cut left open, not sample text."""
     root = G.PARSER.parse(src).root_node
-    caps = ts.QueryCursor(G.Q_FREE if free_out else G.Q_MAIN).captures(root)
+    cursor = ts.QueryCursor(G.Q_FREE if free_out else G.Q_MAIN)
+    # matches start no deeper than this: a long operator chain (`a<a>a<...`, 10,000 deep) made
+    # the query quadratic (74 s for 30 KB); real code's captures sit far above this depth
+    cursor.set_max_start_depth(G.MAX_START_DEPTH)
+    caps = cursor.captures(root)
     ascii_ = text.isascii()
 
     def at(byte: int) -> int:
@@ -311,7 +330,7 @@ def _function(f: _Fn, src: bytes, tally: Tally, at, retval: int | None) -> None:
         if name is None or name.text != b"main":
             tally.value_fns += 1
             stmts = [c for c in f.body.named_children if c.type != "comment"]
-            if not stmts or not _ends_flow(stmts[-1]):
+            if not stmts or not _ends_flow(stmts[-1], tally.returning):
                 tally.falls_off += 1
                 tally.issues.append(("falls_off_end", at(f.end - 1),
                                      "a non-void function can reach its end without returning"))
@@ -334,7 +353,7 @@ def analyze(text: str, known: frozenset[str] | None = None, closing: str = "") -
     """Counts and issues of one C text (one file of a sample); raises only on internal bugs.
     ``closing`` (the tracker's closing() of a sample cut at its length limit) is appended for
     parsing only, so an unfinished last function is judged on what was written, not on the cut."""
-    tally = Tally()
+    tally = Tally(returning=returning_macros(text.encode("utf-8", "surrogatepass")))
     parts = list(pieces(text))
     for i, (base, piece) in enumerate(parts):
         src = piece.encode("utf-8", "surrogatepass")
@@ -344,8 +363,23 @@ def analyze(text: str, known: frozenset[str] | None = None, closing: str = "") -
             tally.bytes += len(src) - cut  # trailing blanks are sample text too
         else:
             analyze_piece(src, tally, base, piece)
+        if len(tally.issues) > 4 * ISSUES_KEPT:
+            tally.issues = _first_per_kind(tally.issues)
     _resolve(tally, known)
     return tally
+
+
+ISSUES_KEPT = 64  # per kind: the sample's record shows the first few; the counts hold the rest
+
+
+def _first_per_kind(issues: list[tuple[str, int, str]]) -> list[tuple[str, int, str]]:
+    """The ISSUES_KEPT earliest issues of each kind (memory stays bounded on a broken 10 MB text)."""
+    by_kind: dict[str, list] = {}
+    for item in sorted(issues, key=lambda x: x[1]):
+        kept = by_kind.setdefault(item[0], [])
+        if len(kept) < ISSUES_KEPT:
+            kept.append(item)
+    return [i for kept in by_kind.values() for i in kept]
 
 
 def _resolve(tally: Tally, known: frozenset[str] | None) -> None:

@@ -172,6 +172,7 @@ class LatexDomain(Domain):
         Option("compile_preamble", "a file whose preamble the compiled samples get", None,
                click.Path(exists=True, dir_okay=False)),
     )
+    serial_options = ("compile",)  # pdflatex runs in its own pool of compile_workers
     defaults = {
         # CPU: a 2-layer LSTM that learns \begin/\end pairing in minutes
         "cpu": {"n_layer": 2, "n_hidden": 256, "seq_len": 128, "batch_size": 32, "max_steps": 2000},

@@ -24,6 +24,7 @@ import bisect
 import random
 import re
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -85,12 +86,12 @@ _UNIT_METRIC = {"links": "link_balance", "templates": "template_balance", "empha
                 "mwp_links": "mwp_link_parsed", "mwp_templates": "mwp_template_parsed"}
 
 
+@dataclass
 class WikiStats:
-    """What --against needs from the training split: page titles and link targets."""
+    """What --against needs from the training split: page titles, and titles plus link targets."""
 
-    def __init__(self, titles: set[str], targets: set[str]) -> None:
-        self.titles = titles
-        self.known = titles | targets
+    titles: set[str]
+    known: set[str]
 
     @classmethod
     def from_chunks(cls, chunks: Iterable[str]) -> WikiStats:
@@ -107,7 +108,7 @@ class WikiStats:
             targets.update(t for _, t in wt.link_targets(whole))
         titles.update(wt.normalize_title(t) for t in _TITLE.findall(carry))
         targets.update(t for _, t in wt.link_targets(carry))
-        return cls(titles, targets)
+        return cls(titles, titles | targets)
 
 
 class WikiDomain(Domain):
@@ -117,6 +118,7 @@ class WikiDomain(Domain):
     metrics = METRICS
     prepare_options = (Option("text_only", "keep only each page's wikitext (unescaped), no XML"),)
     eval_options = (Option("mwparser", "also parse with mwparserfromhell (time-limited per sample)"),)
+    serial_options = ("mwparser",)
     defaults = {
         # CPU: a model that learns links, templates and the XML skeleton in minutes
         "cpu": {"n_layer": 2, "n_hidden": 256, "seq_len": 128, "batch_size": 32, "max_steps": 3000},

@@ -400,3 +400,16 @@ def test_semantic_checks_rarely_fire_on_whole_real_files(shared):
     assert tally.locals > 500 and tally.value_fns > 200 and tally.void_fns > 100
     assert tally.unused / tally.locals < 0.01 and tally.falls_off / tally.value_fns < 0.01
     assert tally.void_returns == 0 and tally.self_cmp == 0
+
+
+def test_a_macro_that_returns_ends_the_function():
+    """clang sees the expansion: `RETURN_ZERO;` after `#define RETURN_ZERO return 0` returns;
+    a macro that returns only under an `if` does not (the function can still fall off)."""
+    c = get_domain("c")
+    ends = ["#define RETURN_ZERO return 0\nint f(int a) {\n    a++;\n    RETURN_ZERO;\n}\n",
+            "#define FAIL(x) return -(x)\nint f(int a) {\n    a++;\n    FAIL(a);\n}\n"]
+    for src in ends:
+        assert c.check(src, EvalContext(c)).metrics["falls_off_end"] == 0.0, src
+    falls = "#define CHECK(x) if (x) return 1\nint f(int a) {\n    CHECK(a);\n}\n"
+    assert c.check(falls, EvalContext(c)).metrics["falls_off_end"] == 1.0
+    assert c.check("int f(int a) {\n    a++;\n    RETURN_ZERO;\n}\n", EvalContext(c)).metrics["falls_off_end"] == 1.0

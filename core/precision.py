@@ -1,0 +1,191 @@
+"""``precision = "auto"``: pick fp32 or bf16 autocast by measuring, not by guessing.
+
+On a GPU bf16 is used where the device supports it. On a CPU it depends on the chip: with native
+bf16 (AVX512_BF16 / AMX) bf16 autocast trained 2x512 LSTMs 2.0-2.4x faster than fp32 here, and
+on a Zen 3 with no bf16 units it was 14-47x slower. So a short probe builds the run's own model
+shape, times a few forward/backward/optimizer steps in each precision, and picks bf16 when it is
+at least ``BF16_MIN_SPEEDUP`` faster and its loss is finite. The answer is cached per machine,
+torch version, thread count and model shape (a JSON file in the workspace), so later runs start
+at once. ``GEN_PRECISION_PROBE=fp32|bf16`` forces the probe's answer (tests, or a user who knows).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from gen.core.atomic import atomic_write_text
+from gen.core.model import CharRNN, ModelArgs, cross_entropy
+
+BF16_MIN_SPEEDUP = 1.2  # below this the rounding of bf16 is not worth it
+PROBE_CHARS = 512  # characters per probe step: (B, T) = (16, 32); big enough for real matmuls
+PROBE_STEPS = 3  # timed steps per precision, after one warm-up step
+FORCE_ENV = "GEN_PRECISION_PROBE"
+
+
+@dataclass
+class Pick:
+    precision: str  # "fp32" | "bf16"
+    speedup: float | None  # measured bf16 speed / fp32 speed (None: not measured)
+    why: str  # one line for the training log, e.g. "probe: 2.3x fp32 on this CPU"
+    cached: bool = False
+
+
+def machine_id() -> str:
+    """CPU model, family and the flags that matter, torch version and thread count. Two chips
+    that print the same name (``AMD EPYC`` is both a Zen 3 and a Zen 5) differ in their flags."""
+    info = {"cpu": platform.processor() or platform.machine(), "torch": torch.__version__,
+            "threads": torch.get_num_threads()}
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+        fields = dict(line.split(":", 1) for line in text.splitlines()[:40] if ":" in line)
+        fields = {k.strip(): v.strip() for k, v in fields.items()}
+        flags = sorted(f for f in fields.get("flags", "").split() if "avx" in f or "amx" in f or "bf16" in f)
+        info["cpu"] = f"{fields.get('model name', info['cpu'])} family {fields.get('cpu family', '?')} " \
+                      f"model {fields.get('model', '?')} {hashlib.sha1(' '.join(flags).encode()).hexdigest()[:8]}"
+    except (OSError, ValueError):
+        pass
+    return json.dumps(info, sort_keys=True)
+
+
+def _shape_key(args: ModelArgs) -> str:
+    return f"{args.cell}{args.n_layer}x{args.n_hidden}e{args.n_embd}v{args.vocab_size}"
+
+
+def _step_seconds(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+                  bf16: bool, steps: int, give_up: float) -> tuple[float, bool]:
+    """Median seconds per training step and whether every loss was finite. One warm-up step
+    (oneDNN builds its kernels then); if that alone takes ``give_up`` seconds, stop there."""
+    times, finite = [], True
+    for i in range(steps + 1):
+        t = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits, _ = model(x)  # (B, T, V)
+            loss = cross_entropy(logits, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        finite = finite and bool(torch.isfinite(loss))
+        dt = time.perf_counter() - t
+        if i == 0 and dt > give_up:
+            return dt, finite
+        if i > 0:
+            times.append(dt)
+    return sorted(times)[len(times) // 2], finite
+
+
+def probe(args: ModelArgs, steps: int = PROBE_STEPS) -> Pick:
+    """Time the model's own shapes in fp32 and in bf16 autocast (well under a second for the
+    default models; a chip that is very slow in bf16 is given up on after one step)."""
+    torch.manual_seed(0)
+    x = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))  # (B, T)
+    y = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))
+    result = {}
+    for bf16 in (False, True):
+        model = CharRNN(args)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        give_up = 5 * result[False][0] * steps if bf16 else float("inf")
+        result[bf16] = _step_seconds(model, opt, x, y, bf16, steps, give_up)
+    (t32, ok32), (t16, ok16) = result[False], result[True]
+    speedup = t32 / t16
+    if not ok16 and ok32:
+        return Pick("fp32", speedup, "probe: bf16 gave a non-finite loss on this CPU")
+    pick = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
+    return Pick(pick, speedup, f"probe: bf16 {speedup:.2f}x fp32 on this CPU")
+
+
+def pick_precision(args: ModelArgs, device: torch.device, cache: Path | None = None) -> Pick:
+    """The precision ``auto`` means for this model on this device (see the module docstring)."""
+    if device.type == "cuda":
+        ok = torch.cuda.is_bf16_supported()
+        return Pick("bf16" if ok else "fp32", None, "GPU with bf16" if ok else "GPU without bf16")
+    forced = os.environ.get(FORCE_ENV, "").strip()
+    if forced:
+        if forced not in ("fp32", "bf16"):
+            from gen.core.errors import GenError
+
+            raise GenError(f"{FORCE_ENV}={forced!r}: set it to fp32 or bf16, or unset it to measure")
+        return Pick(forced, None, f"forced by {FORCE_ENV}")
+    key = f"{machine_id()}|{_shape_key(args)}"
+    table = _read(cache) if cache else {}
+    if key in table:
+        e = table[key]
+        return Pick(e["precision"], e.get("speedup"), f"{e['why']}, cached", cached=True)
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        # every rank would time the shared cores at once and might disagree: no probe here
+        return Pick("fp32", None, "no probe under torchrun (run once without torchrun to measure)")
+    pick = probe(args)
+    if cache:
+        table[key] = {"precision": pick.precision, "speedup": pick.speedup, "why": pick.why,
+                      "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
+        atomic_write_text(cache, json.dumps(table, indent=1, sort_keys=True) + "\n")
+    return pick
+
+
+def _read(path: Path) -> dict:
+    """The cache, or {} when it is missing or damaged (it is only a cache: measure again)."""
+    try:
+        table = json.loads(path.read_text(encoding="utf-8"))
+        return table if isinstance(table, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+# Sampling. One stream of a big model reads every weight once per character, so bf16 weights
+# halve the bytes; many streams are compute-bound, where native bf16 units help. On a chip
+# without them bf16 products are emulated and slower, and small models gain nothing (their
+# weights sit in cache): see evals/BENCHMARKS.md, "Sampling precision".
+SAMPLE_BF16_MIN_HIDDEN = 256  # below this the fp32 stepper was as fast or faster (measured)
+SAMPLE_MAX_NLL_DRIFT = 0.01  # nats/char: bf16 sampling must score text within this of fp32
+SAMPLE_CHECK_CHARS = 64
+
+
+def native_bf16() -> bool:
+    """Whether oneDNN runs bf16 on this CPU natively (AVX512_BF16 or AMX), not by emulation."""
+    check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(check()) if check is not None else False
+
+
+def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto") -> torch.dtype:
+    """The dtype the fused stepper runs in. ``auto``: a GPU's bf16 where supported; on a CPU bf16
+    only with native bf16, a hidden size of at least ``SAMPLE_BF16_MIN_HIDDEN``, and the model
+    scoring its own fp32 sample within ``SAMPLE_MAX_NLL_DRIFT`` nats/char in bf16 (checked per
+    model, a few milliseconds); else fp32. Deterministic on a given machine: no timing decides
+    it, so a seeded sample repeats. ``GEN_PRECISION_PROBE`` forces it as for training."""
+    if precision in ("fp32", "bf16"):
+        return torch.float32 if precision == "fp32" else torch.bfloat16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    forced = os.environ.get(FORCE_ENV, "").strip()
+    if forced in ("fp32", "bf16"):
+        return torch.float32 if forced == "fp32" else torch.bfloat16
+    if not native_bf16() or model.args.n_hidden < SAMPLE_BF16_MIN_HIDDEN:
+        return torch.float32
+    return torch.bfloat16 if nll_drift(model) <= SAMPLE_MAX_NLL_DRIFT else torch.float32
+
+
+@torch.no_grad()
+def nll_drift(model: CharRNN, chars: int = SAMPLE_CHECK_CHARS, dtype: torch.dtype = torch.bfloat16) -> float:
+    """|mean NLL in ``dtype`` - mean NLL in fp32| (nats/char) of a text the fp32 stepper samples
+    (seed 0, temperature 1): how far lower precision moves the model's own judgement."""
+    from gen.core.model import FusedStepper
+
+    ref, low = FusedStepper(model), FusedStepper(model, dtype=dtype)
+    s_ref, s_low = ref.init_state(1), low.init_state(1)
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.zeros(1, dtype=torch.long)
+    total_ref = total_low = 0.0
+    for _ in range(chars):
+        lp_ref = torch.log_softmax(ref.step(ids, s_ref), -1)  # (1, V)
+        lp_low = torch.log_softmax(low.step(ids, s_low), -1)
+        ids = torch.multinomial(lp_ref.exp(), 1, generator=gen)[:, 0]
+        total_ref -= float(lp_ref[0, ids])
+        total_low -= float(lp_low[0, ids])
+    return abs(total_low - total_ref) / chars

@@ -1,0 +1,110 @@
+"""precision = "auto": the real probe (both precisions timed on this CPU), its cache, the
+manifest's bf16 recipe applied only when bf16 is picked, and the answer forced both ways."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gen.core import pipeline
+from gen.core import workspace as ws_mod
+from gen.core.domain import CorpusSpec
+from gen.core.model import ModelArgs
+from gen.core.precision import FORCE_ENV, machine_id, pick_precision, probe
+
+TINY = ModelArgs(vocab_size=20, n_layer=1, n_hidden=32, n_embd=8)
+
+
+def test_probe_measures_both_precisions_on_this_cpu():
+    pick = probe(TINY, steps=2)
+    assert pick.precision in ("fp32", "bf16")
+    assert pick.speedup is not None and pick.speedup > 0
+    # the rule, whatever this CPU measured: bf16 only when clearly faster
+    assert (pick.precision == "bf16") == (pick.speedup >= 1.2)
+    assert f"{pick.speedup:.2f}x" in pick.why
+
+
+def test_probe_answer_is_cached_per_machine_and_shape(tmp_path, monkeypatch):
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    cache = tmp_path / "cache" / "precision.json"
+    first = pick_precision(TINY, _cpu(), cache)
+    assert not first.cached
+    table = json.loads(cache.read_text())
+    (key,) = table
+    assert key.startswith(machine_id()) and key.endswith("lstm1x32e8v20")
+    assert table[key]["precision"] == first.precision
+    again = pick_precision(TINY, _cpu(), cache)
+    assert again.cached and again.precision == first.precision and "cached" in again.why
+    # another shape is measured on its own; a damaged cache is measured again, never an error
+    other = ModelArgs(vocab_size=20, n_layer=1, n_hidden=16, n_embd=8)
+    pick_precision(other, _cpu(), cache)
+    assert len(json.loads(cache.read_text())) == 2
+    cache.write_text("{not json")
+    assert not pick_precision(TINY, _cpu(), cache).cached
+
+
+def test_the_cache_answer_is_what_later_runs_use(tmp_path, monkeypatch):
+    """A cached answer is used as it stands (a planted bf16 is honoured without measuring)."""
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    cache = tmp_path / "precision.json"
+    key = f"{machine_id()}|lstm1x32e8v20"
+    cache.write_text(json.dumps({key: {"precision": "bf16", "speedup": 2.5, "why": "probe: bf16 2.50x fp32"}}))
+    pick = pick_precision(TINY, _cpu(), cache)
+    assert pick.precision == "bf16" and pick.cached and pick.speedup == 2.5
+
+
+def test_forced_answer_and_a_bad_forced_value(monkeypatch):
+    for answer in ("fp32", "bf16"):
+        monkeypatch.setenv(FORCE_ENV, answer)
+        assert pick_precision(TINY, _cpu()).precision == answer
+    monkeypatch.setenv(FORCE_ENV, "fp16")
+    with pytest.raises(Exception, match="fp32 or bf16"):
+        pick_precision(TINY, _cpu())
+
+
+SPEC = CorpusSpec(name="toy", domain="names", origin="test", defaults={
+    "cpu": {"n_hidden": 64, "dropout": 0.1, "bf16": {"n_hidden": 96, "dropout": 0.3}},
+    "gpu": {"n_hidden": 128}})
+
+
+@pytest.mark.parametrize("answer", ["fp32", "bf16"])
+def test_bf16_recipe_applies_only_when_bf16_is_picked(answer, ws, names_file, run, monkeypatch):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    data = pipeline.load_corpus("nm", ws)[1]
+    monkeypatch.setenv(FORCE_ENV, answer)
+    cfg, note = pipeline.resolve_precision(SPEC, data, {"device": "cpu"}, ws)
+    assert cfg.precision == answer and answer in note and FORCE_ENV in note
+    assert cfg.origin("precision").startswith("auto:")
+    if answer == "bf16":
+        assert (cfg.n_hidden, cfg.dropout) == (96, 0.3) and "bf16" in cfg.origin("n_hidden")
+    else:
+        assert (cfg.n_hidden, cfg.dropout) == (64, 0.1)
+    # an option on the command line still wins over either recipe
+    cfg, _ = pipeline.resolve_precision(SPEC, data, {"device": "cpu", "n_hidden": 40}, ws)
+    assert cfg.n_hidden == 40
+    # a precision the user names is not probed
+    cfg, note = pipeline.resolve_precision(SPEC, data, {"device": "cpu", "precision": "fp32"}, ws)
+    assert cfg.precision == "fp32" and (cfg.n_hidden, cfg.dropout) == (64, 0.1) and "command line" in note
+
+
+def test_training_prints_and_records_the_measured_pick(ws, names_file, run, monkeypatch):
+    """No forcing: the CLI probes for real, says what it picked and why, caches it, and the
+    run's config records the precision used (not "auto")."""
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    out = run("train", "nm", "--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4",
+              "--seq-len", "16", "--max-steps", "3", "--quiet", "--device", "cpu", "--run-name", "p").output
+    line = next(x for x in out.splitlines() if x.startswith("precision: "))
+    config = json.loads((ws / "runs" / "nm" / "p" / "config.json").read_text())
+    assert config["precision"] in ("fp32", "bf16") and line.startswith(f"precision: {config['precision']} (probe: ")
+    assert ws_mod.precision_cache(ws).exists()
+    out = run("train", "nm", "--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4",
+              "--seq-len", "16", "--max-steps", "3", "--quiet", "--device", "cpu", "--run-name", "q").output
+    assert "cached)" in out
+
+
+def _cpu():
+    import torch
+
+    return torch.device("cpu")

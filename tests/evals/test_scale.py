@@ -1,0 +1,99 @@
+"""The judge at scale: chunks scored in a process pool give exactly what one process gives, and
+every domain stays bounded on adversarial input (no hang, a record per sample, no traceback)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from gen.core import pipeline
+from gen.core.domain import EvalContext
+from gen.core.registry import get_domain
+from gen.evals import harness
+
+
+def _c_like(rng: random.Random, n: int) -> list[str]:
+    body = ["int x = {a};", "x += {a} * y;", "if (x > {a}) {{ return x; }}", "while (x) {{ x--; }}",
+            "char *s = \"v{a}\";", "return f(x, {a});", "y = (x + {a}];", "{{ {{ z = {a};"]
+    out = []
+    for i in range(n):
+        lines = [rng.choice(body).format(a=rng.randint(0, 99)) for _ in range(rng.randint(3, 30))]
+        out.append(f"int f{i}(int y) {{\n    " + "\n    ".join(lines) + "\n}\n")
+    return out
+
+
+@pytest.mark.parametrize("domain_name", ["c", "prose", "names"])
+def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_file, run):
+    rng = random.Random(4)
+    if domain_name == "names":
+        samples = [line for line in names_file.read_text().splitlines()] * 3
+        run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+        ctx = pipeline.eval_context(get_domain("names"), "nm", ws, {})
+    elif domain_name == "c":
+        samples, ctx = _c_like(rng, 700), EvalContext(get_domain("c"))
+    else:
+        words = "the king is dead and long live queen my lord shall we go now".split()
+        samples = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 300))) + "." for _ in range(800)]
+        ctx = EvalContext(get_domain("prose"))
+    domain = get_domain(domain_name)
+    assert len(harness.chunks(samples)) > 2
+    one = harness.score(domain, samples, ctx, workers=1)
+    seen = []
+    two = harness.score(domain, samples, ctx, sink=seen.extend, workers=2)
+    assert two.records == one.records and two.values == one.values
+    assert [r["index"] for r in seen] == list(range(len(samples)))  # streamed in order
+
+
+def test_chunks_bound_samples_and_characters():
+    samples = ["x" * 100] * 1000 + ["y" * 1_000_000] + ["z"] * 3
+    bounds = harness.chunks(samples)
+    assert bounds[0] == (0, harness.CHUNK_SAMPLES) and bounds[-1][1] == len(samples)
+    assert all(a < b for a, b in bounds) and all(b == c for (_, b), (c, _) in zip(bounds, bounds[1:], strict=False))
+    assert (1000, 1001) in bounds  # the huge sample is a chunk of its own
+    assert harness.chunks([]) == []
+
+
+def test_small_sets_and_tool_options_stay_in_one_process(monkeypatch):
+    c = get_domain("c")
+    monkeypatch.delenv(harness.WORKERS_ENV, raising=False)
+    assert harness.eval_workers(c, ["int x;"] * 10, EvalContext(c)) == 1
+    big = ["int x;\n" * 1000] * 400
+    assert harness.eval_workers(c, big, EvalContext(c, options={"gcc": True})) == 1
+    monkeypatch.setenv(harness.WORKERS_ENV, "3")
+    assert harness.eval_workers(c, ["int x;"], EvalContext(c)) == 3
+
+
+ADVERSARIAL = {
+    "braces": "{" * 200_000,  # tree-sitter's queries are quadratic in depth: 41 s at 100,000 before
+    "mixed": "({[" * 60_000,
+    "chain": "<a>" * 20_000,  # a 20,000-deep comparison chain: 74 s for 30 KB before
+    "closers": "(" * 50_000 + "]" * 50_000,  # each closer used to scan the whole open stack
+    "ifs": "{\n#if X\n" * 20_000,  # each #if used to copy the open stack
+    "lines": "a\n" * 100_000,
+    "surrogates": "\ud800" * 1000 + "x\x00y",
+}
+
+
+@pytest.mark.parametrize("domain_name", ["c", "latex", "wiki", "prose", "names", "text"])
+def test_adversarial_samples_are_scored_never_hang_or_raise(domain_name):
+    d = get_domain(domain_name)
+    res = harness.score(d, list(ADVERSARIAL.values()), EvalContext(d), workers=1)
+    assert len(res.records) == len(ADVERSARIAL)
+    errors = [i for r in res.records for i in r["issues"] if i["kind"] == harness.CHECK_ERROR]
+    assert errors == []
+
+
+def test_c_deep_nesting_is_a_budget_issue_and_the_counts_stay_exact():
+    from gen.plugins.c import lex as c_lex
+
+    b = c_lex.balance("(" * 5000 + "]" * 5000)
+    assert b.n_mismatches == 5000 and b.n_unclosed == 5000 and len(b.mismatches) == c_lex.LIST_LIMIT
+    assert b.depth == 5000 and b.closing == ")" * 5000
+    c = get_domain("c")
+    res = c.check("int f(void) {" + "{" * 100_000, EvalContext(c))
+    assert any(i.kind == "budget" for i in res.issues)
+    assert res.metrics["unclosed_brackets"] == 100_001
+    # an ordinary function nested a little is checked by the tree checks as before
+    ok = c.check("int f(int a) {\n    if (a) {\n        return a;\n    }\n    return 0;\n}\n", EvalContext(c))
+    assert not any(i.kind == "budget" for i in ok.issues) and ok.metrics["falls_off_end"] == 0.0
