@@ -143,6 +143,10 @@ def _read(path: Path) -> dict:
 # without them bf16 products are emulated and slower, and small models gain nothing (their
 # weights sit in cache): see evals/BENCHMARKS.md, "Sampling precision".
 SAMPLE_BF16_MIN_HIDDEN = 256  # below this the fp32 stepper was as fast or faster (measured)
+# one stream is latency-bound (rounding its tiny products costs more than the bytes it saves);
+# more streams are compute-bound. Trained 2x512 on a Zen 5, chars/s fp32 -> bf16: 1 stream
+# 3,753 -> 3,036; 8 streams 7,725 -> 19,291; 16: 11,735 -> 29,295; 64: 16,877 -> 41,434
+SAMPLE_BF16_MIN_STREAMS = 8
 SAMPLE_MAX_NLL_DRIFT = 0.01  # nats/char: bf16 sampling must score text within this of fp32
 SAMPLE_CHECK_CHARS = 64
 
@@ -153,9 +157,10 @@ def native_bf16() -> bool:
     return bool(check()) if check is not None else False
 
 
-def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto") -> torch.dtype:
+def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto", streams: int = 1) -> torch.dtype:
     """The dtype the fused stepper runs in. ``auto``: a GPU's bf16 where supported; on a CPU bf16
-    only with native bf16, a hidden size of at least ``SAMPLE_BF16_MIN_HIDDEN``, and the model
+    only with native bf16, at least ``SAMPLE_BF16_MIN_STREAMS`` streams, a hidden size of at
+    least ``SAMPLE_BF16_MIN_HIDDEN``, and the model
     scoring its own fp32 sample within ``SAMPLE_MAX_NLL_DRIFT`` nats/char in bf16 (checked per
     model, a few milliseconds); else fp32. Deterministic on a given machine: no timing decides
     it, so a seeded sample repeats. ``GEN_PRECISION_PROBE`` forces it as for training."""
@@ -166,7 +171,7 @@ def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto"
     forced = os.environ.get(FORCE_ENV, "").strip()
     if forced in ("fp32", "bf16"):
         return torch.float32 if forced == "fp32" else torch.bfloat16
-    if not native_bf16() or model.args.n_hidden < SAMPLE_BF16_MIN_HIDDEN:
+    if not native_bf16() or model.args.n_hidden < SAMPLE_BF16_MIN_HIDDEN or streams < SAMPLE_BF16_MIN_STREAMS:
         return torch.float32
     return torch.bfloat16 if nll_drift(model) <= SAMPLE_MAX_NLL_DRIFT else torch.float32
 

@@ -137,7 +137,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
               on_char: Callable[[int, str], None] | None, start: str) -> tuple[list[str], SampleStats]:
     stats = SampleStats()
     device = pick_device(opts.device)
-    stepper = FusedStepper(model, device, sampling_dtype(model, device, opts.precision))
+    stepper = FusedStepper(model, device, sampling_dtype(model, device, opts.precision, opts.n))
     # guided streams consult Python trackers every step: their logits come to the CPU
     sdev = torch.device("cpu") if trackers else device
     gen = torch.Generator(device=sdev).manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)

@@ -8,6 +8,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from gen.core.domain import CheckResult, EvalContext, MetricSpec, SampleMetric
 from gen.core.hookspecs import hookimpl
 
@@ -22,16 +24,16 @@ class RepetitionMetric(SampleMetric):
     )
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
+        """Every window hashed at once (numpy, 64-bit): a window is repeated when an earlier one
+        has its hash, so repeated = windows - distinct hashes. Linear, and 10 MB costs ~0.3 GB
+        where a set of 10 million strings cost 1.3 GB (evals/BENCHMARKS.md)."""
         n = len(sample) - WINDOW + 1
         if n <= 1:
             return CheckResult({"repetition": None})
-        seen, repeated = set(), 0
-        for i in range(n):
-            w = sample[i:i + WINDOW]
-            if w in seen:
-                repeated += 1
-            else:
-                seen.add(w)
+        from gen.evals.copying import sorted_unique, window_hashes
+
+        cps = np.frombuffer(sample.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32).astype(np.int64)
+        repeated = n - len(sorted_unique(window_hashes(cps, WINDOW)))
         return CheckResult({"repetition": repeated / n})
 
     def summarize(self, samples, results, ctx) -> dict[str, float]:

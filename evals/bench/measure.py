@@ -301,7 +301,7 @@ def bench_sampling(case: Case, rounds: int, budget_s: float, bf16: bool = True) 
                "chars_per_cpu_s": statistics.median(cpu_cps[name]), "length": lengths[name]}
         for name, v in cps.items()}
     out["speedup_1"] = statistics.median(a / b for a, b in zip(cps["ours_1"], cps["nn_lstm_1"], strict=True))
-    out["auto"] = "bf16" if sampling_dtype(model, torch.device("cpu")) == torch.bfloat16 else "fp32"
+    out["auto"] = "bf16" if sampling_dtype(model, torch.device("cpu"), streams=64) == torch.bfloat16 else "fp32"
     out["bf16_nll_drift"] = nll_drift(model) if bf16 else None
     return out
 
