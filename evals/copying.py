@@ -149,6 +149,10 @@ def gram_table(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
     return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
 
 
+_NO_CODES = np.zeros(0, dtype=np.int64)
+_SEP = np.full(1, -1, dtype=np.int64)
+
+
 class CopyIndex:
     """A training text, its window hashes and suffix array; answers "how much was copied?"."""
 
@@ -260,14 +264,16 @@ class CopyIndex:
         """:meth:`score` for a batch: all windows of all queries hashed and looked up at once."""
         if not queries:
             return []
-        codes = [self.encode(q) for q in queries]
-        joined = np.concatenate([np.append(c, -1) for c in codes])  # -1 between: no window spans two
+        # a query shorter than a window (a name) has nothing to look up: it is not even encoded
+        codes = [self.encode(q) if len(q) >= NGRAM else _NO_CODES for q in queries]
+        parts = [part for c in codes for part in (c, _SEP)]  # -1 between: no window spans two
+        joined = np.concatenate(parts)
         found_all = self.found(joined) if self.text else np.zeros(max(0, len(joined) - NGRAM + 1), bool)
         out, start = [], 0
-        for q in queries:
+        for q, c in zip(queries, codes, strict=True):
             windows = len(q) - NGRAM + 1
             found = found_all[start:start + max(windows, 0)]
-            start += len(q) + 1
+            start += len(c) + 1
             out.append(self._longest(q, found) | {"share": float(found.mean()) if windows > 0 else None})
         return out
 
@@ -286,7 +292,13 @@ class CopyIndex:
                 if lookups >= MAX_LOOKUPS:
                     best["truncated"] = True
                     return best
-                n, where = self.longest_match(query, i)
+                # compare only as far as needed to beat the best: the lookups that do not (most of a
+                # splice's) read a few dozen characters per step, not 512; one that does is redone
+                # in full, so the figure stays exact
+                cap = min(512, max(NGRAM, best["longest"] + 1))
+                n, where = self.longest_match(query, i, cap=cap)
+                if n >= cap and cap < 512:
+                    n, where = self.longest_match(query, i)
                 lookups += 1
                 if n > best["longest"]:
                     best.update(longest=n, offset=i, train_offset=where)
