@@ -80,7 +80,7 @@ def _layer_module(model: CharRNN, k: int) -> nn.Module:
     mod = CELLS[a.cell](a.n_embd if k == 0 else a.n_hidden, a.n_hidden, num_layers=1, batch_first=True)
     mod.load_state_dict({f"{n}_l0": getattr(rnn, f"{n}_l{k}") for n in
                          ("weight_ih", "weight_hh", "bias_ih", "bias_hh")})
-    return mod.eval()
+    return mod.eval().to(rnn.weight_ih_l0.device)  # on the model's device (viz --device cuda)
 
 
 def _lstm_cells(layer: nn.Module, x: torch.Tensor, h: torch.Tensor) -> np.ndarray:

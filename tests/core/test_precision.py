@@ -108,3 +108,58 @@ def _cpu():
     import torch
 
     return torch.device("cpu")
+
+
+def test_sampling_precision_rules(monkeypatch):
+    import torch
+
+    from gen.core.model import CharRNN
+    from gen.core.precision import sampling_dtype
+
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    cpu = _cpu()
+    big = CharRNN(ModelArgs(vocab_size=20, n_layer=1, n_hidden=256, n_embd=8))
+    small = CharRNN(ModelArgs(vocab_size=20, n_layer=1, n_hidden=32, n_embd=8))
+    assert sampling_dtype(big, cpu, "auto", streams=1) == torch.float32  # one stream: fp32 is faster
+    assert sampling_dtype(small, cpu, "auto", streams=64) == torch.float32  # small weights sit in cache
+    assert sampling_dtype(small, cpu, "bf16", streams=1) == torch.bfloat16  # named: as asked
+    monkeypatch.setenv(FORCE_ENV, "bf16")
+    assert sampling_dtype(small, cpu, "auto", streams=1) == torch.bfloat16
+
+
+def test_bf16_stepper_follows_the_fp32_one():
+    import torch
+
+    from gen.core.model import CharRNN, FusedStepper
+    from gen.core.precision import nll_drift
+
+    torch.manual_seed(0)
+    for cell in ("lstm", "gru", "rnn"):
+        model = CharRNN(ModelArgs(vocab_size=30, cell=cell, n_layer=2, n_hidden=64, n_embd=8)).eval()
+        ref, low = FusedStepper(model), FusedStepper(model, "cpu", torch.bfloat16)
+        s_ref, s_low = ref.init_state(3), low.init_state(3)
+        for t in range(20):
+            ids = torch.tensor([t % 30, (3 * t) % 30, 7])
+            a, b = ref.step(ids, s_ref), low.step(ids, s_low)
+            assert b.dtype == torch.float32 and (a - b).abs().max() < 0.05, cell
+        assert nll_drift(model, chars=32) < 0.01
+
+
+def test_sample_and_viz_take_device_and_precision(ws, names_file, run):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", "--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4", "--seq-len", "16",
+        "--max-steps", "4", "--quiet", "--device", "cpu", "--run-name", "d")
+    ckpt = str(ws / "runs" / "nm" / "d" / "best.pt")
+    fp32 = run("sample", ckpt, "-n", "8", "--seed", "3", "--device", "cpu", "--precision", "fp32").output
+    bf16 = run("sample", ckpt, "-n", "8", "--seed", "3", "--device", "cpu", "--precision", "bf16").output
+    assert "8 samples" in fp32 and "8 samples" in bf16
+    run("viz", ckpt, "--corpus", "nm", "--chars", "200", "--device", "cpu", "--out", str(ws / "v.html"))
+    assert (ws / "v.html").stat().st_size > 0
+    out = run("sample", ckpt, "--device", "cuda", code=1).output if not _has_cuda() else ""
+    assert not out or "no CUDA GPU" in out
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
