@@ -28,6 +28,7 @@ BF16_MIN_SPEEDUP = 1.2  # below this the rounding of bf16 is not worth it
 PROBE_CHARS = 512  # characters per probe step: (B, T) = (16, 32); big enough for real matmuls
 PROBE_STEPS = 3  # timed steps per precision, after one warm-up step
 FORCE_ENV = "GEN_PRECISION_PROBE"
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 @dataclass
@@ -84,15 +85,16 @@ def _step_seconds(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y
 def probe(args: ModelArgs, steps: int = PROBE_STEPS) -> Pick:
     """Time the model's own shapes in fp32 and in bf16 autocast (well under a second for the
     default models; a chip that is very slow in bf16 is given up on after one step)."""
-    torch.manual_seed(0)
-    x = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))  # (B, T)
-    y = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))
     result = {}
-    for bf16 in (False, True):
-        model = CharRNN(args)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        give_up = 5 * result[False][0] * steps if bf16 else float("inf")
-        result[bf16] = _step_seconds(model, opt, x, y, bf16, steps, give_up)
+    with torch.random.fork_rng(devices=[]):  # the run's own seeded RNG stream is left untouched
+        torch.manual_seed(0)
+        x = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))  # (B, T)
+        y = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))
+        for bf16 in (False, True):
+            model = CharRNN(args)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+            give_up = 5 * result[False][0] * steps if bf16 else float("inf")
+            result[bf16] = _step_seconds(model, opt, x, y, bf16, steps, give_up)
     (t32, ok32), (t16, ok16) = result[False], result[True]
     speedup = t32 / t16
     if not ok16 and ok32:
@@ -106,12 +108,8 @@ def pick_precision(args: ModelArgs, device: torch.device, cache: Path | None = N
     if device.type == "cuda":
         ok = torch.cuda.is_bf16_supported()
         return Pick("bf16" if ok else "fp32", None, "GPU with bf16" if ok else "GPU without bf16")
-    forced = os.environ.get(FORCE_ENV, "").strip()
+    forced = _forced()
     if forced:
-        if forced not in ("fp32", "bf16"):
-            from gen.core.errors import GenError
-
-            raise GenError(f"{FORCE_ENV}={forced!r}: set it to fp32 or bf16, or unset it to measure")
         return Pick(forced, None, f"forced by {FORCE_ENV}")
     key = f"{machine_id()}|{_shape_key(args)}"
     table = _read(cache) if cache else {}
@@ -127,6 +125,18 @@ def pick_precision(args: ModelArgs, device: torch.device, cache: Path | None = N
                       "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
         atomic_write_text(cache, json.dumps(table, indent=1, sort_keys=True) + "\n")
     return pick
+
+
+def _forced() -> str | None:
+    """The answer GEN_PRECISION_PROBE forces (training and sampling alike), or None."""
+    forced = os.environ.get(FORCE_ENV, "").strip()
+    if not forced:
+        return None
+    if forced not in DTYPES:
+        from gen.core.errors import GenError
+
+        raise GenError(f"{FORCE_ENV}={forced!r}: set it to fp32 or bf16, or unset it to measure")
+    return forced
 
 
 def _read(path: Path) -> dict:
@@ -164,13 +174,13 @@ def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto"
     scoring its own fp32 sample within ``SAMPLE_MAX_NLL_DRIFT`` nats/char in bf16 (checked per
     model, a few milliseconds); else fp32. Deterministic on a given machine: no timing decides
     it, so a seeded sample repeats. ``GEN_PRECISION_PROBE`` forces it as for training."""
-    if precision in ("fp32", "bf16"):
-        return torch.float32 if precision == "fp32" else torch.bfloat16
+    if precision in DTYPES:
+        return DTYPES[precision]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
-    forced = os.environ.get(FORCE_ENV, "").strip()
-    if forced in ("fp32", "bf16"):
-        return torch.float32 if forced == "fp32" else torch.bfloat16
+    forced = _forced()
+    if forced:
+        return DTYPES[forced]
     if not native_bf16() or model.args.n_hidden < SAMPLE_BF16_MIN_HIDDEN or streams < SAMPLE_BF16_MIN_STREAMS:
         return torch.float32
     return torch.bfloat16 if nll_drift(model) <= SAMPLE_MAX_NLL_DRIFT else torch.float32

@@ -26,7 +26,6 @@ scores far higher. Figures in evals/BENCHMARKS.md ("Design measurements", "Eval 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -34,6 +33,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
+from gen.core.statscache import corpus_digest
 
 if TYPE_CHECKING:
     from gen.core.data import CorpusData
@@ -103,15 +103,21 @@ def _settle(sorted_key: np.ndarray, slots: np.ndarray, sa: np.ndarray, rank: np.
     return slots[tied]
 
 
-def dense_codes(text: str) -> np.ndarray:
-    """The text's code points renumbered 0..distinct-1 in code-point order (so packing uses
-    few bits and string order is kept); a presence table is O(n), unlike a sort."""
-    cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-    if len(cps) == 0:
-        return np.zeros(0, dtype=np.int64)
-    present = np.zeros(int(cps.max()) + 1, dtype=np.int64)
+def code_table(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, lut): the text's code points renumbered 0..distinct-1 in code-point order (so
+    packing uses few bits and string order is kept), and the table code point -> code that made
+    them (-1 for a code point the text lacks; its last slot is always -1). A presence table is
+    O(n), unlike a sort."""
+    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    present = np.zeros(int(cps.max()) + 2 if len(cps) else 1, dtype=np.int64)
     present[cps] = 1
-    return (np.cumsum(present) - 1)[cps]
+    lut = np.where(present == 1, np.cumsum(present) - 1, -1)
+    return lut[cps], lut
+
+
+def dense_codes(text: str) -> np.ndarray:
+    """The codes of :func:`code_table`."""
+    return code_table(text)[0]
 
 
 def window_hashes(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
@@ -158,17 +164,12 @@ class CopyIndex:
 
     def __init__(self, text: str, sa: np.ndarray | None = None, grams: np.ndarray | None = None) -> None:
         self.text = text
-        codes = dense_codes(text)
+        codes, self.lut = code_table(text)  # the lut encodes queries (-1: never in training)
         if sa is None:
             sa = suffix_array(codes)
         # int32 halves the memory (and the cache file) for anything under 2 G characters
         self.sa = sa.astype(np.int32 if len(text) < 2**31 else np.int64, copy=False)
         self.grams = gram_table(codes) if grams is None else grams
-        # code point -> training code (-1: never in training); queries are encoded with it
-        cps = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
-        self.lut = np.full(int(cps.max()) + 2 if len(cps) else 1, -1, dtype=np.int64)
-        if len(cps):
-            self.lut[cps] = codes
 
     def encode(self, query: str) -> np.ndarray:
         """The query in training codes; characters training never has are -1."""
@@ -268,7 +269,7 @@ class CopyIndex:
         codes = [self.encode(q) if len(q) >= NGRAM else _NO_CODES for q in queries]
         parts = [part for c in codes for part in (c, _SEP)]  # -1 between: no window spans two
         joined = np.concatenate(parts)
-        found_all = self.found(joined) if self.text else np.zeros(max(0, len(joined) - NGRAM + 1), bool)
+        found_all = self.found(joined)
         out, start = [], 0
         for q, c in zip(queries, codes, strict=True):
             windows = len(q) - NGRAM + 1
@@ -319,7 +320,7 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     if key in _cache:
         return _cache[key]
     text = data.text("train", max_chars)
-    digest = hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()[:16]
+    digest = f"{corpus_digest(Path(data.path))}-{max_chars}"  # the corpus statistics' key, and the cut
     paths = {name: Path(data.path) / name.replace(".npy", f".{digest}.npy") for name in (CACHE_NAME, GRAMS_NAME)}
     arrays = {name: _load(path) for name, path in paths.items()}
     idx = CopyIndex(text, arrays[CACHE_NAME], arrays[GRAMS_NAME])

@@ -10,6 +10,7 @@ reference: good samples sit near "real", broken ones near "corrupted".
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from collections import Counter
@@ -123,8 +124,6 @@ def _score_chunk(bounds: tuple[int, int]) -> list[list[CheckResult]]:
 def eval_workers(domain: Domain, samples: list[str], ctx: EvalContext) -> int:
     """How many processes score: every core for a big set, one for a small one, or for options
     that run their own pool of external tools (the domain's ``serial_options``, e.g. --compile)."""
-    import os
-
     if os.environ.get(WORKERS_ENV, "").strip().isdigit():
         return max(1, int(os.environ[WORKERS_ENV]))
     if sum(map(len, samples)) < PARALLEL_MIN_CHARS or any(ctx.options.get(o) for o in domain.serial_options):

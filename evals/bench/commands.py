@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import click
@@ -99,17 +98,15 @@ def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_ca
     from gen.core.errors import GenError
     from gen.evals.bench.measure import run_bench
 
+    eval_rows = None
     if eval_corpora:
         from gen.evals.bench.evalspeed import bench_eval, format_eval
 
-        rows = bench_eval([c.strip() for c in eval_corpora.split(",") if c.strip()], click.get_current_context().obj,
-                          int(eval_mb * 1e6), log=lambda m: click.echo(m, err=True))
-        click.echo(format_eval(rows))
-        if json_out:
-            from gen.core.atomic import atomic_write_text
-
-            atomic_write_text(json_out, json.dumps({"eval": rows}, indent=2))
+        eval_rows = bench_eval([c.strip() for c in eval_corpora.split(",") if c.strip()],
+                               click.get_current_context().obj, int(eval_mb * 1e6), log=lambda m: click.echo(m, err=True))
+        click.echo(format_eval(eval_rows))
         if configs == "none":
+            _write_json(json_out, {"eval": eval_rows})
             return
 
     if guided_ckpts:
@@ -136,12 +133,17 @@ def bench(quick: bool, json_out: str | None, configs: str | None, seconds_per_ca
     except ValueError as exc:
         raise GenError(str(exc)) from None
     click.echo(format_report(result))
-    if json_out:
-        from gen.core.atomic import atomic_write_text
+    _write_json(json_out, {**result, "eval": eval_rows} if eval_rows else result)
 
-        Path(json_out).parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(json_out, json.dumps(result, indent=2))
-        click.echo(f"wrote {json_out}", err=True)
+
+def _write_json(path: str | None, result: dict[str, Any]) -> None:
+    """The results as JSON (training, sampling and eval figures of one run in one file)."""
+    if not path:
+        return
+    from gen.core.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(result, indent=2))
+    click.echo(f"wrote {path}", err=True)
 
 
 @hookimpl

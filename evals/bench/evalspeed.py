@@ -31,24 +31,27 @@ def held_out_documents(data, samples_per_line: bool, max_chars: int, seed: int =
     """Real held-out samples adding up to about ``max_chars`` (see the module docstring)."""
     rng = random.Random(seed)
     docs: list[str] = []
+    kept = 0  # characters in docs
     short = ""  # consecutive short documents (a play's lines), joined until they make one sample
     target = rng.randint(DOC_MIN, DOC_MAX)
     for doc in data.documents("val"):
         if samples_per_line:
-            docs += [line for line in doc.split("\n") if line]
+            new = [line for line in doc.split("\n") if line]
         elif DOC_MIN <= len(doc) <= DOC_MAX:
-            docs.append(doc)
+            new = [doc]
         elif len(doc) > DOC_MAX:
-            docs += _cut(doc, rng)
+            new = _cut(doc, rng)
         else:
             short += doc + data.separator
-            if len(short) >= target:
-                docs.append(short)
+            new = [short] if len(short) >= target else []
+            if new:
                 short, target = "", rng.randint(DOC_MIN, DOC_MAX)
-        if sum(map(len, docs)) >= 4 * max_chars:
+        docs += new
+        kept += sum(map(len, new))
+        if kept >= 4 * max_chars:
             break
     if samples_per_line and docs:  # a small held-out list (names) is repeated to a measurable size
-        docs = docs * -(-max_chars // max(1, sum(map(len, docs))))
+        docs = docs * -(-max_chars // max(1, kept))
     rng.shuffle(docs)
     out, total = [], 0
     for d in docs:

@@ -205,3 +205,34 @@ def test_bf16_training_on_cpu(tmp_path, names_file):
     res = train(data, _cfg(max_steps=6, precision="bf16"), tmp_path / "b", "names", progress=False,
                 log=lambda m: None)
     assert len(res.losses) == 6 and all(0 < v < 10 for v in res.losses) and res.best_val < 10
+
+
+def test_a_shortened_final_validation_is_never_the_best(tmp_path, names_file):
+    """A validation cut to fit the time budget scores a few windows, not the split (1.23 where
+    the split scored 1.44): it is logged with its size but never saves best.pt."""
+    import json
+
+    from gen.core.train import _setup, _start, _validate
+
+    data = _corpus(tmp_path, names_file)
+    run_dir = tmp_path / "short"
+    run_dir.mkdir()
+    r = _setup(data, _cfg(), run_dir, "names", None, lambda m: None)
+    _start(r, False, False, None)
+    _validate(r, max_chars=16)
+    assert r.best_val == float("inf") and not (run_dir / "best.pt").exists()
+    _validate(r)
+    assert r.best_val == r.last_val and (run_dir / "best.pt").exists()
+    r.metrics_fh.close()
+    vals = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if "val_loss" in x]
+    assert vals[0]["val_chars"] == 16 and "val_chars" not in vals[1]
+
+
+def test_the_precision_probe_leaves_the_run_rng_alone():
+    from gen.core.precision import probe
+
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    probe(ModelArgs(vocab_size=10, n_layer=1, n_hidden=16, n_embd=4), steps=1)
+    assert torch.equal(torch.rand(3), expected)
