@@ -85,6 +85,7 @@ class Option:
     help: str
     default: Any = False  # a bool default makes it a flag; otherwise the value's type parses it
     type: Any = None  # a Python type or a click type (click.Choice, click.IntRange); None: type(default)
+    multiple: bool = False  # repeatable (``--include-dir A --include-dir B``): the value is a tuple
 
     @property
     def flag(self) -> str:

@@ -34,6 +34,8 @@ def click_option(opt: Option) -> click.Option:
     """The click option of one declaration: a flag for a bool default, else a typed value."""
     if isinstance(opt.default, bool) and opt.type is None:
         return click.Option([opt.flag, opt.name], is_flag=True, default=opt.default, help=opt.help)
+    if opt.multiple:
+        return click.Option([opt.flag, opt.name], type=opt.type or str, multiple=True, default=(), help=opt.help)
     typ = opt.type if opt.type is not None else (type(opt.default) if opt.default is not None else str)
     return click.Option([opt.flag, opt.name], type=typ, default=opt.default, show_default=opt.default is not None,
                         help=opt.help)
@@ -64,7 +66,7 @@ def describe(options: Iterable[Option]) -> list[str]:
         elif isinstance(param.type, click.Choice):
             flag = f"{opt.flag} [{'|'.join(map(str, param.type.choices))}]"
         else:  # "float range" -> FLOAT
-            flag = f"{opt.flag} {param.type.name.split()[0].upper()}"
-        default = "" if param.is_flag or opt.default is None else f" (default {opt.default})"
+            flag = f"{opt.flag} {param.type.name.split()[0].upper()}" + (" (repeatable)" if opt.multiple else "")
+        default = "" if param.is_flag or opt.default in (None, ()) else f" (default {opt.default})"
         lines.append(f"{flag:28} {opt.help}{default}")
     return lines

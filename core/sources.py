@@ -31,6 +31,9 @@ class PrepareReport:
         self.bytes_in = 0
         self.skipped: dict[str, int] = {}
         self.notes: list[str] = []
+        # what a domain learns of the source at prepare for its checks (C: the header paths), saved
+        # in meta.json's report and read back by the domain's corpus_stats
+        self.extra: dict[str, Any] = {}
 
     def skip(self, reason: str, n: int = 1) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + n
@@ -40,7 +43,7 @@ class PrepareReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {"files": self.files, "documents": self.documents, "bytes_in": self.bytes_in,
-                "skipped": dict(self.skipped), "notes": list(self.notes)}
+                "skipped": dict(self.skipped), "notes": list(self.notes), **({"extra": self.extra} if self.extra else {})}
 
 
 def matches(name: str, patterns: list[str]) -> bool:

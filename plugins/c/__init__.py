@@ -21,15 +21,14 @@ Tracker and per-character features live in :mod:`gen.plugins.c_scan`.
 
 from __future__ import annotations
 
+import functools
 import random
-import re
-import shutil
-import subprocess
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import click
 import numpy as np
 
 from gen.core.api import (
@@ -46,10 +45,12 @@ from gen.core.api import (
     hookimpl,
 )
 
+from . import headers as c_headers
 from . import lex as c_lex
 from . import scan as c_scan
 from . import sem as c_sem
 from .corrupt import corrupt_c
+from .gcc import gcc_syntax
 
 FILE_SEP = c_scan.FILE_SEP
 FILE_SEPARATOR = FILE_SEP + "\n"  # documents always end with a newline, so this is a line of its own
@@ -70,13 +71,20 @@ def _kb(n: int) -> float:
     return max(n, 1) / 1024
 
 
+MAX_CORPUS_HEADERS = 200_000  # header paths kept at prepare (the full kernel has about 22,000)
+
+
 @dataclass
 class CStats:
-    """What ``--against`` gives the checks: names the training corpus uses as globals."""
+    """What ``--against`` gives the checks: names the training corpus uses as globals, and the
+    corpus's own header paths (an include they match is declared by names the corpus holds,
+    when ``complete``: every training document was read)."""
 
     names: frozenset[str]
     documents: int
     chars: int
+    headers: tuple[str, ...] = ()
+    complete: bool = True
 
 
 class CDomain(Domain):
@@ -91,13 +99,22 @@ class CDomain(Domain):
         MetricSpec("unclosed_brackets", False, "brackets still open where a file (or the sample) ends"),
         MetricSpec("unterminated_per_kb", False, "string/char literals cut by a newline, unclosed /* */, per KB"),
         MetricSpec("undeclared_ids", False, "share of names used in functions that are declared nowhere"),
+        MetricSpec("unknown_ids", False, "share of names used that no visible declaration has but a header "
+                   "that was not found could (or, in a window with no #include, a callee or MACRO)"),
+        MetricSpec("missing_headers", False, "#include lines found in no include directory, system path or corpus"),
         MetricSpec("unused_locals", False, "share of local variables declared and never used"),
         MetricSpec("void_returns", False, "share of void functions that return a value"),
         MetricSpec("falls_off_end", False, "share of non-void functions that can reach their end"),
         MetricSpec("self_comparisons_per_kb", False, "comparisons of an expression with itself, per KB"),
-        MetricSpec("gcc_syntax_ok", True, "gcc -fsyntax-only passes (eval option gcc; needs headers)"),
+        MetricSpec("gcc_syntax_ok", True, "gcc -fsyntax-only finds no syntax error (eval option gcc; errors that "
+                   "missing headers explain are noted, not counted)"),
     )
-    eval_options = (Option("gcc", "also run gcc -fsyntax-only on every sample (gcc_syntax_ok)"),)
+    eval_options = (
+        Option("gcc", "also run gcc -fsyntax-only on every sample (gcc_syntax_ok; headers from --include-dir)"),
+        Option("include_dir", "a folder of headers the samples include (names declared there are known; "
+               "also passed to --gcc as -I)", (), click.Path(exists=True, file_okay=False), multiple=True),
+    )
+    stats_version = 2  # v2: header paths and completeness beside the names
     serial_options = ("gcc",)
     prepare_options = (
         Option("max_file_kb", "skip source files larger than this many KB (generated tables)", 1024),
@@ -119,7 +136,10 @@ class CDomain(Domain):
         max_kb = options.get("max_file_kb", 1024)
         max_bytes = int(max_kb) * 1024 if max_kb else None
         stray = 0
-        for _name, text in iter_sources(src, corpus.patterns, report, max_bytes):
+        headers: list[str] = []
+        for name, text in iter_sources(src, corpus.patterns, report, max_bytes):
+            if name.endswith(".h") and len(headers) < MAX_CORPUS_HEADERS:
+                headers.append(name.replace("\\", "/"))
             if "\r" in text:
                 text = text.replace("\r\n", "\n")
             if FILE_SEP in text:  # the separator must mean "next file" and nothing else
@@ -131,6 +151,7 @@ class CDomain(Domain):
             yield text if text.endswith("\n") else text + "\n"
         if stray:
             report.note(f"removed the file separator character from {stray} file(s)")
+        report.extra["c_headers"] = headers
 
     # ---- eval --------------------------------------------------------------------------------
     def corpus_stats(self, data: Any) -> CStats:
@@ -147,66 +168,36 @@ class CDomain(Domain):
                 continue
             docs += 1
             chars += len(doc)
-        return CStats(frozenset(n.decode("utf-8", "replace") for n in names), docs, chars)
+        headers = tuple(data.meta.get("report", {}).get("extra", {}).get("c_headers", ()))
+        return CStats(frozenset(n.decode("utf-8", "replace") for n in names), docs, chars, headers, stride == 1)
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
-        stats = ctx.stats if ctx is not None else None
-        known = stats.names if isinstance(stats, CStats) else None
-        total = c_sem.Tally()
-        mismatches = unclosed = unterminated = tree_chars = scanned = 0
-        issues: list[tuple[str, int, str]] = []
-        parts = list(split_files(sample))
-        for n, (base, part) in enumerate(parts):
-            if not part.strip():
-                continue
-            bal = c_lex.balance(part)
-            scanned += len(part.encode("utf-8", "surrogatepass"))
-            mismatches += bal.n_mismatches
-            unclosed += bal.n_unclosed
-            unterminated += bal.n_unterminated
-            issues += [("bracket", base + o, m) for o, m in bal.mismatches]
-            issues += [("unclosed", base + o, m) for o, m in bal.unclosed]
-            issues += [("unterminated", base + o, m) for o, m in bal.unterminated]
-            if bal.depth > MAX_BRACKET_DEPTH:
-                issues.append(("budget", base, f"brackets nested {bal.depth:,} deep (more than {MAX_BRACKET_DEPTH}): "
-                                               "syntax and semantic checks skipped for this file"))
-                continue
-            # the last file is cut by the length limit: parse it with what closes it appended
-            closing = bal.closing if n == len(parts) - 1 else ""
-            room = MAX_TREE_CHARS - tree_chars
-            if len(part) > room:  # the tree checks see the text up to the budget, cut at a line end
-                issues.append(("budget", base + max(room, 0), f"syntax and semantic checks stop after "
-                               f"{MAX_TREE_CHARS:,} characters of a sample (about 10 s); brackets are checked "
-                               "throughout"))
-                part, closing = part[:part.rfind("\n", 0, max(room, 0)) + 1], ""
-                if not part.strip():
-                    continue
-            tree_chars += len(part)
-            t = c_sem.analyze(part, known, closing)
-            for k, v in vars(t).items():
-                if isinstance(v, int):
-                    setattr(total, k, getattr(total, k) + v)
-            issues += [(k, base + o, m) for k, o, m in t.issues]
-        kb, scanned_kb = _kb(total.bytes), _kb(scanned)  # tree-checked bytes; bracket-checked bytes
+        found = analyze_sample(sample, ctx)
+        total, n = found.tally, found
+        kb, scanned_kb = _kb(total.bytes), _kb(n.scanned)  # tree-checked bytes; bracket-checked bytes
         metrics: dict[str, float | None] = {
             "error_bytes": total.error_bytes / total.bytes if total.bytes else None,
             "missing_per_kb": total.missing / kb if total.bytes else None,
             "clean_definitions": total.clean_defs / total.defs if total.defs else None,
-            "bracket_errors_per_kb": mismatches / scanned_kb if scanned else None,
-            "unclosed_brackets": float(unclosed) if scanned else None,
-            "unterminated_per_kb": unterminated / scanned_kb if scanned else None,
+            "bracket_errors_per_kb": n.mismatches / scanned_kb if n.scanned else None,
+            "unclosed_brackets": float(n.unclosed) if n.scanned else None,
+            "unterminated_per_kb": n.unterminated / scanned_kb if n.scanned else None,
             "undeclared_ids": total.undeclared / total.names_used if total.names_used else None,
+            "unknown_ids": total.unknown / total.names_used if total.names_used else None,
+            "missing_headers": float(n.missing_headers),
             "unused_locals": total.unused / total.locals if total.locals else None,
             "void_returns": total.void_returns / total.void_fns if total.void_fns else None,
             "falls_off_end": total.falls_off / total.value_fns if total.value_fns else None,
             "self_comparisons_per_kb": total.self_cmp / kb if total.bytes else None,
             "gcc_syntax_ok": None,
         }
+        issues = found.issues
         if ctx is not None and ctx.options.get("gcc"):
-            ok, message = gcc_syntax(sample.replace(FILE_SEPARATOR, "\n").replace(FILE_SEP, "\n"))
+            ok, message = gcc_syntax(sample.replace(FILE_SEPARATOR, "\n").replace(FILE_SEP, "\n"),
+                                     include_dirs(ctx))
             metrics["gcc_syntax_ok"] = ok
-            if ok == 0.0:
-                issues.append(("gcc", 0, message))
+            if message:
+                issues.append(("gcc" if ok == 0.0 else "gcc_missing_header", 0, message))
         return CheckResult(metrics, _issues(sample, issues))
 
     def corrupt(self, text: str, rng: random.Random) -> str:
@@ -218,6 +209,95 @@ class CDomain(Domain):
 
     def features(self, text: str) -> dict[str, np.ndarray]:
         return c_scan.features(text)
+
+
+@dataclass
+class Found:
+    """Everything the checks found in one sample, before it becomes metrics (the agreement
+    harness in evals/agreement.py reads the issues with their offsets)."""
+
+    tally: c_sem.Tally
+    issues: list[tuple[str, int, str]]  # (kind, character offset, message), up to ISSUES_KEPT per kind
+    scanned: int = 0  # bytes the bracket checks read
+    mismatches: int = 0
+    unclosed: int = 0
+    unterminated: int = 0
+    missing_headers: int = 0
+
+
+def analyze_sample(sample: str, ctx: EvalContext | None) -> Found:
+    """Run every check but --gcc on each file of ``sample``."""
+    stats = ctx.stats if ctx is not None else None
+    known = stats.names if isinstance(stats, CStats) else None
+    found = Found(c_sem.Tally(), [])
+    issues, tree_chars = found.issues, 0
+    parts = list(split_files(sample))
+    for n, (base, part) in enumerate(parts):
+        if not part.strip():
+            continue
+        bal = c_lex.balance(part)
+        found.scanned += len(part.encode("utf-8", "surrogatepass"))
+        found.mismatches += bal.n_mismatches
+        found.unclosed += bal.n_unclosed
+        found.unterminated += bal.n_unterminated
+        issues += [("bracket", base + o, m) for o, m in bal.mismatches]
+        issues += [("unclosed", base + o, m) for o, m in bal.unclosed]
+        issues += [("unterminated", base + o, m) for o, m in bal.unterminated]
+        if bal.depth > MAX_BRACKET_DEPTH:
+            issues.append(("budget", base, f"brackets nested {bal.depth:,} deep (more than {MAX_BRACKET_DEPTH}): "
+                                           "syntax and semantic checks skipped for this file"))
+            continue
+        # the last file is cut by the length limit: parse it with what closes it appended
+        closing = bal.closing if n == len(parts) - 1 else ""
+        room = MAX_TREE_CHARS - tree_chars
+        if len(part) > room:  # the tree checks see the text up to the budget, cut at a line end
+            issues.append(("budget", base + max(room, 0), f"syntax and semantic checks stop after "
+                           f"{MAX_TREE_CHARS:,} characters of a sample (about 10 s); brackets are checked "
+                           "throughout"))
+            part, closing = part[:part.rfind("\n", 0, max(room, 0)) + 1], ""
+            if not part.strip():
+                continue
+        tree_chars += len(part)
+        heads, missing = file_headers(part, ctx, stats)
+        found.missing_headers += len(missing)
+        issues += [("missing_header", base + max(part.find(h), 0), f"#include {h}: found in no include directory, "
+                    "system path or corpus (pass --include-dir DIR)") for h in missing[:MAX_ISSUES_PER_KIND]]
+        t = c_sem.analyze(part, known, closing, heads)
+        for k, v in vars(t).items():
+            if isinstance(v, int):
+                setattr(found.tally, k, getattr(found.tally, k) + v)
+        issues += [(k, base + o, m) for k, o, m in t.issues]
+    return found
+
+
+def include_dirs(ctx: EvalContext | None) -> tuple[str, ...]:
+    """The ``include_dir`` option as a tuple of folders (the Python API may pass one path)."""
+    dirs = ctx.options.get("include_dir") if ctx is not None else None
+    if not dirs:
+        return ()
+    return (str(dirs),) if isinstance(dirs, str | Path) else tuple(str(d) for d in dirs)
+
+
+def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_sem.Headers, tuple[str, ...]]:
+    """What one file's includes declare (see headers.py), and the includes found nowhere."""
+    if "include" not in part:
+        return c_sem.Headers(), ()
+    dirs = include_dirs(ctx)
+    compiler = c_headers.find_compiler()
+    corpus = frozenset()
+    if isinstance(stats, CStats) and stats.complete and stats.headers:
+        corpus = ctx.state.setdefault("c_corpus_headers", c_headers.corpus_suffixes(stats.headers))
+    inc = c_headers.resolve(part, dirs, c_headers.system_dirs(compiler), corpus)
+    if not (inc.found or inc.corpus or inc.missing):
+        return c_sem.Headers(), ()
+    mode = "complete" if inc.complete else "partial"
+    if not inc.complete or not inc.found:
+        # an include is missing: every name no declaration shows is "unknown" anyway, so the found
+        # headers are not preprocessed (on kernel windows that saved 0.02 s per header)
+        return c_sem.Headers(mode=mode), inc.missing
+    names = c_headers.names_of(part, inc, dirs, compiler)
+    expand = functools.partial(c_headers.expanded_declares, part, dirs=dirs, compiler=compiler)
+    return c_sem.Headers(names.names, names.returning, mode, expand), inc.missing
 
 
 def train_documents(data: Any, stride: int = 1, chunk: int = 1 << 23) -> Iterator[str]:
@@ -265,26 +345,6 @@ def _issues(sample: str, found: list[tuple[str, int, str]]) -> list[Issue]:
         if seen[kind] <= MAX_ISSUES_PER_KIND:
             out.append(Issue(kind, message, offset, excerpt(sample, offset) if offset >= 0 else ""))
     return out
-
-
-_GCC_NOISE = re.compile(r"^<stdin>:")
-
-
-def gcc_syntax(text: str, timeout: float = 10.0) -> tuple[float | None, str]:
-    """1.0 when ``gcc -fsyntax-only`` accepts the text, 0.0 with its first error, None without gcc."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        return None, "gcc not installed"
-    try:
-        proc = subprocess.run([gcc, "-fsyntax-only", "-w", "-x", "c", "-"], input=text.encode("utf-8", "replace"),
-                              capture_output=True, timeout=timeout, check=False)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, f"gcc did not run: {exc}"
-    if proc.returncode == 0:
-        return 1.0, ""
-    lines = proc.stderr.decode("utf-8", "replace").splitlines()
-    first = next((ln for ln in lines if "error" in ln), lines[0] if lines else "gcc failed")
-    return 0.0, _GCC_NOISE.sub("line ", first)[:200]
 
 
 @hookimpl

@@ -58,7 +58,7 @@ def _rename_and_copy(text: str, rng: random.Random) -> str:
     if decls:
         name = rng.choice(decls)
         old = name.text.decode()
-        edits.append((name.start_byte, name.end_byte, _new_name(old, text, rng).encode()))
+        edits.append((name.start_byte, name.end_byte, fresh_name(old, text, rng).encode()))
     if cmps:
         left, right = rng.choice(cmps)
         if not any(s < right.end_byte and right.start_byte < e for s, e, _ in edits):
@@ -68,7 +68,7 @@ def _rename_and_copy(text: str, rng: random.Random) -> str:
     return src.decode("utf-8", "surrogatepass")
 
 
-def _new_name(old: str, text: str, rng: random.Random) -> str:
+def fresh_name(old: str, text: str, rng: random.Random) -> str:
     """A plausible identifier that does not occur in ``text`` (one letter changed or added)."""
     for _ in range(20):
         letter = rng.choice(string.ascii_lowercase)

@@ -12,6 +12,9 @@ the shared subset):
   every ``#elif``/``#else`` branch restarts from the bracket stack at the ``#if`` (so the kernel's
   ``#ifdef X`` ``int f(int a) {`` ``#else`` ``int f(void) {`` ``#endif`` idiom is balanced), and
   after ``#endif`` the state is the one at the end of the *first* branch;
+* every configuration must balance: a branch that ends with other brackets open than the first
+  branch did (a brace dropped inside ``#else``) is a mismatch, reported at its ``#else``/``#endif``;
+* an ``#if 0`` branch is never compiled: its brackets are ignored (its state is dropped);
 * an unterminated character literal inside a preprocessor line (``#error don't``) is not a C
   literal error.
 """
@@ -40,6 +43,7 @@ _TOKEN = re.compile(rf"""(?=[/"'\[\](){{}}\\ \t\#])(?:
 """, re.X | re.M)
 
 _COND_OPEN = {"if", "ifdef", "ifndef"}
+_NEVER = re.compile(r"^[ \t]*#[ \t]*if[ \t]+(?:0+|false)\b[ \t]*(?:/[/*]|$)")
 _COND_ALT = {"elif", "else", "elifdef", "elifndef"}
 
 
@@ -102,7 +106,9 @@ def balance(text: str, want_closers: bool = False) -> Balance:
         out.closers = {")": [], "]": [], "}": []}
     top: tuple | None = None  # the innermost open bracket (see _push)
     extra = 0  # open brackets deeper than STACK_LIMIT: counted only
-    conds: list[list] = []  # per open #if: [(top, extra) at #if, (top, extra) at end of first branch or None]
+    # per open #if: [(top, extra) at #if, (top, extra) at the end of its first branch or None,
+    # the first branch is `#if 0` (never compiled)]
+    conds: list[list] = []
     m = None
     for m in _TOKEN.finditer(text):
         kind = m.lastgroup
@@ -136,15 +142,18 @@ def balance(text: str, want_closers: bool = False) -> Balance:
         elif kind == "pp":
             d = m.group("dir")
             if d in _COND_OPEN:
-                conds.append([(top, extra), None])
-            elif d in _COND_ALT and conds:
-                if conds[-1][1] is None:
-                    conds[-1][1] = (top, extra)
-                top, extra = conds[-1][0]
-            elif d == "endif" and conds:
-                at_if, first = conds.pop()
-                if first is not None:
-                    top, extra = first
+                conds.append([(top, extra), None, d == "if" and _NEVER.match(m.group()) is not None])
+            elif (d in _COND_ALT or d == "endif") and conds:
+                cond = conds.pop() if d == "endif" else conds[-1]
+                if cond[2]:  # the `#if 0` branch ends: what it did never happened
+                    cond[2] = False
+                elif cond[1] is None:
+                    cond[1] = (top, extra)
+                elif not _same((top, extra), cond[1]):
+                    out.n_mismatches += 1
+                    _add(out.mismatches, (m.start(), f"'#{d}' ends a branch that leaves {_describe(top, extra)} "
+                                                     f"open where the first branch left {_describe(*cond[1])}"))
+                top, extra = cond[0] if d != "endif" else (cond[1] or cond[0])
         elif kind == "str":
             tok = m.group()
             if len(tok) < 2 or not tok.endswith('"') or _escaped_end(tok):
@@ -165,16 +174,37 @@ def balance(text: str, want_closers: bool = False) -> Balance:
     stack = _as_list(top)
     out.n_unclosed = len(stack) + extra
     out.unclosed = [(at, f"'{ch}' never closed") for ch, at in stack[:LIST_LIMIT]]
-    # closing every open #if group leaves the state at the end of the outermost group's first branch
-    firsts = [f for _, f in conds if f is not None]
-    out.closing = _closing(text, m, _as_list(firsts[0][0]) if firsts else stack, len(conds))
+    out.closing = _closing(text, m, [ch for ch, _ in stack], conds)
     return out
 
 
-def _closing(text: str, last: re.Match | None, stack: list[tuple[str, int]], open_ifs: int) -> str:
+def _same(a: tuple, b: tuple) -> bool:
+    """Two (top, extra) bracket states with the same open brackets (persistent stacks: walk up
+    until they share a node; each walk is bounded by what one branch pushed)."""
+    (x, ex), (y, ey) = a, b
+    if ex != ey:
+        return False
+    while x is not y:
+        if x is None or y is None or x[0] != y[0] or x[3] != y[3]:
+            return False
+        x, y = x[2], y[2]
+    return True
+
+
+def _describe(top: tuple | None, extra: int) -> str:
+    n = (top[3] if top is not None else 0) + extra
+    return "nothing" if n == 0 else f"{n} bracket(s) ('{top[0]}' innermost)"
+
+
+def _closers(kinds: list[str]) -> str:
+    return "".join("\n}" if ch == "{" else PAIRS[ch] for ch in reversed(kinds))
+
+
+def _closing(text: str, last: re.Match | None, kinds: list[str], conds: list[list]) -> str:
     """What closes the open structure, like the tracker's closing(): a literal or comment the
-    text ends in, the directive line, ``open_ifs`` #endif lines, then the brackets of ``stack``
-    (the state after those #endif lines) innermost first."""
+    text ends in, the directive line, an ``#endif`` per open group (a text cut inside an
+    ``#else`` branch first closes what that branch opened beyond the first branch, so every
+    configuration balances), then the brackets still open, innermost first."""
     tail = ""
     if last is not None and last.end() == len(text):
         kind, tok = last.lastgroup, last.group()
@@ -187,10 +217,18 @@ def _closing(text: str, last: re.Match | None, stack: list[tuple[str, int]], ope
                 tail = ("\\" if odd else "") + quote
         elif kind in ("lcom", "pp"):
             tail = "\n\n" if tok.endswith("\\") else "\n"
-    if open_ifs:
+    if conds:
         tail += "" if tail.endswith("\n") or not text or text.endswith("\n") else "\n"
-        tail += "#endif\n" * open_ifs
-    return tail + "".join("\n}" if ch == "{" else PAIRS[ch] for ch, _at in reversed(stack))
+    for _at_if, first, never in reversed(conds):
+        if never:  # still in `#if 0`: after #endif the state is the one at the #if
+            kinds = [ch for ch, _ in _as_list(_at_if[0])]
+        elif first is not None:
+            want = [ch for ch, _ in _as_list(first[0])]
+            if len(kinds) > len(want) and kinds[:len(want)] == want:
+                tail += _closers(kinds[len(want):]) + "\n"
+            kinds = want
+        tail += "#endif\n"
+    return tail + _closers(kinds)
 
 
 def _escaped_end(tok: str) -> bool:

@@ -231,6 +231,11 @@ class CScanner:
             out.append("\n")
             sim.feed("\n")
         for _ in range(len(sim.conds)):
+            first = sim.conds[-1][1]  # cut inside an #else: first close what it opened beyond the #if branch
+            if first is not None and len(sim.stack) > len(first) and sim.stack[:len(first)] == first:
+                extra = "".join("\n}" if op == "{" else _CLOSE_OF[op] for op in reversed(sim.stack[len(first):]))
+                out.append(extra + "\n")
+                sim.feed_text(extra + "\n")
             out.append("#endif\n")
             sim.feed_text("#endif\n")
         for op in reversed(sim.stack):

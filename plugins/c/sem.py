@@ -12,13 +12,16 @@ Scope model (deliberately simple, and lenient where real code would be flagged):
 * with corpus statistics (``--against``) a name is known if the training corpus uses it as a
   global (outside a function, or free in a function that does not declare it): kernel APIs,
   macros and globals are known, a stray local such as ``rw`` is not;
-* callees and ALL_CAPS names are assumed to come from headers: the check is about variables
-  (the blog's ``rw``), and held-out real code calls many APIs defined outside any corpus.
+* names the text's headers declare are known (:mod:`.headers`: include directories, the
+  compiler's system headers, the corpus's own headers). A name known nowhere is *undeclared*
+  when every include was found (what clang says), and *unknown* when an include was found
+  nowhere (it could come from there). A text with no include at all is a window of a file:
+  its callees and ALL_CAPS names are unknown (the file's missing head may declare them), its
+  other names undeclared (the blog's ``rw``).
 """
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -26,6 +29,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 
 from . import grammar as G
+from .names import DEFINED, Headers, cxx_guards_blanked, resolve, returning_macros
 
 
 def pieces(text: str, target: int = G.PIECE_CHARS) -> Iterator[tuple[int, str]]:
@@ -50,6 +54,7 @@ class Tally:
     clean_defs: int = 0
     names_used: int = 0  # distinct (function, name) uses
     undeclared: int = 0
+    unknown: int = 0  # free names that may come from a header that is not available
     locals: int = 0
     unused: int = 0
     void_fns: int = 0
@@ -58,7 +63,8 @@ class Tally:
     falls_off: int = 0
     self_cmp: int = 0
     globals: set[bytes] = field(default_factory=set)  # names mentioned outside function bodies
-    pending: list[tuple[bytes, int, bool]] = field(default_factory=list)  # free names: name, offset, callee
+    # free names: name, offset, callee, the function's name
+    pending: list[tuple[bytes, int, bool, bytes]] = field(default_factory=list)
     issues: list[tuple[str, int, str]] = field(default_factory=list)  # (kind, char offset, message)
     returning: frozenset[bytes] = frozenset()  # macros of the text whose body returns
 
@@ -83,16 +89,6 @@ def _is_function(decl: ts.Node) -> bool:
             return True
         node = node.child_by_field_name("declarator")
     return False
-
-
-# `#define NAME ... return ...` with no `if` before the return on its line: a statement made of
-# NAME (``RETURN_ZERO;`` or ``FAIL(x);``) leaves the function, as the compiler sees after expansion
-_RETURN_MACRO = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)(?:\([^)\n]*\))?(?:(?!\bif\b)[^\n])*?\breturn\b", re.M)
-
-
-def returning_macros(src: bytes) -> frozenset[bytes]:
-    """Names of the macros ``src`` defines whose body returns (see ``_RETURN_MACRO``)."""
-    return frozenset(m.group(1) for m in _RETURN_MACRO.finditer(src)) if b"define" in src else frozenset()
 
 
 def _ends_flow(node: ts.Node | None, returning: frozenset[bytes] = frozenset()) -> bool:
@@ -133,11 +129,14 @@ def _ends_flow(node: ts.Node | None, returning: frozenset[bytes] = frozenset()) 
 
 
 class _Fn:
-    __slots__ = ("node", "body", "start", "body_start", "end", "names", "uses", "locals", "complete", "pseudo")
+    __slots__ = ("node", "body", "start", "body_start", "end", "names", "uses", "locals", "complete", "pseudo",
+                 "name")
 
     def __init__(self, node: ts.Node, body: ts.Node, cut: int) -> None:
         self.node, self.body = node, body
         self.pseudo = node is body  # a bare top-level block: no head to check
+        ident = None if self.pseudo else name_of(node.child_by_field_name("declarator"))
+        self.name = ident.text if ident is not None else b""
         self.start, self.body_start, self.end = node.start_byte, body.start_byte, body.end_byte
         self.names: set[bytes] = set()  # params and locals
         self.locals: dict[bytes, int] = {}  # local name -> byte offset of its declaration
@@ -148,7 +147,7 @@ class _Fn:
 
 
 def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool = False,
-                  cut: int | None = None) -> None:
+                  cut: int | None = None, scopes_out: dict[bytes, set[bytes]] | None = None) -> None:
     """Add one piece's counts to ``tally``. ``base``/``text`` map byte offsets to the sample's
     characters for issues. ``free_out``: only collect names (corpus statistics). ``cut``: bytes
     from here on are repair text that closes what the sample's cut left open, not sample text."""
@@ -168,9 +167,19 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
     top = _toplevel(root)
     if not free_out:
         _syntax(top, caps, tally, at, cut)
+    for d in caps.get("tdef", []):  # a typedef name is declared (``sizeof(u8)`` uses it as a name)
+        for _ in range(16):
+            if d is None or d.type in ("type_identifier", "primitive_type"):
+                break
+            d = d.child_by_field_name("declarator")
+        if d is not None:
+            tally.globals.add(src[d.start_byte:d.end_byte])
     fns = _functions(caps, top, cut)
     param_at = _declarations(caps, src, fns)
     _uses(caps, src, fns, param_at, tally, at if not free_out else None)
+    if scopes_out is not None:
+        for f in fns:
+            scopes_out.setdefault(f.name, set()).update(f.names)
     if free_out:
         return
     starts = [f.start for f in fns]
@@ -186,10 +195,31 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
         if left is None or right is None or left.end_byte - left.start_byte != right.end_byte - right.start_byte:
             continue  # spacing inside an operand is rare enough: equal texts have equal lengths
         lt = src[left.start_byte:left.end_byte]
-        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt:
+        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt and _compiled_check(cmp):
             tally.self_cmp += 1
             tally.issues.append(("self_comparison", at(cmp.start_byte),
                                  f"compares '{lt.decode('utf-8', 'replace')}' with itself"))
+
+
+def _compiled_check(node: ts.Node) -> bool:
+    """False where clang says nothing of a self-comparison: in a preprocessor condition
+    (``#if X == X``), in an ``#if 0`` branch, or in an assertion's argument (a macro)."""
+    child, parent = node, node.parent
+    for _ in range(G.MAX_START_DEPTH):
+        if parent is None:
+            return True
+        t = parent.type
+        if t in ("preproc_if", "preproc_elif"):
+            cond = parent.child_by_field_name("condition")
+            if cond is not None and (cond == child or cond.text.strip() in (b"0", b"false")) and \
+                    child != parent.child_by_field_name("alternative"):
+                return False
+        elif t == "call_expression":
+            fn = parent.child_by_field_name("function")
+            if fn is not None and fn.text in G.ASSERTS:
+                return False
+        child, parent = parent, parent.parent
+    return True
 
 
 def _functions(caps: dict, top: list[ts.Node], cut: int) -> list[_Fn]:
@@ -263,7 +293,7 @@ def _uses(caps: dict, src: bytes, fns: list[_Fn], param_at: set[int], tally: Tal
             f.uses[nm] = s
             tally.names_used += 1
             if nm not in f.names:
-                pending.append((nm, at(s) if at else 0, s in callees))
+                pending.append((nm, at(s) if at else 0, s in callees, f.name))
 
 
 def _merged(nodes: list[ts.Node]) -> list[tuple[int, int]]:
@@ -349,11 +379,15 @@ def _unused(f: _Fn, tally: Tally, at) -> None:
 
 
 
-def analyze(text: str, known: frozenset[str] | None = None, closing: str = "") -> Tally:
+def analyze(text: str, known: frozenset[str] | None = None, closing: str = "",
+            headers: Headers = Headers()) -> Tally:
     """Counts and issues of one C text (one file of a sample); raises only on internal bugs.
     ``closing`` (the tracker's closing() of a sample cut at its length limit) is appended for
     parsing only, so an unfinished last function is judged on what was written, not on the cut."""
-    tally = Tally(returning=returning_macros(text.encode("utf-8", "surrogatepass")))
+    tally = Tally(returning=returning_macros(text.encode("utf-8", "surrogatepass")) | headers.returning)
+    if "define" in text:  # a macro is declared wherever it is defined, in any #if branch
+        tally.globals.update(m.encode("utf-8", "surrogatepass") for m in DEFINED.findall(text))
+    text = cxx_guards_blanked(text)
     parts = list(pieces(text))
     for i, (base, piece) in enumerate(parts):
         src = piece.encode("utf-8", "surrogatepass")
@@ -365,7 +399,7 @@ def analyze(text: str, known: frozenset[str] | None = None, closing: str = "") -
             analyze_piece(src, tally, base, piece)
         if len(tally.issues) > 4 * ISSUES_KEPT:
             tally.issues = _first_per_kind(tally.issues)
-    _resolve(tally, known)
+    resolve(tally, known, headers)
     return tally
 
 
@@ -382,24 +416,21 @@ def _first_per_kind(issues: list[tuple[str, int, str]]) -> list[tuple[str, int, 
     return [i for kept in by_kind.values() for i in kept]
 
 
-def _resolve(tally: Tally, known: frozenset[str] | None) -> None:
-    """Names free in a function are undeclared unless the sample, C or the corpus knows them."""
-    for nm, at, callee in tally.pending:
-        if nm in tally.globals:
-            continue
-        name = nm.decode("utf-8", "replace")
-        if name in G.KNOWN or name.startswith("__builtin"):
-            continue
-        if callee or name.upper() == name or (known is not None and name in known):
-            continue  # a callee or a macro may come from a header; the corpus knows its globals
-        tally.undeclared += 1
-        tally.issues.append(("undeclared", at, f"'{name}' is used but never declared"))
+def scopes(text: str) -> tuple[set[bytes], dict[bytes, set[bytes]]]:
+    """(names declared outside functions, each function's parameters and locals by its name)."""
+    tally = Tally()
+    by_fn: dict[bytes, set[bytes]] = {}
+    for base, piece in pieces(text, 1 << 16):
+        src = piece.encode("utf-8", "surrogatepass")
+        analyze_piece(src, tally, base, piece, free_out=True, scopes_out=by_fn)
+    return tally.globals, by_fn
 
 
-def free_names(text: str) -> set[bytes]:
-    """Names a C text uses as globals: mentioned outside functions, or free inside one."""
+def free_names(text: str, free: bool = True) -> set[bytes]:
+    """Names a C text uses as globals: mentioned outside functions, or (``free``) free inside one."""
     tally = Tally()
     for base, piece in pieces(text, 1 << 16):
         analyze_piece(piece.encode("utf-8", "surrogatepass"), tally, base, piece, free_out=True)
-    tally.globals.update(nm for nm, _, _ in tally.pending)
+    if free:
+        tally.globals.update(p[0] for p in tally.pending)
     return tally.globals

@@ -48,7 +48,7 @@ MATH_OPENERS = {"$": "$", "$$": "$$", "\\[": "\\]", "\\(": "\\)"}  # opener -> c
 # text mode, whole formulas $...$ without structure inside. About one token per 130 characters
 # of real LaTeX reaches the Python loop.
 _STRUCT_CMDS = r"(?:left|right|begin|end|verb)(?![a-zA-Z@])"
-_TEXT_CMDS = r"(?:text(?:rm|it|bf|tt|sf|sc|up|md|sl|normal)?|mbox|hbox|fbox|intertext)(?![a-zA-Z@])"
+_TEXT_CMDS = r"(?:text(?:rm|it|bf|tt|sf|sc|up|md|sl|normal)?|mbox|hbox|fbox|intertext|tag)(?![a-zA-Z@])"
 _CMD_OK = r"\\(?!" + _STRUCT_CMDS + r")[a-zA-Z@]+"
 _CMD_OK_MATH = r"\\(?!" + _STRUCT_CMDS + "|" + _TEXT_CMDS + r")[a-zA-Z@]+"
 _ESC_OK = r"\\[^a-zA-Z@\n\[\]()]"  # \\ \{ \} \$ \% \, ...: everything but the math delimiters

@@ -375,9 +375,8 @@ def _assert_calibrated(real: dict, bad: dict) -> None:
 
 
 def test_corrupted_kernel_code_scores_clearly_worse_on_every_check(kernel):
-    real, bad, speed = _calibrate(kernel, EvalContext(domain=CDomain()))
+    real, bad, _speed = _calibrate(kernel, EvalContext(domain=CDomain()))  # speed: gen bench --eval
     _assert_calibrated(real, bad)
-    assert speed > 0.5  # MB/s of CPU time; about 2.5 on this machine (a loose floor: shared CPUs)
 
 
 @pytest.mark.slow

@@ -1,0 +1,80 @@
+"""Which names a C text declares, and what its macros and headers add: the name check's rules.
+
+Used by :mod:`.sem` (the tree-sitter checks) and :mod:`.headers` (what includes declare):
+macros whose body returns (they end a function like ``return``), C++ guards blanked before
+parsing, and the sorting of a function's free names into known, *unknown* (a header that was
+not found could declare it) and *undeclared* (see :mod:`.sem`'s docstring for the scope model).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import grammar as G
+
+# `#define NAME ... return ...` with no `if` before the return on its line: a statement made of
+# NAME (``RETURN_ZERO;`` or ``FAIL(x);``) leaves the function, as the compiler sees after expansion
+_RETURN_MACRO = re.compile(rb"^[ \t]*#[ \t]*define[ \t]+(\w+)(?:\([^)\n]*\))?(?:(?!\bif\b)[^\n])*?\breturn\b", re.M)
+_DEFINE_RETURN_LINE = re.compile(rb"^[ \t]*#[ \t]*define\b[^\n]*\breturn\b[^\n]*", re.M)
+
+
+def returning_macros(src: bytes) -> frozenset[bytes]:
+    """Names of the macros ``src`` defines whose body returns (see ``_RETURN_MACRO``)."""
+    if b"define" not in src or b"return" not in src:
+        return frozenset()
+    # the pattern runs on candidate lines only: on 0.7 MB of preprocessed headers the whole-text
+    # search took 0.3 s, the line filter 0.01 s
+    lines = b"\n".join(m.group(0) for m in _DEFINE_RETURN_LINE.finditer(src))
+    return frozenset(m.group(1) for m in _RETURN_MACRO.finditer(lines))
+
+
+DEFINED = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)", re.M)  # a macro is declared where it is defined
+_EXTERN_C = re.compile(r'^[ \t]*extern[ \t]+"C"[ \t]*\{[^\n]*', re.M)
+_EXTERN_C_END = re.compile(r"(^[ \t]*#[ \t]*if[^\n]*__cplusplus[^\n]*\n)([ \t]*\}[^\n]*)", re.M)
+
+
+def cxx_guards_blanked(text: str) -> str:
+    """The text with C++ guards (``extern "C" {`` and its ``}`` under ``#ifdef __cplusplus``)
+    turned into spaces of the same length: tree-sitter-c reads them as one ERROR around the
+    whole file, and offsets must not move."""
+    if "__cplusplus" not in text:
+        return text
+    text = _EXTERN_C.sub(lambda m: " " * len(m.group()), text)
+    return _EXTERN_C_END.sub(lambda m: m.group(1) + " " * len(m.group(2)), text)
+
+
+@dataclass(frozen=True)
+class Headers:
+    """What a text's includes tell the name check (see :mod:`.headers`)."""
+
+    names: frozenset[bytes] = frozenset()  # declared by the found headers
+    returning: frozenset[bytes] = frozenset()  # their macros whose body returns
+    mode: str = "none"  # "none": no include; "complete": every include found; "partial": some missing
+    # complete mode: which still-undeclared (name, function) pairs the preprocessed file declares
+    expand: Callable[[list[tuple[bytes, bytes]]], set[tuple[bytes, bytes]]] | None = None
+
+
+def resolve(tally: Any, known: frozenset[str] | None, headers: Headers) -> None:
+    """Sort names free in a function into declared somewhere, unknown or undeclared (module docstring)."""
+    strict = []
+    for nm, at, callee, fn in tally.pending:
+        if nm in tally.globals or nm in headers.names or nm in G.C_KEYWORDS:
+            continue
+        name = nm.decode("utf-8", "replace")
+        if name in G.KNOWN or name.startswith("__builtin") or (known is not None and name in known):
+            continue
+        if headers.mode == "partial" or (headers.mode == "none" and (callee or name.upper() == name)):
+            tally.unknown += 1
+            if headers.mode == "partial":
+                tally.issues.append(("unknown", at, f"'{name}' is declared nowhere the check can see: "
+                                                    "maybe in a header that was not found"))
+            continue
+        strict.append((nm, at, fn))
+    expanded = headers.expand(sorted({(nm, fn) for nm, _, fn in strict})) if strict and headers.expand else set()
+    for nm, at, fn in strict:
+        if (nm, fn) not in expanded:
+            tally.undeclared += 1
+            tally.issues.append(("undeclared", at, f"'{nm.decode('utf-8', 'replace')}' is used but never declared"))
