@@ -311,12 +311,16 @@ def run(src: Path, dirs: tuple[str, ...], compiler: str | None, max_files: int, 
             "units": kept_units, "families": {f: vars(t) for f, t in tallies.items()}}
 
 
+def pct(a: int, b: int) -> str:
+    return f"{a / b:.0%} ({a}/{b})" if b else "-"
+
+
 def table(res: dict, markdown: bool = False) -> str:
+    """The per-family figures of :func:`run` (one or several sources' summed ``families``)."""
     cc = res["compiler"] is not None
     rows = []
-    for fam, t in res["families"].items():
-        def pct(a: int, b: int) -> str:
-            return f"{a / b:.0%} ({a}/{b})" if b else "-"
+    for fam in [f for f in FAMILIES if f in res["families"]]:
+        t = res["families"][fam]
         rows.append([fam, t["units"], pct(t["gen_hits"], t["units"]),
                      pct(t["both"], t["cc_hits"]) if cc else "-", pct(t["false_alarms"], t["clean"]),
                      pct(t["cc_hits"], t["units"]) if cc else "-",

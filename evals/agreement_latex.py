@@ -163,8 +163,7 @@ def run(src: Path, max_files: int, max_units: int, seed: int, log=print) -> dict
 
 
 def table(res: dict, markdown: bool = False) -> str:
-    def pct(a: int, b: int) -> str:
-        return f"{a / b:.0%} ({a}/{b})" if b else "-"
+    from gen.evals.agreement import pct
 
     rows = []
     for fam, t in res["families"].items():

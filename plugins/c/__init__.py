@@ -297,7 +297,7 @@ def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_sem.
         return c_sem.Headers(mode=mode), inc.missing
     names = c_headers.names_of(part, inc, dirs, compiler)
     expand = functools.partial(c_headers.expanded_declares, part, dirs=dirs, compiler=compiler)
-    return c_sem.Headers(names.names, names.returning, mode, expand), inc.missing
+    return c_sem.Headers(names.names, names.returning, mode, names.braces, expand), inc.missing
 
 
 def train_documents(data: Any, stride: int = 1, chunk: int = 1 << 23) -> Iterator[str]:

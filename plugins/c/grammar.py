@@ -21,6 +21,7 @@ Q_MAIN = ts.Query(LANG, """
 (call_expression function: (identifier) @callee)
 (preproc_params (identifier) @param)
 (type_definition declarator: (_) @tdef)
+(enumerator name: (identifier) @enum)
 (binary_expression operator: ["==" "!=" "<" ">" "<=" ">="]) @cmp
 (return_statement [(identifier) (number_literal) (binary_expression) (string_literal) (unary_expression)
   (parenthesized_expression) (field_expression) (true) (false) (null) (pointer_expression)
@@ -34,6 +35,7 @@ Q_FREE = ts.Query(LANG, """
 (parameter_declaration declarator: (_) @param)
 (preproc_params (identifier) @param)
 (type_definition declarator: (_) @tdef)
+(enumerator name: (identifier) @enum)
 """)  # corpus statistics need names only
 
 KNOWN = frozenset("""NULL true false bool main __func__ __FUNCTION__ __PRETTY_FUNCTION__ __LINE__ __FILE__

@@ -169,6 +169,24 @@ class HeaderNames:
     names: frozenset[bytes]  # file-scope names and macros the found headers declare
     returning: frozenset[bytes]  # their macros whose body returns
     failed: str = ""  # why preprocessing failed ("" when it did not): names are then read directly
+    # object-like macros whose body opens or closes a block (``Py_BEGIN_ALLOW_THREADS``: +1)
+    braces: frozenset[tuple[bytes, int]] = frozenset()
+
+
+_OBJECT_MACRO = re.compile(r"^[ \t]*#[ \t]*define[ \t]+(\w+)[ \t]([^\n]*[{}][^\n]*)$", re.M)
+
+
+def brace_macros(text: str) -> frozenset[tuple[bytes, int]]:
+    """(name, net braces) of the object-like macros of ``text`` whose body leaves one block open
+    (+1) or closes one (-1): a parser that does not expand them reads the code between a pair
+    as outside the function."""
+    out = set()
+    for m in _OBJECT_MACRO.finditer(text):
+        body = re.sub(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'', "", m.group(2))
+        net = body.count("{") - body.count("}")
+        if net in (1, -1):
+            out.add((m.group(1).encode(), net))
+    return frozenset(out)
 
 
 @lru_cache(maxsize=4096)
@@ -185,7 +203,8 @@ def header_names(line: str, path: str, defines: str, dirs: tuple[str, ...], comp
                                   capture_output=True, timeout=TIMEOUT, check=False)
             if proc.returncode == 0:
                 out = proc.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
-                return HeaderNames(frozenset(free_names(out)), returning_macros(out.encode()))
+                return HeaderNames(frozenset(free_names(out)), returning_macros(out.encode()),
+                                   braces=brace_macros(out))
             failed = proc.stderr.decode("utf-8", "replace").strip().splitlines()[0][:200] if proc.stderr else "failed"
         except (OSError, subprocess.TimeoutExpired) as exc:
             failed = str(exc)[:200]
@@ -208,7 +227,7 @@ def names_of(text: str, inc: Includes, dirs: tuple[str, ...], compiler: str | No
     if len(parts) == 1:
         return parts[0]
     return HeaderNames(frozenset().union(*(p.names for p in parts)), frozenset().union(*(p.returning for p in parts)),
-                       "; ".join(p.failed for p in parts if p.failed))
+                       "; ".join(p.failed for p in parts if p.failed), frozenset().union(*(p.braces for p in parts)))
 
 
 _WORD = re.compile(r"[A-Za-z_]\w*")

@@ -46,6 +46,20 @@ def cxx_guards_blanked(text: str) -> str:
     return _EXTERN_C_END.sub(lambda m: m.group(1) + " " * len(m.group(2)), text)
 
 
+def braces_spelled_out(text: str, braces: frozenset[tuple[bytes, int]]) -> str:
+    """``text`` with each use of a block macro (``Py_BEGIN_ALLOW_THREADS``) replaced by the brace
+    it stands for, padded with spaces to the same length (offsets must not move)."""
+    if not braces:
+        return text
+    net = {n.decode("utf-8", "replace"): d for n, d in braces}
+    names = [n for n in net if n in text]
+    if not names:
+        return text
+    pat = re.compile(r"^[ \t]*#[^\n]*|\b(" + "|".join(map(re.escape, names)) + r")\b", re.M)
+    return pat.sub(lambda m: m.group() if m.group(1) is None else
+                   ("{" if net[m.group(1)] > 0 else "}").ljust(len(m.group())), text)
+
+
 @dataclass(frozen=True)
 class Headers:
     """What a text's includes tell the name check (see :mod:`.headers`)."""
@@ -53,6 +67,7 @@ class Headers:
     names: frozenset[bytes] = frozenset()  # declared by the found headers
     returning: frozenset[bytes] = frozenset()  # their macros whose body returns
     mode: str = "none"  # "none": no include; "complete": every include found; "partial": some missing
+    braces: frozenset[tuple[bytes, int]] = frozenset()  # block-opening/closing macros (headers.brace_macros)
     # complete mode: which still-undeclared (name, function) pairs the preprocessed file declares
     expand: Callable[[list[tuple[bytes, bytes]]], set[tuple[bytes, bytes]]] | None = None
 

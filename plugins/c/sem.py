@@ -22,6 +22,7 @@ Scope model (deliberately simple, and lenient where real code would be flagged):
 
 from __future__ import annotations
 
+import re
 from bisect import bisect_right
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 
 from . import grammar as G
-from .names import DEFINED, Headers, cxx_guards_blanked, resolve, returning_macros
+from .names import DEFINED, Headers, braces_spelled_out, cxx_guards_blanked, resolve, returning_macros
 
 
 def pieces(text: str, target: int = G.PIECE_CHARS) -> Iterator[tuple[int, str]]:
@@ -100,7 +101,7 @@ def _ends_flow(node: ts.Node | None, returning: frozenset[bytes] = frozenset()) 
     if t in ("return_statement", "goto_statement", "ERROR"):
         return True
     if t == "compound_statement":
-        stmts = [c for c in node.named_children if c.type != "comment"]
+        stmts = [c for c in node.named_children if c.type != "comment" and not _empty(c)]
         return _ends_flow(stmts[-1], returning) if stmts else False
     if t == "if_statement":
         alt = node.child_by_field_name("alternative")
@@ -174,6 +175,8 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
             d = d.child_by_field_name("declarator")
         if d is not None:
             tally.globals.add(src[d.start_byte:d.end_byte])
+    # an enum constant is declared where its enum is, a function's own included (`enum { A, B } x;`)
+    tally.globals.update(src[e.start_byte:e.end_byte] for e in caps.get("enum", []))
     fns = _functions(caps, top, cut)
     param_at = _declarations(caps, src, fns)
     _uses(caps, src, fns, param_at, tally, at if not free_out else None)
@@ -339,7 +342,7 @@ def _syntax(top: list[ts.Node], caps: dict, tally: Tally, at, cut: int) -> None:
 
 def _function(f: _Fn, src: bytes, tally: Tally, at, retval: int | None) -> None:
     if f.pseudo:
-        _unused(f, tally, at)
+        _unused(f, tally, at, src)
         return
     node = f.node
     typ = node.child_by_field_name("type")
@@ -359,20 +362,34 @@ def _function(f: _Fn, src: bytes, tally: Tally, at, retval: int | None) -> None:
         name = name_of(decl)
         if name is None or name.text != b"main":
             tally.value_fns += 1
-            stmts = [c for c in f.body.named_children if c.type != "comment"]
+            stmts = [c for c in f.body.named_children if c.type != "comment" and not _empty(c)]
             if not stmts or not _ends_flow(stmts[-1], tally.returning):
                 tally.falls_off += 1
                 tally.issues.append(("falls_off_end", at(f.end - 1),
                                      "a non-void function can reach its end without returning"))
-    _unused(f, tally, at)
+    _unused(f, tally, at, src)
 
 
-def _unused(f: _Fn, tally: Tally, at) -> None:
+_DEFINE_LINES = re.compile(rb"^[ \t]*#[ \t]*define\b(?:[^\n\\]|\\.|\\\n)*", re.M)
+_WORDS = re.compile(rb"[A-Za-z_]\w*")
+
+
+def _empty(node: ts.Node) -> bool:
+    """An empty statement (the second ``;`` of ``return x;;``)."""
+    return node.type == "expression_statement" and node.named_child_count == 0
+
+
+def _unused(f: _Fn, tally: Tally, at, src: bytes = b"") -> None:
     if not f.complete:
         return
+    body = src[f.body_start:f.end]
+    # a macro defined inside the function may use a local (``#define STEP h += *p++``): the
+    # compiler sees that use wherever the macro expands, so it counts
+    in_macros = {w for m in _DEFINE_LINES.finditer(body) for w in _WORDS.findall(m.group())} \
+        if b"define" in body else set()
     for nm, pos in f.locals.items():
         tally.locals += 1
-        if nm not in f.uses:
+        if nm not in f.uses and nm not in in_macros:
             tally.unused += 1
             tally.issues.append(("unused_local", at(pos),
                                  f"local '{nm.decode('utf-8', 'replace')}' is declared but never used"))
@@ -387,7 +404,7 @@ def analyze(text: str, known: frozenset[str] | None = None, closing: str = "",
     tally = Tally(returning=returning_macros(text.encode("utf-8", "surrogatepass")) | headers.returning)
     if "define" in text:  # a macro is declared wherever it is defined, in any #if branch
         tally.globals.update(m.encode("utf-8", "surrogatepass") for m in DEFINED.findall(text))
-    text = cxx_guards_blanked(text)
+    text = braces_spelled_out(cxx_guards_blanked(text), headers.braces)
     parts = list(pieces(text))
     for i, (base, piece) in enumerate(parts):
         src = piece.encode("utf-8", "surrogatepass")

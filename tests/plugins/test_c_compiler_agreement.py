@@ -227,3 +227,17 @@ def test_latex_agreement_harness_compares_with_pdflatex(tmp_path: Path):
     assert fam["left_without_right"]["n"] == 1
     assert all(t["compile_agrees"] == t["n"] for t in fam.values())  # the headline is pdflatex as written
     assert "compile_ok agrees" in AL.table(res)
+
+
+def test_real_code_idioms_clang_accepts_are_not_flagged(tmp_path: Path):
+    inc = tmp_path / "inc"
+    inc.mkdir()
+    (inc / "py.h").write_text("#define BEGIN_THREADS { int _save = 0;\n#define END_THREADS (void)_save; }\n"
+                              "int work(int);\n")
+    text = ('#include "py.h"\nint f(int n)\n{\n\tint r;\n\tBEGIN_THREADS\n\tr = work(n);\n\tEND_THREADS\n'
+            "\treturn r;;\n}\nint g(const char *ptr)\n{\n\tconst char *p = ptr;\n\tint h = 0;\n"
+            "#define STEP h += (*p++)\n\tSTEP;\n\ttypedef enum { fast, slow } mode_e;\n\treturn h + fast;\n}\n")
+    r = _check(text, include_dir=(str(inc),))
+    for metric in ("undeclared_ids", "unused_locals", "falls_off_end"):
+        assert r.metrics[metric] == 0, (metric, r.issues)
+    assert c_headers.brace_macros("#define A { x\n#define B }\n#define C {}\n") == {(b"A", 1), (b"B", -1)}
