@@ -176,3 +176,23 @@ def test_index_of_5mb_of_real_text() -> None:
     query = text[2_000_000:2_000_500] + " zq" + text[10:400]
     s = idx.score(query)
     assert s["longest"] >= 500 and s["offset"] == 0 and not s["truncated"]
+
+
+def test_presence_bits_never_miss_a_training_window_and_found_stays_exact() -> None:
+    rng = np.random.default_rng(3)
+    grams = np.sort(rng.integers(0, 2**62, size=50_000, dtype=np.int64).astype(np.uint64) * np.uint64(3))
+    shift, bits = copying.presence_bits(grams)
+    top = grams >> shift
+    assert ((bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1).all()  # no false "absent"
+    others = rng.integers(0, 2**63, size=50_000, dtype=np.int64).astype(np.uint64)
+    t2 = others >> shift
+    maybe = ((bits[t2 >> np.uint64(3)] >> (t2 & np.uint64(7)).astype(np.uint8)) & 1).mean()
+    assert maybe < 0.08  # a one-hash filter at 24 bits per window: about 4% "maybe"
+    # found() after the filter is exactly membership of each window in training
+    r = random.Random(5)
+    train = "".join(r.choice("abcdefgh \n") for _ in range(20_000))
+    query = "".join(r.choice("abcdefgh \n") for _ in range(300)) + train[5000:5100] + "zz" + train[9000:9050]
+    idx = CopyIndex(train)
+    found = idx.found(idx.encode(query))
+    truth = [query[i:i + copying.NGRAM] in train for i in range(len(query) - copying.NGRAM + 1)]
+    assert found.tolist() == truth
