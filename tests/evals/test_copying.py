@@ -142,16 +142,17 @@ def test_metric_uses_ctx_data_and_caches_the_index(tmp_path: Path) -> None:
     # cached in memory (same object) and on disk (a fresh process would load, not rebuild)
     assert index_for(data) is index_for(data)
     files = sorted(p.name for p in data.path.glob("copy_*.npy"))
-    assert len(files) == 2 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
+    assert len(files) == 3 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
     copying._cache.clear()
-    built = (copying.suffix_array, copying.gram_table)
-    try:  # a fresh process loads both files: neither is rebuilt
-        copying.suffix_array = copying.gram_table = _refuse
+    built = (copying.suffix_array, copying.gram_table, copying.presence_bits)
+    try:  # a fresh process loads the three files: none is rebuilt
+        copying.suffix_array = copying.gram_table = copying.presence_bits = _refuse
         again = index_for(data)
     finally:
-        copying.suffix_array, copying.gram_table = built
+        copying.suffix_array, copying.gram_table, copying.presence_bits = built
     fresh = CopyIndex(data.text("train"))
     assert np.array_equal(again.sa, fresh.sa) and np.array_equal(again.grams, fresh.grams)
+    assert np.array_equal(again.bits, fresh.bits) and again.shift == fresh.shift
     assert metric.check_many([copied, "XYZ"], ctx)[0].metrics == res.metrics
     assert data.text("train", 100) == data.text("train")[:100]
     # a check never raises, whatever the sample
