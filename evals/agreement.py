@@ -165,16 +165,7 @@ def inject(u: Unit, family: str, rng: random.Random) -> str | None:
     body = fn.child_by_field_name("body")
     caps = ts.QueryCursor(_Q_BODY).captures(body)
     if family == "undeclared":
-        names = {name_of(d).text for k in ("decl",) for d in caps.get(k, []) if name_of(d) is not None}
-        params = ts.QueryCursor(_Q_BODY).captures(fn.child_by_field_name("declarator")).get("param", [])
-        names |= {name_of(p).text for p in params if name_of(p) is not None}
-        decl_at = {name_of(d).start_byte for d in caps.get("decl", []) if name_of(d) is not None}
-        uses = [n for n in caps.get("id", []) if n.text in names and n.start_byte not in decl_at]
-        if not uses:
-            return None
-        n = rng.choice(uses)
-        new = fresh_name(n.text.decode(), t, rng)
-        return t[:n.start_byte] + new + t[n.end_byte:]
+        return _rename_use(fn, caps, t, rng)
     if family == "unused_local":
         at = body.start_byte + 1
         new = fresh_name("gen_unused", t, rng)
@@ -220,6 +211,19 @@ def inject(u: Unit, family: str, rng: random.Random) -> str | None:
         i = rng.choice(inner)
         return t[:i] + t[i + 1:]
     raise ValueError(family)
+
+
+def _rename_use(fn: ts.Node, caps: dict, t: str, rng: random.Random) -> str | None:
+    """One use of a local or parameter of ``fn`` renamed to a name the file never uses."""
+    names = {name_of(d).text for d in caps.get("decl", []) if name_of(d) is not None}
+    params = ts.QueryCursor(_Q_BODY).captures(fn.child_by_field_name("declarator")).get("param", [])
+    names |= {name_of(p).text for p in params if name_of(p) is not None}
+    decl_at = {name_of(d).start_byte for d in caps.get("decl", []) if name_of(d) is not None}
+    uses = [n for n in caps.get("id", []) if n.text in names and n.start_byte not in decl_at]
+    if not uses:
+        return None
+    n = rng.choice(uses)
+    return t[:n.start_byte] + fresh_name(n.text.decode(), t, rng) + t[n.end_byte:]
 
 
 def _in_code(t: str, i: int) -> bool:

@@ -10,13 +10,16 @@ without any ambiguity, which a comment line such as ``// next file`` would not g
 holds comments like that). A sampler primed with the separator starts a new file.
 
 Checks (``gen eval c SAMPLES``), per file of a sample, then combined:
-* syntax with tree-sitter-c (:mod:`gen.plugins.c_sem`): ERROR bytes, MISSING nodes, clean
-  top-level definitions;
-* balance with a string- and comment-aware lexer (:mod:`gen.plugins.c_lex`);
+* syntax with tree-sitter-c (:mod:`.sem`): ERROR bytes, MISSING nodes, clean top-level
+  definitions;
+* balance with a string- and comment-aware lexer, per ``#if``/``#else`` branch (:mod:`.lex`);
 * semantics: undeclared variables, unused locals, void functions returning a value, non-void
-  functions falling off their end, self-comparisons such as ``tty == tty``;
-* with ``gcc`` in the eval options and gcc installed, the ``gcc -fsyntax-only`` pass rate.
-Tracker and per-character features live in :mod:`gen.plugins.c_scan`.
+  functions falling off their end, self-comparisons such as ``tty == tty``; names that the
+  text's headers declare are known (:mod:`.headers`: ``--include-dir``, the compiler's system
+  headers, the corpus's own), and :mod:`.names` sorts the rest into unknown and undeclared;
+* with ``--gcc`` and gcc installed, the ``gcc -fsyntax-only`` pass rate (:mod:`.gcc`).
+Tracker and per-character features live in :mod:`.scan`; how far the checks agree with clang,
+``python -m gen.evals.agreement c SRC`` measures (evals/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from gen.core.api import (
 
 from . import headers as c_headers
 from . import lex as c_lex
+from . import names as c_names
 from . import scan as c_scan
 from . import sem as c_sem
 from .corrupt import corrupt_c
@@ -173,18 +177,18 @@ class CDomain(Domain):
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
         found = analyze_sample(sample, ctx)
-        total, n = found.tally, found
-        kb, scanned_kb = _kb(total.bytes), _kb(n.scanned)  # tree-checked bytes; bracket-checked bytes
+        total = found.tally
+        kb, scanned_kb = _kb(total.bytes), _kb(found.scanned)  # tree-checked bytes; bracket-checked bytes
         metrics: dict[str, float | None] = {
             "error_bytes": total.error_bytes / total.bytes if total.bytes else None,
             "missing_per_kb": total.missing / kb if total.bytes else None,
             "clean_definitions": total.clean_defs / total.defs if total.defs else None,
-            "bracket_errors_per_kb": n.mismatches / scanned_kb if n.scanned else None,
-            "unclosed_brackets": float(n.unclosed) if n.scanned else None,
-            "unterminated_per_kb": n.unterminated / scanned_kb if n.scanned else None,
+            "bracket_errors_per_kb": found.mismatches / scanned_kb if found.scanned else None,
+            "unclosed_brackets": float(found.unclosed) if found.scanned else None,
+            "unterminated_per_kb": found.unterminated / scanned_kb if found.scanned else None,
             "undeclared_ids": total.undeclared / total.names_used if total.names_used else None,
             "unknown_ids": total.unknown / total.names_used if total.names_used else None,
-            "missing_headers": float(n.missing_headers),
+            "missing_headers": float(found.missing_headers),
             "unused_locals": total.unused / total.locals if total.locals else None,
             "void_returns": total.void_returns / total.void_fns if total.void_fns else None,
             "falls_off_end": total.falls_off / total.value_fns if total.value_fns else None,
@@ -278,10 +282,10 @@ def include_dirs(ctx: EvalContext | None) -> tuple[str, ...]:
     return (str(dirs),) if isinstance(dirs, str | Path) else tuple(str(d) for d in dirs)
 
 
-def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_sem.Headers, tuple[str, ...]]:
+def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_names.Headers, tuple[str, ...]]:
     """What one file's includes declare (see headers.py), and the includes found nowhere."""
     if "include" not in part:
-        return c_sem.Headers(), ()
+        return c_names.Headers(), ()
     dirs = include_dirs(ctx)
     compiler = c_headers.find_compiler()
     corpus = frozenset()
@@ -289,15 +293,15 @@ def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_sem.
         corpus = ctx.state.setdefault("c_corpus_headers", c_headers.corpus_suffixes(stats.headers))
     inc = c_headers.resolve(part, dirs, c_headers.system_dirs(compiler), corpus)
     if not (inc.found or inc.corpus or inc.missing):
-        return c_sem.Headers(), ()
+        return c_names.Headers(), ()
     mode = "complete" if inc.complete else "partial"
     if not inc.complete or not inc.found:
         # an include is missing: every name no declaration shows is "unknown" anyway, so the found
         # headers are not preprocessed (on kernel windows that saved 0.02 s per header)
-        return c_sem.Headers(mode=mode), inc.missing
+        return c_names.Headers(mode=mode), inc.missing
     names = c_headers.names_of(part, inc, dirs, compiler)
     expand = functools.partial(c_headers.expanded_declares, part, dirs=dirs, compiler=compiler)
-    return c_sem.Headers(names.names, names.returning, mode, names.braces, expand), inc.missing
+    return c_names.Headers(names.names, names.returning, mode, names.braces, expand), inc.missing
 
 
 def train_documents(data: Any, stride: int = 1, chunk: int = 1 << 23) -> Iterator[str]:

@@ -193,7 +193,8 @@ def brace_macros(text: str) -> frozenset[tuple[bytes, int]]:
 def header_names(line: str, path: str, defines: str, dirs: tuple[str, ...], compiler: str | None) -> HeaderNames:
     """Names declared by one found header (``line`` as written, ``path`` where it is), after
     ``defines``; cached per header, so a samples file pays once for each header it includes."""
-    from .sem import free_names, returning_macros
+    from .names import returning_macros
+    from .sem import free_names
 
     failed = "no compiler"
     if compiler is not None:
@@ -247,7 +248,6 @@ def expanded_declares(text: str, names: list[tuple[bytes, bytes]], dirs: tuple[s
     0.05-0.3 s a text."""
     if compiler is None or not names or len(text) > MAX_EXPAND_CHARS:
         return set()
-    from .sem import scopes
 
     args = [compiler, "-E", "-P", "-w", "-x", "c", "-", *(f"-I{d}" for d in dirs)]
     try:
@@ -259,9 +259,21 @@ def expanded_declares(text: str, names: list[tuple[bytes, bytes]], dirs: tuple[s
         return set()
     out = proc.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
     present = set(_WORD.findall(out))
-    declared, by_fn = scopes(out)
+    declared, by_fn = _scopes(out)
     return {(n, fn) for n, fn in names
             if n in declared or n in by_fn.get(fn, ()) or n.decode("utf-8", "replace") not in present}
+
+
+def _scopes(text: str) -> tuple[set[bytes], dict[bytes, set[bytes]]]:
+    """(names declared outside functions, each function's parameters and locals by its name)."""
+    from .sem import Tally, analyze_piece, pieces
+
+    tally = Tally()
+    by_fn: dict[bytes, set[bytes]] = {}
+    for base, piece in pieces(text, 1 << 16):
+        src = piece.encode("utf-8", "surrogatepass")
+        analyze_piece(src, tally, base, piece, free_out=True, scopes_out=by_fn)
+    return tally.globals, by_fn
 
 
 def _read_closure(files: tuple[str, ...], dirs: tuple[str, ...]) -> list[str]:

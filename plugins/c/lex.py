@@ -140,20 +140,7 @@ def balance(text: str, want_closers: bool = False) -> Balance:
             else:
                 top = top[2]
         elif kind == "pp":
-            d = m.group("dir")
-            if d in _COND_OPEN:
-                conds.append([(top, extra), None, d == "if" and _NEVER.match(m.group()) is not None])
-            elif (d in _COND_ALT or d == "endif") and conds:
-                cond = conds.pop() if d == "endif" else conds[-1]
-                if cond[2]:  # the `#if 0` branch ends: what it did never happened
-                    cond[2] = False
-                elif cond[1] is None:
-                    cond[1] = (top, extra)
-                elif not _same((top, extra), cond[1]):
-                    out.n_mismatches += 1
-                    _add(out.mismatches, (m.start(), f"'#{d}' ends a branch that leaves {_describe(top, extra)} "
-                                                     f"open where the first branch left {_describe(*cond[1])}"))
-                top, extra = cond[0] if d != "endif" else (cond[1] or cond[0])
+            top, extra = _directive(m, conds, top, extra, out)
         elif kind == "str":
             tok = m.group()
             if len(tok) < 2 or not tok.endswith('"') or _escaped_end(tok):
@@ -176,6 +163,27 @@ def balance(text: str, want_closers: bool = False) -> Balance:
     out.unclosed = [(at, f"'{ch}' never closed") for ch, at in stack[:LIST_LIMIT]]
     out.closing = _closing(text, m, [ch for ch, _ in stack], conds)
     return out
+
+
+def _directive(m: re.Match, conds: list[list], top: tuple | None, extra: int, out: Balance) -> tuple:
+    """The bracket state after a preprocessor line (the module docstring's #if rules): an
+    ``#if`` remembers the state, each ``#elif``/``#else`` restarts from it, ``#endif`` goes
+    on from the first compiled branch's end; a branch that ends differently is a mismatch."""
+    d = m.group("dir")
+    if d in _COND_OPEN:
+        conds.append([(top, extra), None, d == "if" and _NEVER.match(m.group()) is not None])
+    elif (d in _COND_ALT or d == "endif") and conds:
+        cond = conds.pop() if d == "endif" else conds[-1]
+        if cond[2]:  # the `#if 0` branch ends: what it did never happened
+            cond[2] = False
+        elif cond[1] is None:
+            cond[1] = (top, extra)
+        elif not _same((top, extra), cond[1]):
+            out.n_mismatches += 1
+            _add(out.mismatches, (m.start(), f"'#{d}' ends a branch that leaves {_describe(top, extra)} "
+                                             f"open where the first branch left {_describe(*cond[1])}"))
+        return cond[0] if d != "endif" else (cond[1] or cond[0])
+    return top, extra
 
 
 def _same(a: tuple, b: tuple) -> bool:

@@ -1,8 +1,8 @@
 """Which names a C text declares, and what its macros and headers add: the name check's rules.
 
 Used by :mod:`.sem` (the tree-sitter checks) and :mod:`.headers` (what includes declare):
-macros whose body returns (they end a function like ``return``), C++ guards blanked before
-parsing, and the sorting of a function's free names into known, *unknown* (a header that was
+macros whose body returns (they end a function like ``return``), C++ guards and block macros
+spelled out before parsing, where clang looks at a comparison at all, and the sorting of a function's free names into known, *unknown* (a header that was
 not found could declare it) and *undeclared* (see :mod:`.sem`'s docstring for the scope model).
 """
 
@@ -93,3 +93,24 @@ def resolve(tally: Any, known: frozenset[str] | None, headers: Headers) -> None:
         if (nm, fn) not in expanded:
             tally.undeclared += 1
             tally.issues.append(("undeclared", at, f"'{nm.decode('utf-8', 'replace')}' is used but never declared"))
+
+
+def compiled_here(node: Any) -> bool:
+    """False where clang says nothing of a self-comparison: in a preprocessor condition
+    (``#if X == X``), in an ``#if 0`` branch, or in an assertion's argument (a macro)."""
+    child, parent = node, node.parent
+    for _ in range(G.MAX_START_DEPTH):
+        if parent is None:
+            return True
+        t = parent.type
+        if t in ("preproc_if", "preproc_elif"):
+            cond = parent.child_by_field_name("condition")
+            if cond is not None and (cond == child or cond.text.strip() in (b"0", b"false")) and \
+                    child != parent.child_by_field_name("alternative"):
+                return False
+        elif t == "call_expression":
+            fn = parent.child_by_field_name("function")
+            if fn is not None and fn.text in G.ASSERTS:
+                return False
+        child, parent = parent, parent.parent
+    return True

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import tree_sitter as ts
 
 from . import grammar as G
-from .names import DEFINED, Headers, braces_spelled_out, cxx_guards_blanked, resolve, returning_macros
+from . import names as N
 
 
 def pieces(text: str, target: int = G.PIECE_CHARS) -> Iterator[tuple[int, str]]:
@@ -198,31 +198,10 @@ def analyze_piece(src: bytes, tally: Tally, base: int, text: str, free_out: bool
         if left is None or right is None or left.end_byte - left.start_byte != right.end_byte - right.start_byte:
             continue  # spacing inside an operand is rare enough: equal texts have equal lengths
         lt = src[left.start_byte:left.end_byte]
-        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt and _compiled_check(cmp):
+        if lt == src[right.start_byte:right.end_byte] and b"(" not in lt and N.compiled_here(cmp):
             tally.self_cmp += 1
             tally.issues.append(("self_comparison", at(cmp.start_byte),
                                  f"compares '{lt.decode('utf-8', 'replace')}' with itself"))
-
-
-def _compiled_check(node: ts.Node) -> bool:
-    """False where clang says nothing of a self-comparison: in a preprocessor condition
-    (``#if X == X``), in an ``#if 0`` branch, or in an assertion's argument (a macro)."""
-    child, parent = node, node.parent
-    for _ in range(G.MAX_START_DEPTH):
-        if parent is None:
-            return True
-        t = parent.type
-        if t in ("preproc_if", "preproc_elif"):
-            cond = parent.child_by_field_name("condition")
-            if cond is not None and (cond == child or cond.text.strip() in (b"0", b"false")) and \
-                    child != parent.child_by_field_name("alternative"):
-                return False
-        elif t == "call_expression":
-            fn = parent.child_by_field_name("function")
-            if fn is not None and fn.text in G.ASSERTS:
-                return False
-        child, parent = parent, parent.parent
-    return True
 
 
 def _functions(caps: dict, top: list[ts.Node], cut: int) -> list[_Fn]:
@@ -397,14 +376,14 @@ def _unused(f: _Fn, tally: Tally, at, src: bytes = b"") -> None:
 
 
 def analyze(text: str, known: frozenset[str] | None = None, closing: str = "",
-            headers: Headers = Headers()) -> Tally:
+            headers: N.Headers = N.Headers()) -> Tally:
     """Counts and issues of one C text (one file of a sample); raises only on internal bugs.
     ``closing`` (the tracker's closing() of a sample cut at its length limit) is appended for
     parsing only, so an unfinished last function is judged on what was written, not on the cut."""
-    tally = Tally(returning=returning_macros(text.encode("utf-8", "surrogatepass")) | headers.returning)
+    tally = Tally(returning=N.returning_macros(text.encode("utf-8", "surrogatepass")) | headers.returning)
     if "define" in text:  # a macro is declared wherever it is defined, in any #if branch
-        tally.globals.update(m.encode("utf-8", "surrogatepass") for m in DEFINED.findall(text))
-    text = braces_spelled_out(cxx_guards_blanked(text), headers.braces)
+        tally.globals.update(m.encode("utf-8", "surrogatepass") for m in N.DEFINED.findall(text))
+    text = N.braces_spelled_out(N.cxx_guards_blanked(text), headers.braces)
     parts = list(pieces(text))
     for i, (base, piece) in enumerate(parts):
         src = piece.encode("utf-8", "surrogatepass")
@@ -416,7 +395,7 @@ def analyze(text: str, known: frozenset[str] | None = None, closing: str = "",
             analyze_piece(src, tally, base, piece)
         if len(tally.issues) > 4 * ISSUES_KEPT:
             tally.issues = _first_per_kind(tally.issues)
-    resolve(tally, known, headers)
+    N.resolve(tally, known, headers)
     return tally
 
 
@@ -431,16 +410,6 @@ def _first_per_kind(issues: list[tuple[str, int, str]]) -> list[tuple[str, int, 
         if len(kept) < ISSUES_KEPT:
             kept.append(item)
     return [i for kept in by_kind.values() for i in kept]
-
-
-def scopes(text: str) -> tuple[set[bytes], dict[bytes, set[bytes]]]:
-    """(names declared outside functions, each function's parameters and locals by its name)."""
-    tally = Tally()
-    by_fn: dict[bytes, set[bytes]] = {}
-    for base, piece in pieces(text, 1 << 16):
-        src = piece.encode("utf-8", "surrogatepass")
-        analyze_piece(src, tally, base, piece, free_out=True, scopes_out=by_fn)
-    return tally.globals, by_fn
 
 
 def free_names(text: str, free: bool = True) -> set[bytes]:
