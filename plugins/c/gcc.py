@@ -153,8 +153,9 @@ def gcc_syntax(text: str, include_dirs: tuple[str, ...] = (), timeout: float = 1
     if gcc is None:
         return None, "gcc not installed"
     inc = c_headers.resolve(text, include_dirs, c_headers.system_dirs(gcc))
-    for name in inc.missing:  # the line stays (blank), so gcc's line numbers still match the text
-        text = re.sub(rf'^[ \t]*#[ \t]*include[ \t]*[<"]{re.escape(name)}[>"][^\n]*', "", text, flags=re.M)
+    # includes the checks did not locate are left out (their lines stay blank, so gcc's line
+    # numbers still match): gcc reads no file a sample names on its own (`#include "/etc/shadow"`)
+    text = c_headers.found_includes_only(text, inc)
     # no include at all: a window of a file whose head (and headers) the text does not show
     stub = bool(inc.missing) or not inc.found
     lines = text.split("\n")

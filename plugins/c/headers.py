@@ -31,6 +31,7 @@ from functools import lru_cache
 from pathlib import Path
 
 INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]*([<"])([^>"\n]+)[>"]', re.M)
+_ANY_INCLUDE = re.compile(r"^[ \t]*#[ \t]*(?:include|include_next|import)\b[^\n]*", re.M)
 _DIRECTIVE = re.compile(r'^[ \t]*#[ \t]*(include|if|ifdef|ifndef|endif|define)\b[ \t]*([<"][^>"\n]+[>"]|\w*)', re.M)
 _DEFINE = re.compile(r"^[ \t]*#[ \t]*(?:define|undef)\b[^\n]*(?:\\\n[^\n]*)*", re.M)
 MAX_INCLUDES = 256  # include lines looked at per text (real files have tens)
@@ -96,18 +97,38 @@ def locate(name: str, dirs: tuple[str, ...], system: tuple[str, ...]) -> str | N
     """The file ``#include`` NAME means: the first of ``dirs``, then ``system``. A file found
     through ``dirs`` must really lie inside one of them (``"../common/x.h"`` from ``src/dec``
     is used when ``src`` is an include directory too; no symlink leads out of them). Cached per
-    process: an eval looks the same few hundred names up thousands of times."""
-    if name.startswith("/"):
+    process: an eval looks the same few hundred names up thousands of times. A sample is
+    untrusted text: an absolute name, or one climbing out of the system path with ``..``
+    (``<../../etc/shadow>``), is found nowhere."""
+    if name.startswith("/") or "\0" in name:
         return None
     for d in dirs:
         cand = Path(os.path.normpath(Path(d) / name))
         if cand.is_file() and any(_inside(cand, Path(root)) for root in dirs):
             return str(cand)
+    if ".." in Path(name).parts:
+        return None
     for d in system:
         cand = Path(d) / name
         if cand.is_file():
             return str(cand)
     return None
+
+
+def found_includes_only(text: str, inc: Includes) -> str:
+    """``text`` with every ``#include`` line that :func:`resolve` did not locate blanked (the
+    line stays, so line numbers hold): the compiler then reads no file the checks did not
+    choose (a sample's ``#include "/etc/shadow"``, missing or conditional headers)."""
+    located = {line for line, _ in inc.found}
+    if "include" not in text and "import" not in text:
+        return text
+
+    def keep(m: re.Match) -> str:
+        ours = INCLUDE.match(m.group(0))
+        return m.group(0) if ours is not None and ours.group(0).strip() in located else ""
+
+    # every form that reads a file: computed (`#include NAME`), #include_next, gcc's #import
+    return _ANY_INCLUDE.sub(keep, text)
 
 
 def corpus_suffixes(headers: frozenset[str] | tuple[str, ...]) -> frozenset[str]:
@@ -250,8 +271,9 @@ def expanded_declares(text: str, names: list[tuple[bytes, bytes]], dirs: tuple[s
         return set()
 
     args = [compiler, "-E", "-P", "-w", "-x", "c", "-", *(f"-I{d}" for d in dirs)]
+    safe = found_includes_only(text, resolve(text, dirs, system_dirs(compiler)))
     try:
-        proc = subprocess.run(args, input=text.encode("utf-8", "replace"), capture_output=True, timeout=TIMEOUT,
+        proc = subprocess.run(args, input=safe.encode("utf-8", "replace"), capture_output=True, timeout=TIMEOUT,
                               check=False)
     except (OSError, subprocess.TimeoutExpired):
         return set()

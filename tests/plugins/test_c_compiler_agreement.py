@@ -241,3 +241,20 @@ def test_real_code_idioms_clang_accepts_are_not_flagged(tmp_path: Path):
     for metric in ("undeclared_ids", "unused_locals", "falls_off_end"):
         assert r.metrics[metric] == 0, (metric, r.issues)
     assert c_headers.brace_macros("#define A { x\n#define B }\n#define C {}\n") == {(b"A", 1), (b"B", -1)}
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc not installed")
+def test_a_sample_cannot_make_the_compiler_read_files_it_names(tmp_path: Path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("int LEAKMARKER = 1; syntax error here {\n")
+    depth = "../" * (len(Path(tmp_path).parts) + 2)
+    for line in (f'#include "{secret}"', f"#include <{depth}{str(secret).lstrip('/')}>",
+                 f'#define F "{secret}"\n#include F', f'#include_next "{secret}"'):
+        text = f"{line}\n#include <stdio.h>\nint f(void) {{ return 0; }}\n"
+        inc = c_headers.resolve(text, (str(tmp_path / "none"),), c_headers.system_dirs(c_headers.find_compiler()))
+        assert all(str(secret) not in p for _, p in inc.found)
+        kept = [ln for ln in c_headers.found_includes_only(text, inc).splitlines() if "include" in ln]
+        assert kept == ["#include <stdio.h>"]
+        assert gcc_syntax(text) == (1.0, "")  # had gcc read the file, its syntax error would fail
+        r = _check(text, gcc=True)
+        assert all("LEAKMARKER" not in i.message + i.excerpt for i in r.issues)
