@@ -14,6 +14,11 @@ def fmt_num(v: float | None, digits: int = 4) -> str:
     return f"{v:.{digits}g}" if abs(v) < 1e4 else f"{v:,.0f}"
 
 
+def fmt_share(a: int, b: int) -> str:
+    """``a`` of ``b`` as a percentage with the counts (``97% (92/95)``); '-' when ``b`` is 0."""
+    return f"{a / b:.0%} ({a}/{b})" if b else "-"
+
+
 def render(rows: Sequence[Sequence[Any]], header: Sequence[Sequence[Any]] = (), align: str = "",
            rule: str = "-", markdown: bool = False) -> str:
     """Rows of cells (anything with ``str``) as aligned text.

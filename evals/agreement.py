@@ -51,6 +51,7 @@ import tree_sitter as ts
 
 from gen.core.domain import EvalContext
 from gen.core.sources import PrepareReport, walk_files
+from gen.core.table import fmt_share as pct
 from gen.core.table import render
 from gen.plugins.c import CDomain, analyze_sample
 from gen.plugins.c import grammar as G
@@ -313,10 +314,6 @@ def run(src: Path, dirs: tuple[str, ...], compiler: str | None, max_files: int, 
         log(f"{path.relative_to(src)}: {len(units)} clean functions")
     return {"src": str(src), "compiler": compiler, "files": len(files), "kept_files": kept_files,
             "units": kept_units, "families": {f: vars(t) for f, t in tallies.items()}}
-
-
-def pct(a: int, b: int) -> str:
-    return f"{a / b:.0%} ({a}/{b})" if b else "-"
 
 
 def table(res: dict, markdown: bool = False) -> str:

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from gen.core.domain import EvalContext
 from gen.core.sources import PrepareReport, walk_files
+from gen.core.table import fmt_share as pct
 from gen.core.table import render
 from gen.plugins.latex import LatexDomain
 from gen.plugins.latex.compile import MINIMAL, SHIMS
@@ -163,8 +164,6 @@ def run(src: Path, max_files: int, max_units: int, seed: int, log=print) -> dict
 
 
 def table(res: dict, markdown: bool = False) -> str:
-    from gen.evals.agreement import pct
-
     rows = []
     for fam, t in res["families"].items():
         n = t["n"]

@@ -129,7 +129,9 @@ def demo(seconds: float) -> None:
     click.echo(f"\nnovel (not in the training names): {m['novel']['value']:.0%}   unique: "
                f"{m['unique_share']['value']:.0%}   mean length {m['length']['value']:.1f} "
                f"(training {m['length_train']['value']:.1f})")
-    click.echo(f"best val loss {out['result'].best_val:.4f} nats; checkpoint: {out['checkpoint']}")
+    best = out["result"].best_val
+    click.echo((f"best val loss {best:.4f} nats" if best < float("inf") else
+                "no full validation fitted in the time budget") + f"; checkpoint: {out['checkpoint']}")
     click.echo(f"more: gen sample {out['checkpoint']} -n 20   |   gen eval names FILE --against census")
 
 
