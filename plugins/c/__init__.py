@@ -300,7 +300,7 @@ def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_name
         # headers are not preprocessed (on kernel windows that saved 0.02 s per header)
         return c_names.Headers(mode=mode), inc.missing
     names = c_headers.names_of(part, inc, dirs, compiler)
-    expand = functools.partial(c_headers.expanded_declares, part, dirs=dirs, compiler=compiler)
+    expand = functools.partial(c_headers.expanded_declares, part, inc=inc, dirs=dirs, compiler=compiler)
     return c_names.Headers(names.names, names.returning, mode, names.braces, expand), inc.missing
 
 

@@ -30,7 +30,6 @@ shared kernel subset in evals/BENCHMARKS.md (real files, and the same files corr
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -62,10 +61,7 @@ volatile while _Bool _Complex _Atomic _Noreturn _Thread_local __attribute__ asm 
 
 
 def _run(gcc: str, text: str, dirs: tuple[str, ...], timeout: float) -> tuple[int, list[tuple[int, int, str]], str]:
-    env = {**os.environ, "LC_ALL": "C"}  # ASCII quotes in messages, whatever the user's locale
-    proc = subprocess.run([gcc, "-fsyntax-only", "-w", "-x", "c", "-", *(f"-I{d}" for d in dirs)],
-                          input=text.encode("utf-8", "replace"), capture_output=True, timeout=timeout,
-                          check=False, env=env)
+    proc = c_headers.run_cc(gcc, ["-fsyntax-only", "-w"], text, dirs, timeout)
     err = proc.stderr.decode("utf-8", "replace")
     return proc.returncode, [(int(a), int(b), c) for a, b, c in _ERROR.findall(err)], err
 
@@ -87,25 +83,25 @@ def _stubs(errors: list[tuple[int, int, str]], lines: list[str], known: set[str]
 def _stub_for(lines: list[str], line: int, col: int, msg: str, known: set[str]) -> str | None:
     """The stub declaration that explains one gcc error, or None (a syntax error)."""
     src = lines[line - 1] if 0 < line <= len(lines) else ""
-    unknown = C_WORDS | known
+    taken = C_WORDS | known  # never stubbed: C's own words and names already stubbed
     m = _BEFORE_NAME.match(msg)
     word = _WORD_BEFORE.search(src[:max(col - 1, 0)]) if m else None
-    if word and word.group(1) not in unknown:
+    if word and word.group(1) not in taken:
         # `char __user *p`, `int __init f`: an attribute macro; `(u64 *p` after '(' or ',': a type
         head = src[:word.start()].rstrip()
         typ = m.group(1) == "*" and (not head or head[-1] in "(,;{")
         return f"typedef int {word.group(1)};" if typ else f"#define {word.group(1)}"
     cast = _CAST_BEFORE.search(src[:max(col - 1, 0)]) if m else None
-    if cast and cast.group(1) not in unknown:
+    if cast and cast.group(1) not in taken:
         return f"typedef int {cast.group(1)};"  # `(u16) etime`: a cast to a type a header declares
-    if m and m.group(1) != "*" and m.group(1) not in unknown:
+    if m and m.group(1) != "*" and m.group(1) not in taken:
         at = src.find(m.group(1), max(col - 1, 0))
         if at >= 0 and src[at + len(m.group(1)):].lstrip().startswith("("):
             return f"#define {m.group(1)}(...)"  # `__acquires(RCU)`, `__aligned(8)`, `BTF_ID(struct, x)`
     # the call still open where the error is, on this line or the ones before (`container_of(p,\n struct x, m)`)
     context = "\n".join(lines[max(line - 8, 0):line - 1] + [src[:max(col - 1, 0)]])
     call = _open_call(context, len(context) + 1)
-    if call and call not in unknown:
+    if call and call not in taken:
         start = context.rfind(call + "(")
         before = context[context.rfind("\n", 0, start) + 1:start]
         if not before and _next_code(lines, line).startswith("{"):  # `SYSCALL_DEFINE1(acct, ...)` then `{`
@@ -113,14 +109,14 @@ def _stub_for(lines: list[str], line: int, col: int, msg: str, known: set[str]) 
         # an expression wherever a statement may stand (`0;` is one); empty only at file scope
         return f"#define {call}(...)" + ("" if not before else " 0")
     loop = _LOOP_HEAD.match(src)
-    if msg.startswith("expected ';' before '{'") and loop and loop.group(1) not in unknown:
+    if msg.startswith("expected ';' before '{'") and loop and loop.group(1) not in taken:
         return f"#define {loop.group(1)}(...) for (;;)"
     prev = next((ln for ln in reversed(lines[max(line - 4, 0):line - 1]) if ln.strip()), "")
     lone = _LONE_CALL.match(prev)
-    if msg.startswith("expected ';' before") and lone and lone.group(1) not in unknown:
+    if msg.startswith("expected ';' before") and lone and lone.group(1) not in taken:
         return f"#define {lone.group(1)}(...) for (;;)"  # `for_each_vma(vmi, vma)` over one statement
     head = _LOOP_HEAD.match(prev)
-    if "before '{'" in msg and head and not prev[:1].isspace() and head.group(1) not in unknown:
+    if "before '{'" in msg and head and not prev[:1].isspace() and head.group(1) not in taken:
         # `SYSCALL_DEFINE1(acct, ...)` then `{`: a macro that writes a function's head
         return f"#define {head.group(1)}(...) int GEN_CAT(gen_stub_, __COUNTER__)(void)"
     return None
@@ -161,6 +157,7 @@ def gcc_syntax(text: str, include_dirs: tuple[str, ...] = (), timeout: float = 1
     lines = text.split("\n")
     stubs: list[str] = []
     known: set[str] = set()
+    left: list = []
     try:
         for _ in range(STUB_ROUNDS if stub else 1):
             prefix = _CAT + "\n".join(stubs) + "\n#line 1\n" if stubs else ""

@@ -12,8 +12,8 @@ A name the sample never declares may still be declared by a header it includes (
 
 Found headers of 1-2 are preprocessed by the compiler (``-E -dD``: every declaration and macro,
 nested includes and the sample's own ``#define`` lines before them applied) and their file-scope
-names read with the same tree-sitter pass as corpus statistics; with no compiler, the files of 1
-are read directly (nested ``"..."`` includes followed, bounded). A header found nowhere is
+names read with the same tree-sitter pass as corpus statistics; with no compiler, or a header
+that does not preprocess alone, its files are read directly (nested includes followed, bounded). A header found nowhere is
 *missing*: names that could come from it are reported as ``unknown``, never ``undeclared``.
 Results are cached per process and header (with the ``#define`` lines before the first include,
 which can change what a header declares), so a samples file preprocesses each header once (about
@@ -26,6 +26,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -39,6 +40,15 @@ MAX_OUTPUT = 32 << 20  # preprocessed header text kept at most (Python.h: 0.7 MB
 MAX_READ_FILES = 400  # headers read directly (no compiler) per include set
 TIMEOUT = 30.0
 MAX_EXPAND_CHARS = 1_000_000  # longer texts skip the whole-file preprocessing (bounded time per sample)
+
+
+def run_cc(compiler: str, flags: list[str], text: str, dirs: tuple[str, ...],
+           timeout: float = TIMEOUT) -> subprocess.CompletedProcess:
+    """``compiler FLAGS -x c - -I...`` on ``text`` (stdin), messages in plain ASCII whatever the
+    user's locale; raises OSError or TimeoutExpired like subprocess.run."""
+    return subprocess.run([compiler, *flags, "-x", "c", "-", *(f"-I{d}" for d in dirs)],
+                          input=text.encode("utf-8", "replace"), capture_output=True, timeout=timeout,
+                          check=False, env={**os.environ, "LC_ALL": "C"})
 
 
 def find_compiler() -> str | None:
@@ -189,7 +199,6 @@ def feature_defines(text: str) -> str:
 class HeaderNames:
     names: frozenset[bytes]  # file-scope names and macros the found headers declare
     returning: frozenset[bytes]  # their macros whose body returns
-    failed: str = ""  # why preprocessing failed ("" when it did not): names are then read directly
     # object-like macros whose body opens or closes a block (``Py_BEGIN_ALLOW_THREADS``: +1)
     braces: frozenset[tuple[bytes, int]] = frozenset()
 
@@ -217,29 +226,23 @@ def header_names(line: str, path: str, defines: str, dirs: tuple[str, ...], comp
     from .names import returning_macros
     from .sem import free_names
 
-    failed = "no compiler"
     if compiler is not None:
-        args = [compiler, "-E", "-dD", "-P", "-w", "-x", "c", "-", *(f"-I{d}" for d in dirs)]
         try:
-            proc = subprocess.run(args, input=f"{defines}\n{line}\n".encode("utf-8", "replace"),
-                                  capture_output=True, timeout=TIMEOUT, check=False)
-            if proc.returncode == 0:
-                out = proc.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
-                return HeaderNames(frozenset(free_names(out)), returning_macros(out.encode()),
-                                   braces=brace_macros(out))
-            failed = proc.stderr.decode("utf-8", "replace").strip().splitlines()[0][:200] if proc.stderr else "failed"
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            failed = str(exc)[:200]
+            proc = run_cc(compiler, ["-E", "-dD", "-P", "-w"], f"{defines}\n{line}\n", dirs)
+        except (OSError, subprocess.TimeoutExpired):
+            proc = None
+        if proc is not None and proc.returncode == 0:
+            out = proc.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
+            return HeaderNames(frozenset(free_names(out)), returning_macros(out.encode()), brace_macros(out))
+    # no compiler, or the header does not preprocess alone: its files are read as they are
     names: set[bytes] = set()
     returning: set[bytes] = set()
-    for found in _read_closure((path,), dirs):
-        try:
-            src = Path(found).read_text("utf-8", "replace")
-        except OSError:
-            continue
+    braces: set[tuple[bytes, int]] = set()
+    for src in _read_closure(path, dirs):
         names |= free_names(src)
         returning |= returning_macros(src.encode("utf-8", "replace"))
-    return HeaderNames(frozenset(names), frozenset(returning), failed)
+        braces |= brace_macros(src)
+    return HeaderNames(frozenset(names), frozenset(returning), frozenset(braces))
 
 
 def names_of(text: str, inc: Includes, dirs: tuple[str, ...], compiler: str | None) -> HeaderNames:
@@ -249,13 +252,13 @@ def names_of(text: str, inc: Includes, dirs: tuple[str, ...], compiler: str | No
     if len(parts) == 1:
         return parts[0]
     return HeaderNames(frozenset().union(*(p.names for p in parts)), frozenset().union(*(p.returning for p in parts)),
-                       "; ".join(p.failed for p in parts if p.failed), frozenset().union(*(p.braces for p in parts)))
+                       frozenset().union(*(p.braces for p in parts)))
 
 
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
 
-def expanded_declares(text: str, names: list[tuple[bytes, bytes]], dirs: tuple[str, ...],
+def expanded_declares(text: str, names: list[tuple[bytes, bytes]], inc: Includes, dirs: tuple[str, ...],
                       compiler: str | None) -> set[tuple[bytes, bytes]]:
     """Which of ``names`` (undeclared by the sample's own text and its headers one by one) are
     fine once the compiler preprocesses the whole text: declared outside any function by an
@@ -264,55 +267,41 @@ def expanded_declares(text: str, names: list[tuple[bytes, bytes]], dirs: tuple[s
     attribute macros are expanded (``size_t* BROTLI_RESTRICT ix`` reads as a parameter named
     ``BROTLI_RESTRICT`` before), or gone altogether (used only in inactive ``#if`` branches or
     ``#if defined(X)``, which the compiler never checks). ``names`` are (name, function name)
-    pairs. A name used inside a macro's argument stays what it was (``BROTLI_FREE(m, sd->buf)``
+    pairs; ``inc`` is how the text's includes resolved. A name used inside a macro's argument stays what it was (``BROTLI_FREE(m, sd->buf)``
     with ``sd`` a typo). Empty without a compiler or when the text does not preprocess; about
     0.05-0.3 s a text."""
     if compiler is None or not names or len(text) > MAX_EXPAND_CHARS:
         return set()
-
-    args = [compiler, "-E", "-P", "-w", "-x", "c", "-", *(f"-I{d}" for d in dirs)]
-    safe = found_includes_only(text, resolve(text, dirs, system_dirs(compiler)))
     try:
-        proc = subprocess.run(args, input=safe.encode("utf-8", "replace"), capture_output=True, timeout=TIMEOUT,
-                              check=False)
+        proc = run_cc(compiler, ["-E", "-P", "-w"], found_includes_only(text, inc), dirs)
     except (OSError, subprocess.TimeoutExpired):
         return set()
     if proc.returncode != 0:
         return set()
     out = proc.stdout[:MAX_OUTPUT].decode("utf-8", "replace")
     present = set(_WORD.findall(out))
-    declared, by_fn = _scopes(out)
+    from .sem import free_pass
+
+    by_fn: dict[bytes, set[bytes]] = {}
+    declared = free_pass(out, by_fn).globals
     return {(n, fn) for n, fn in names
             if n in declared or n in by_fn.get(fn, ()) or n.decode("utf-8", "replace") not in present}
 
 
-def _scopes(text: str) -> tuple[set[bytes], dict[bytes, set[bytes]]]:
-    """(names declared outside functions, each function's parameters and locals by its name)."""
-    from .sem import Tally, analyze_piece, pieces
-
-    tally = Tally()
-    by_fn: dict[bytes, set[bytes]] = {}
-    for base, piece in pieces(text, 1 << 16):
-        src = piece.encode("utf-8", "surrogatepass")
-        analyze_piece(src, tally, base, piece, free_out=True, scopes_out=by_fn)
-    return tally.globals, by_fn
-
-
-def _read_closure(files: tuple[str, ...], dirs: tuple[str, ...]) -> list[str]:
-    """``files`` and the headers they include from ``dirs`` or their own folder (no compiler)."""
-    seen: list[str] = []
-    todo = list(files)
-    while todo and len(seen) < MAX_READ_FILES:
-        path = todo.pop(0)
-        if path in seen:
-            continue
-        seen.append(path)
+def _read_closure(path: str, dirs: tuple[str, ...]) -> Iterator[str]:
+    """The text of ``path`` and of the headers it includes from ``dirs`` or its own folder,
+    each read once, at most MAX_READ_FILES (no compiler)."""
+    seen = {path}
+    todo = [path]
+    while todo:
+        current = todo.pop(0)
         try:
-            text = Path(path).read_text("utf-8", "replace")
+            text = Path(current).read_text("utf-8", "replace")
         except OSError:
             continue
+        yield text
         for m in INCLUDE.finditer(text):
-            found = locate(m.group(2).strip(), (str(Path(path).parent), *dirs), ())
-            if found is not None and found not in seen:
+            found = locate(m.group(2).strip(), (str(Path(current).parent), *dirs), ())
+            if found is not None and found not in seen and len(seen) < MAX_READ_FILES:
+                seen.add(found)
                 todo.append(found)
-    return seen

@@ -358,7 +358,7 @@ def _empty(node: ts.Node) -> bool:
     return node.type == "expression_statement" and node.named_child_count == 0
 
 
-def _unused(f: _Fn, tally: Tally, at, src: bytes = b"") -> None:
+def _unused(f: _Fn, tally: Tally, at, src: bytes) -> None:
     if not f.complete:
         return
     body = src[f.body_start:f.end]
@@ -372,7 +372,6 @@ def _unused(f: _Fn, tally: Tally, at, src: bytes = b"") -> None:
             tally.unused += 1
             tally.issues.append(("unused_local", at(pos),
                                  f"local '{nm.decode('utf-8', 'replace')}' is declared but never used"))
-
 
 
 def analyze(text: str, known: frozenset[str] | None = None, closing: str = "",
@@ -412,11 +411,17 @@ def _first_per_kind(issues: list[tuple[str, int, str]]) -> list[tuple[str, int, 
     return [i for kept in by_kind.values() for i in kept]
 
 
-def free_names(text: str, free: bool = True) -> set[bytes]:
-    """Names a C text uses as globals: mentioned outside functions, or (``free``) free inside one."""
+def free_pass(text: str, scopes_out: dict[bytes, set[bytes]] | None = None) -> Tally:
+    """The names-only pass over a whole text (corpus statistics, headers): its globals and free
+    names in the tally, and with ``scopes_out`` each function's parameters and locals by name."""
     tally = Tally()
     for base, piece in pieces(text, 1 << 16):
-        analyze_piece(piece.encode("utf-8", "surrogatepass"), tally, base, piece, free_out=True)
-    if free:
-        tally.globals.update(p[0] for p in tally.pending)
-    return tally.globals
+        analyze_piece(piece.encode("utf-8", "surrogatepass"), tally, base, piece, free_out=True,
+                      scopes_out=scopes_out)
+    return tally
+
+
+def free_names(text: str) -> set[bytes]:
+    """Names a C text uses as globals: mentioned outside functions, or free inside one."""
+    tally = free_pass(text)
+    return tally.globals | {p[0] for p in tally.pending}
