@@ -323,7 +323,7 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
     elif jsonl and not out.endswith(".jsonl"):
         out += ".jsonl"
     path = write_samples(out, texts, per_line=domain.samples_per_line)
-    click.echo(f"wrote {len(texts)} samples to {path}", err=True)
+    click.echo(f"wrote {len(texts)} samples to {path} ({stats.stepper} stepper)", err=True)
 
 
 # set by `gen train` once everything is written: the process then ends without the interpreter's

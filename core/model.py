@@ -8,7 +8,9 @@ the precomputed input projection, which avoids ``nn.LSTM``'s per-call overhead.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -91,7 +93,10 @@ class FusedStepper:
     ``device`` and ``dtype``: where and in what the matrix products run. With bf16 the weights
     and the matmul inputs are bf16 (half the bytes read per character, and native bf16 units
     where the chip has them); gates, cell state and logits stay fp32, so rounding does not build
-    up along the sequence. The input table is built in fp32 and rounded once.
+    up along the sequence. The input table is built in fp32 and rounded once. With ``torch.qint8``
+    (CPU only) the weights are int8, one scale per output column, prepacked for fbgemm, and each
+    product quantizes its input on the fly (dynamic quantization): a quarter of fp32's bytes per
+    character and int8 arithmetic, measured faster for big layers on CPUs without bf16 units.
     """
 
     def __init__(self, model: CharRNN, device: torch.device | str = "cpu",
@@ -116,16 +121,22 @@ class FusedStepper:
         self.b_head = w["head.bias"]
         self.H = a.n_hidden
         if dtype != torch.float32:  # matmul operands only; biases are added in fp32
-            self.w_hh0, self.w_head = self.w_hh0.to(dtype), self.w_head.to(dtype)
-            self.layers = [tuple(t.to(dtype) if t.dim() == 2 else t for t in layer) for layer in self.layers]
+            low = _int8_pack if dtype == torch.qint8 else (lambda t: t.to(dtype))
+            self.w_hh0, self.w_head = low(self.w_hh0), low(self.w_head)
+            self.layers = [tuple(low(t) if t.dim() == 2 else t for t in layer) for layer in self.layers]
 
     def init_state(self, n: int) -> list[torch.Tensor]:
         """Per layer h (and c for LSTM), each (N, H) fp32, flattened into one list."""
         per = 2 if self.cell == "lstm" else 1
         return [torch.zeros(n, self.H, device=self.device) for _ in range(per * self.args.n_layer)]
 
-    def _mm(self, bias: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def _mm(self, bias: torch.Tensor, x: torch.Tensor, w: Any) -> torch.Tensor:
         """bias + x @ w in fp32 out: (N, K) x (K, M); x rounded to the weights' dtype first."""
+        if isinstance(w, tuple):  # (fp32, int8 prepacked): int8 only where it pays for its overhead
+            if x.size(0) * w[0].numel() < INT8_MIN_MACS:
+                return torch.addmm(bias, x, w[0])
+            # reduce_range: 7-bit inputs, because AVX2's u8 x s8 multiply-add saturates at 16 bits
+            return torch.ops.quantized.linear_dynamic(x, w[1], True).add_(bias)
         if w.dtype == torch.float32:
             return torch.addmm(bias, x, w)
         return (x.to(w.dtype) @ w).float().add_(bias)
@@ -164,6 +175,32 @@ class FusedStepper:
             state[per * k] = h
             x = h
         return self._mm(self.b_head, x, self.w_head)
+
+
+def int8_available() -> bool:
+    """Whether this torch has the x86 int8 kernels (fbgemm) the int8 stepper runs on."""
+    engines = torch.backends.quantized.supported_engines
+    return ("fbgemm" in engines or "x86" in engines) and hasattr(torch.ops.quantized, "linear_dynamic")
+
+
+# An int8 product (fbgemm, dynamic quantization) costs ~40-50 us more per call than fp32's addmm
+# (quantizing its input), so it pays only from about a million multiply-adds per call. Measured on
+# a 2-core Zen 3, 1 thread, (N, K) x (K, M): N=1 256x1024 int8 0.56x fp32, 512x1024 1.29x,
+# 512x2048 1.81x; N=8 256x1024 1.82x; N=64 1.8-2.4x (evals/BENCHMARKS.md).
+INT8_MIN_MACS = 1 << 20
+
+
+def _int8_pack(w: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """(K, M) fp32 -> (it, fbgemm's prepacked int8 weight of the linear map x @ w): the fp32 copy
+    serves the calls too small for int8. One scale per output column: a gate whose weights are
+    small keeps its own fine step instead of the largest one's."""
+    wt = w.t().contiguous()  # (M, K): a linear layer's (out, in) layout
+    scale = (wt.abs().amax(1) / 127).clamp_min(1e-12).double()
+    zero = torch.zeros(len(scale), dtype=torch.long)
+    with warnings.catch_warnings():  # torch 2.13 flags quantized tensors as deprecated (kept in 2.x)
+        warnings.simplefilter("ignore")
+        q = torch.quantize_per_channel(wt, scale, zero, 0, torch.qint8)
+        return w, torch.ops.quantized.linear_prepack(q, None)
 
 
 def cross_entropy(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

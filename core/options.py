@@ -24,10 +24,11 @@ def device_option(f):
 
 def precision_option(f):
     """``--precision`` of the sampling stepper (core/precision.py: sampling_dtype)."""
-    return click.option("--precision", type=click.Choice(["auto", "fp32", "bf16"]), default="auto",
+    return click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default="auto",
                         show_default=True,
-                        help="stepper matmuls: auto = bf16 on a GPU, or on a CPU with native bf16 when the "
-                             "model scores text within 0.01 nats/char of fp32; else fp32")(f)
+                        help="stepper matmuls: auto = bf16 on a GPU; on a CPU for 256+ hidden units bf16 "
+                             "(native bf16, 8+ streams) or int8 weights, each only when the model scores "
+                             "text within 0.01 nats/char of fp32; else fp32")(f)
 
 
 def click_option(opt: Option) -> click.Option:

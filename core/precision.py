@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 from gen.core.atomic import atomic_write_text
-from gen.core.model import CharRNN, ModelArgs, cross_entropy
+from gen.core.model import CharRNN, ModelArgs, cross_entropy, int8_available
 
 BF16_MIN_SPEEDUP = 1.2  # below this the rounding of bf16 is not worth it
 PROBE_CHARS = 512  # characters per probe step: (B, T) = (16, 32); big enough for real matmuls
@@ -157,8 +157,14 @@ SAMPLE_BF16_MIN_HIDDEN = 256  # below this the fp32 stepper was as fast or faste
 # more streams are compute-bound. Trained 2x512 on a Zen 5, chars/s fp32 -> bf16: 1 stream
 # 3,753 -> 3,036; 8 streams 7,725 -> 19,291; 16: 11,735 -> 29,295; 64: 16,877 -> 41,434
 SAMPLE_BF16_MIN_STREAMS = 8
-SAMPLE_MAX_NLL_DRIFT = 0.01  # nats/char: bf16 sampling must score text within this of fp32
+# int8 weights (fbgemm) on a Zen 3, sample() chars/s int8 / fp32: 2x128 0.85-0.98x (nothing to
+# gain), 2x256 1.4-1.5x from 8 streams, 2x512 1.4-1.8x for 1 stream and 1.6-2.6x for 8-64
+SAMPLE_INT8_MIN_HIDDEN = 256
+SAMPLE_MAX_NLL_DRIFT = 0.01  # nats/char: low-precision sampling must score text within this of fp32
 SAMPLE_CHECK_CHARS = 64
+# int8 is the lever on a CPU without bf16 units: a quarter of fp32's weight bytes for one stream,
+# int8 arithmetic for many (evals/BENCHMARKS.md, "int8 sampling")
+SAMPLE_DTYPES = {**DTYPES, "int8": torch.qint8}
 
 
 def native_bf16() -> bool:
@@ -168,22 +174,41 @@ def native_bf16() -> bool:
 
 
 def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto", streams: int = 1) -> torch.dtype:
-    """The dtype the fused stepper runs in. ``auto``: a GPU's bf16 where supported; on a CPU bf16
-    only with native bf16, at least ``SAMPLE_BF16_MIN_STREAMS`` streams, a hidden size of at
-    least ``SAMPLE_BF16_MIN_HIDDEN``, and the model
-    scoring its own fp32 sample within ``SAMPLE_MAX_NLL_DRIFT`` nats/char in bf16 (checked per
-    model, a few milliseconds); else fp32. Deterministic on a given machine: no timing decides
-    it, so a seeded sample repeats. ``GEN_PRECISION_PROBE`` forces it as for training."""
-    if precision in DTYPES:
-        return DTYPES[precision]
+    """The dtype the fused stepper runs in: fp32, bf16 or int8 (``torch.qint8``: int8 weights).
+
+    ``auto``: a GPU's bf16 where supported. On a CPU, for a hidden size of at least
+    ``SAMPLE_BF16_MIN_HIDDEN``: bf16 with native bf16 units and at least
+    ``SAMPLE_BF16_MIN_STREAMS`` streams; else int8 where the x86 int8 kernels exist; else fp32.
+    A low precision is kept only if the model scores its own fp32 sample within
+    ``SAMPLE_MAX_NLL_DRIFT`` nats/char in it (checked per model, a few milliseconds). Deterministic
+    on a given machine: no timing decides it, so a seeded sample repeats. ``GEN_PRECISION_PROBE``
+    forces fp32 or bf16 as for training."""
+    if precision == "int8" and (device.type != "cpu" or not int8_available()):
+        from gen.core.errors import GenError
+
+        where = "this torch has no x86 int8 kernels" if device.type == "cpu" else f"int8 runs on the CPU, not {device}"
+        raise GenError(f"--precision int8: {where}; use --precision fp32 or bf16 (or auto)")
+    if precision in SAMPLE_DTYPES:
+        return SAMPLE_DTYPES[precision]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
     forced = _forced()
     if forced:
         return DTYPES[forced]
-    if not native_bf16() or model.args.n_hidden < SAMPLE_BF16_MIN_HIDDEN or streams < SAMPLE_BF16_MIN_STREAMS:
+    if model.args.n_hidden < min(SAMPLE_BF16_MIN_HIDDEN, SAMPLE_INT8_MIN_HIDDEN):
         return torch.float32
-    return torch.bfloat16 if nll_drift(model) <= SAMPLE_MAX_NLL_DRIFT else torch.float32
+    if native_bf16() and streams >= SAMPLE_BF16_MIN_STREAMS:
+        low = torch.bfloat16
+    elif int8_available() and model.args.n_hidden >= SAMPLE_INT8_MIN_HIDDEN:
+        low = torch.qint8
+    else:
+        return torch.float32
+    return low if nll_drift(model, dtype=low) <= SAMPLE_MAX_NLL_DRIFT else torch.float32
+
+
+def sampling_name(dtype: torch.dtype) -> str:
+    """``torch.qint8`` -> "int8": the name users give ``--precision``."""
+    return next(k for k, v in SAMPLE_DTYPES.items() if v == dtype)
 
 
 @torch.no_grad()

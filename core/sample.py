@@ -21,7 +21,7 @@ from gen.core.device import pick_device
 from gen.core.domain import Constraint, Domain, Tracker
 from gen.core.errors import GenError
 from gen.core.model import CharRNN, FusedStepper
-from gen.core.precision import sampling_dtype
+from gen.core.precision import sampling_dtype, sampling_name
 from gen.core.vocab import Vocab
 
 
@@ -45,6 +45,7 @@ class SampleStats:
     masked_steps: int = 0  # steps where guidance changed the distribution
     fallbacks: int = 0  # steps where every character was banned: sampled unmasked instead
     unknown_prime: dict[str, str] = field(default_factory=dict)  # prime chars mapped by the vocab policy
+    stepper: str = "fp32"  # the stepper's precision: fp32 | bf16 | int8 (sampling_dtype)
 
 
 class _MaskCache:
@@ -137,7 +138,9 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
               on_char: Callable[[int, str], None] | None, start: str) -> tuple[list[str], SampleStats]:
     stats = SampleStats()
     device = pick_device(opts.device)
-    stepper = FusedStepper(model, device, sampling_dtype(model, device, opts.precision, opts.n))
+    dtype = sampling_dtype(model, device, opts.precision, opts.n)
+    stats.stepper = sampling_name(dtype)
+    stepper = FusedStepper(model, device, dtype)
     # guided streams consult Python trackers every step: their logits come to the CPU
     sdev = torch.device("cpu") if trackers else device
     gen = torch.Generator(device=sdev).manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)

@@ -174,10 +174,10 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
     records = []
     bounds = chunks(samples)
     workers = eval_workers(domain, samples, ctx) if workers is None else workers
-    for (lo, hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
+    for (lo, _hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
         for c, res in zip(checkers, results, strict=True):
             per_checker[id(c)] += res
-        fresh = [_record(i, samples[i], checkers, per_checker) for i in range(lo, hi)]
+        fresh = [_record(lo + j, samples[lo + j], per_sample) for j, per_sample in enumerate(zip(*results, strict=True))]
         records += fresh
         if sink:
             sink(fresh)
@@ -198,13 +198,15 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
     return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)), set_issues)
 
 
-def _record(i: int, sample: str, checkers: list, per_checker: dict[int, list[CheckResult]]) -> dict[str, Any]:
-    rec: dict[str, Any] = {"index": i, "length": len(sample), "metrics": {}, "issues": []}
-    for c in checkers:
-        res = per_checker[id(c)][i]
-        rec["metrics"].update(res.metrics)
-        rec["issues"].extend(x.to_dict() for x in res.issues)
-    return rec
+def _record(i: int, sample: str, results: tuple[CheckResult, ...]) -> dict[str, Any]:
+    """Sample ``i``'s record from each checker's result for it (in checker order)."""
+    metrics: dict[str, Any] = {}
+    issues: list[dict[str, Any]] = []
+    for res in results:
+        metrics.update(res.metrics)
+        if res.issues:
+            issues += [x.to_dict() for x in res.issues]
+    return {"index": i, "length": len(sample), "metrics": metrics, "issues": issues}
 
 
 def baseline_lengths(samples: list[str], max_chars: int = BASELINE_MAX_CHARS) -> list[int]:

@@ -36,6 +36,10 @@ class RepetitionMetric(SampleMetric):
         repeated = n - len(sorted_unique(window_hashes(cps, WINDOW)))
         return CheckResult({"repetition": repeated / n})
 
+    def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
+        """Samples shorter than two windows (names, words) skip the hashing altogether."""
+        return [CheckResult({"repetition": None}) if len(s) <= WINDOW else self.check(s, ctx) for s in samples]
+
     def summarize(self, samples, results, ctx) -> dict[str, float]:
         return {"unique_share": len(set(samples)) / len(samples)} if samples else {}
 

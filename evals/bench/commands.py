@@ -47,16 +47,19 @@ def format_report(result: dict[str, Any]) -> str:
     for c in result["cases"]:
         s = c["sample"]
         pct = s["ours_64"].get("pct_peak")
-        auto = s.get("auto", "fp32")
-        rows.append([c["config"], "fp32" + ("*" if auto == "fp32" else ""), _si(s["ours_1"]["chars_per_s"]),
-                     _si(s["nn_lstm_1"]["chars_per_s"]), f"{s['speedup_1']:.2f}x", _si(s["ours_64"]["chars_per_s"]),
-                     "-" if pct is None else f"{pct:.1f}%", "-"])
-        if "bf16_1" in s:
-            rows.append([c["config"], "bf16" + ("*" if auto == "bf16" else ""), _si(s["bf16_1"]["chars_per_s"]), "-",
-                         "-", _si(s["bf16_64"]["chars_per_s"]), "-", f"{s['bf16_nll_drift']:.4f}"])
+        for prec, key in (("fp32", "ours"), ("bf16", "bf16"), ("int8", "int8")):
+            if f"{key}_1" not in s:
+                continue
+            marks = "".join(m for m, n in (("*", 1), ("+", 64)) if s.get(f"auto_{n}") == prec)
+            fp32 = prec == "fp32"
+            rows.append([c["config"], prec + marks, _si(s[f"{key}_1"]["chars_per_s"]),
+                         _si(s["nn_lstm_1"]["chars_per_s"]) if fp32 else "-", f"{s['speedup_1']:.2f}x" if fp32 else "-",
+                         _si(s[f"{key}_64"]["chars_per_s"]), "-" if pct is None or not fp32 else f"{pct:.1f}%",
+                         "-" if fp32 else f"{s['nll_drift'][prec]:.4f}"])
     head = ["config", "stepper", "1 stream", "nn.LSTM/char", "speedup", "64 streams", "%peak", "NLL drift"]
-    lines += ["", "sampling (chars/s on the CPU, medians; * = what --precision auto picks; %peak: fp32 64 streams vs "
-                  "the fp32 matmul peak; NLL drift: |bf16 - fp32| nats/char on this random-weight model)",
+    lines += ["", "sampling (chars/s on the CPU, medians; what --precision auto picks: * for 1 stream, + for 64; "
+                  "%peak: fp32 64 streams vs the fp32 matmul peak; NLL drift: |low - fp32| nats/char on this "
+                  "random-weight model)",
               table.render(rows, [head], align="<<>>>>>>")]
     lines += [f"note: {n}" for n in result.get("notes", [])]
     if result["targets"]:

@@ -17,6 +17,7 @@ Copying from training is measured for every domain by ``gen.evals.copying``.
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +62,7 @@ class ProseStats:
         paras = pt.paragraphs(text)
         play = pt.is_play(paras)
         speakers = {s for s in (pt.speaker_of(p) for _, p in paras) if s}
-        return cls(words=frozenset(pt.norm(w) for w in pt.WORD.findall(text)),
+        return cls(words=frozenset(pt.norm(w) for w in set(pt.words_at(text)[0])),
                    speakers=frozenset(speakers) if play else frozenset(), play=play, text=text)
 
     def reference_sentence_lengths(self, lengths: list[int], per_sample: int = REF_WINDOWS,
@@ -132,12 +133,13 @@ class ProseDomain(Domain):
     def _check(self, sample: str, stats: ProseStats | None) -> CheckResult:
         res = CheckResult()
         m = res.metrics
-        wordlist = pt.load_wordlist()
-        tokens = pt.words(sample)
-        if tokens and tokens[-1].end() == len(sample):
-            tokens = tokens[:-1]  # a word cut by the length limit is not an invented word
-        normed = [pt.norm(t.group()) for t in tokens]
-        self._word_validity(sample, tokens, normed, stats, wordlist, res)
+        raw, starts = pt.words_at(sample)
+        if raw and pt.LETTER.match(sample[-1]):
+            raw.pop()  # the last word runs to the end: cut by the length limit, not an invented word
+        distinct = list(set(raw))  # each distinct spelling normalised once, all in one string
+        normal = dict(zip(distinct, pt.norm("\n".join(distinct)).split("\n"), strict=True)) if distinct else {}
+        normed = [normal[w] for w in raw]
+        self._word_validity(sample, raw, starts, normed, stats, res)
         paras = pt.paragraphs(sample)
         whole = list(range(1, len(paras) - 1))  # the first and last blocks may be cut
         self._pairing(sample, paras, whole, res)
@@ -152,33 +154,37 @@ class ProseDomain(Domain):
                                                   "earlier ones (a loop?)", 0, excerpt(sample, len(sample) // 2)))
         return res
 
-    def _word_validity(self, sample: str, tokens: list, normed: list[str], stats: ProseStats | None,
-                       wordlist: frozenset[str] | None, res: CheckResult) -> None:
+    def _word_validity(self, sample: str, raw: list[str], starts: np.ndarray, normed: list[str],
+                       stats: ProseStats | None, res: CheckResult) -> None:
+        """Each distinct word is looked up once (a sample repeats most of its words), then
+        counted by its occurrences: the shares are over every word. ``raw`` are the words as
+        written, ``starts`` their offsets, ``normed`` their normal forms."""
         m = res.metrics
         n = len(normed)
-        in_train = [w in stats.words for w in normed] if stats is not None else None
-        in_dict = [pt.in_wordlist(w, wordlist) for w in normed] if wordlist is not None else None
-        m["word_train"] = sum(in_train) / n if in_train is not None and n else None
-        m["word_dict"] = sum(in_dict) / n if in_dict is not None and n else None
+        counts = Counter(normed)  # in order of first occurrence
+        in_train = {w: w in stats.words for w in counts} if stats is not None else None
+        in_dict = pt.dictionary_verdicts(counts)
+        m["word_train"] = sum(c for w, c in counts.items() if in_train[w]) / n if in_train is not None and n else None
+        m["word_dict"] = sum(c for w, c in counts.items() if in_dict[w]) / n if in_dict is not None and n else None
         if (in_train is None and in_dict is None) or not n:
             m["invented"] = None
             return
-        invented = [i for i in range(n) if not (in_train and in_train[i]) and not (in_dict and in_dict[i])]
-        m["invented"] = len(invented) / n
-        listed: set[str] = set()
-        for i in invented:
-            w = normed[i]
+        invented = [w for w in counts if not (in_train and in_train[w]) and not (in_dict and in_dict[w])]
+        m["invented"] = sum(counts[w] for w in invented) / n
+        if not invented:
+            return
+        where = ("in neither the training text nor the word list" if in_train is not None and in_dict is not None
+                 else "not in the training text" if in_train is not None else "not in the word list")
+        listed = set(invented[:MAX_LISTED])
+        for k, w in enumerate(normed):  # the first occurrence of each listed word, in order
             if w in listed:
-                continue
-            listed.add(w)
-            if len(listed) > MAX_LISTED:
-                res.issues.append(Issue("invented_word", f"... and {len({normed[j] for j in invented}) - MAX_LISTED}"
-                                                         " more invented words"))
-                break
-            where = ("in neither the training text nor the word list" if in_train is not None and in_dict is not None
-                     else "not in the training text" if in_train is not None else "not in the word list")
-            res.issues.append(Issue("invented_word", f"{tokens[i].group()!r} is {where}", tokens[i].start(),
-                                    excerpt(sample, tokens[i].start(), 30)))
+                listed.discard(w)
+                at = int(starts[k])
+                res.issues.append(Issue("invented_word", f"{raw[k]!r} is {where}", at, excerpt(sample, at, 30)))
+                if not listed:
+                    break
+        if len(invented) > MAX_LISTED:
+            res.issues.append(Issue("invented_word", f"... and {len(invented) - MAX_LISTED} more invented words"))
 
     def _pairing(self, sample: str, paras: list[tuple[int, str]], whole: list[int], res: CheckResult) -> None:
         quoted = ok_q = bracketed = ok_b = 0

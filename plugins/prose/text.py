@@ -54,6 +54,51 @@ def strip_gutenberg(text: str) -> tuple[str, int, int]:
 
 # a word: letters, with inner apostrophes kept (don't, o'er, banish'd, Denisov's)
 WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
+LETTER = re.compile(r"[^\W\d_]")  # what a WORD ends with
+APOSTROPHES = ("'", "\u2019")
+_letters: np.ndarray | None = None  # code point -> is a letter in WORD's sense (built once, 1.1 MB)
+
+
+def _letter_table() -> np.ndarray:
+    """A bool per code point: whether ``[^\\W\\d_]`` (WORD's letter) matches it. Built once
+    from the regex itself (0.1-0.2 s), so the two can never disagree."""
+    global _letters
+    if _letters is None:
+        every = "".join(map(chr, range(0x110000)))
+        table = np.zeros(0x110000, dtype=bool)
+        table[[m.start() for m in LETTER.finditer(every)]] = True
+        _letters = table
+    return _letters
+
+
+def _word_mask(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(code points, mask of the characters inside WORD matches): letters, and apostrophes with
+    a letter on each side. Per character in numpy, not per word in Python."""
+    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    letter = _letter_table()[cps]
+    inner = np.zeros_like(letter)
+    if len(cps) > 2:
+        apos = (cps[1:-1] == ord(APOSTROPHES[0])) | (cps[1:-1] == ord(APOSTROPHES[1]))
+        inner[1:-1] = apos & letter[:-2] & letter[2:]
+    return cps, letter | inner
+
+
+def words_at(text: str) -> tuple[list[str], np.ndarray]:
+    """``WORD.findall(text)`` (the same list, several times faster) and each word's offset:
+    every character outside a word becomes a space (numpy), then ``str.split``. Measured in
+    evals/BENCHMARKS.md ("prose check")."""
+    if not text:
+        return [], np.zeros(0, dtype=np.int64)
+    cps, inside = _word_mask(text)
+    starts = _starts(inside)
+    spaced = np.where(inside, cps, np.uint32(32)).astype(np.uint32)
+    return spaced.tobytes().decode("utf-32-le", errors="surrogatepass").split(), starts
+
+
+def _starts(inside: np.ndarray) -> np.ndarray:
+    return np.flatnonzero(inside & ~np.concatenate([[False], inside[:-1]]))
+
+
 # fragments around an apostrophe that are not words on their own but are real English
 CLITICS = frozenset("s d t ll st re ve em er m n th tis twas twere en o".split())
 # archaic forms frequent in older English text that the modern word list lacks
@@ -87,11 +132,6 @@ def load_wordlist() -> frozenset[str] | None:
     return _wordlists[key]
 
 
-def words(text: str) -> list[re.Match[str]]:
-    """Word tokens with their positions."""
-    return list(WORD.finditer(text))
-
-
 def norm(word: str) -> str:
     return word.lower().replace("\u2019", "'")
 
@@ -106,6 +146,28 @@ def in_wordlist(word: str, wordlist: frozenset[str]) -> bool:
         return all(p in wordlist or p in CLITICS or p in ARCHAIC for p in parts) and \
             any(p in wordlist or p in ARCHAIC for p in parts)
     return False
+
+
+_verdicts: dict[frozenset[str], dict[str, bool]] = {}  # word list -> word -> in_wordlist
+MAX_VERDICTS = 1_000_000  # remembered words per list, at most (then forgotten and learned again)
+
+
+def dictionary_verdicts(words: Iterable[str]) -> dict[str, bool] | None:
+    """word -> :func:`in_wordlist` against the system word list (None without one), each word
+    decided once per process: samples share most of their vocabulary."""
+    wordlist = load_wordlist()
+    if wordlist is None:
+        return None
+    known = _verdicts.setdefault(wordlist, {})
+    if len(known) > MAX_VERDICTS:
+        known.clear()
+    out = {}
+    for w in words:
+        v = known.get(w)
+        if v is None:
+            v = known[w] = in_wordlist(w, wordlist)
+        out[w] = v
+    return out
 
 
 # ---- paragraphs, speakers, sentences ----------------------------------------------------
@@ -144,16 +206,32 @@ def is_play(paras: list[tuple[int, str]]) -> bool:
 _SENT_END = re.compile(r"[.!?]+[\"')\]\u201d\u2019]*(?=\s|$)")
 
 
+SPEAKER_LINE = re.compile(r"^[A-Z][A-Za-z'&,.\- ]{0,40}:$", re.MULTILINE)  # SPEAKER, as a whole line
+
+
+def _blank_speaker(m: re.Match[str]) -> str:
+    return "" if len(m.group().split()) <= MAX_SPEAKER_WORDS else m.group()
+
+
 def sentence_lengths(text: str, play: bool = False, drop_ends: bool = True) -> list[int]:
     """Words per sentence. Speaker lines are not part of sentences in play text; the first and
-    last pieces are dropped when ``drop_ends`` (a window cuts them)."""
-    if play:
-        text = "\n".join(line for line in text.split("\n")
-                         if not (SPEAKER.fullmatch(line) and len(line.split()) <= MAX_SPEAKER_WORDS))
-    pieces = _SENT_END.split(text)
+    last pieces are dropped when ``drop_ends`` (a window cuts them).
+
+    Each sentence end becomes one \\x02 (a regex substitution), word starts are found per
+    character in numpy and counted between the ends by binary search: the same figures as
+    splitting at the ends and counting each piece's words (no word touches an end: an end
+    starts with . ! or ?, none of them a letter), without a Python step per word or end."""
+    if play:  # a speaker line is blanked (its newline stays: only whitespace changes)
+        text = SPEAKER_LINE.sub(_blank_speaker, text)
+    text = _SENT_END.sub("\x02", text.replace("\x02", "\x00"))
+    if not text:
+        return []
+    cps, inside = _word_mask(text)
+    bounds = np.concatenate([[0], np.flatnonzero(cps == 2), [len(cps)]])
+    counts = np.diff(np.searchsorted(_starts(inside), bounds))  # words per piece
     if drop_ends:
-        pieces = pieces[1:-1]
-    return [n for n in (len(WORD.findall(p)) for p in pieces) if n > 0]
+        counts = counts[1:-1]
+    return counts[counts > 0].tolist()
 
 
 def ks_distance(sample: Iterable[int], reference_sorted: np.ndarray) -> float | None:
@@ -186,16 +264,21 @@ def quote_balanced(paragraph: str, next_paragraph: str | None) -> bool:
     return continued and (straight % 2 == 1 or typo == 1)
 
 
+BRACKET = re.compile(r"[()\[\]{}]")
+
+
 def bracket_error(paragraph: str) -> int | None:
     """Offset of the first bracket that does not pair (a stray or mismatched closer, or an
-    opener left open at the paragraph end); None when all pair."""
+    opener left open at the paragraph end); None when all pair. Only the brackets are visited
+    (a regex finds them), not every character."""
     stack: list[tuple[str, int]] = []
-    for i, ch in enumerate(paragraph):
+    for m in BRACKET.finditer(paragraph):
+        ch, i = m.group(), m.start()
         if ch in OPENERS:
             stack.append((ch, i))
-        elif ch in CLOSERS:
-            if not stack or stack[-1][0] != CLOSERS[ch]:
-                return i
+        elif not stack or stack[-1][0] != CLOSERS[ch]:
+            return i
+        else:
             stack.pop()
     return stack[0][1] if stack else None
 
@@ -205,16 +288,9 @@ def has_quotes(text: str) -> bool:
 
 
 def repeated_ngram_share(tokens: list[str], n: int = 4) -> float | None:
-    """Share of word n-grams that already occurred earlier in the same text."""
+    """Share of word n-grams that already occurred earlier in the same text: every occurrence
+    after a gram's first, i.e. all grams less the distinct ones (a set of tuples built in C)."""
     total = len(tokens) - n + 1
     if total < 2:
         return None
-    seen: set[tuple[str, ...]] = set()
-    repeated = 0
-    for i in range(total):
-        g = tuple(tokens[i:i + n])
-        if g in seen:
-            repeated += 1
-        else:
-            seen.add(g)
-    return repeated / total
+    return (total - len(set(zip(*(tokens[i:] for i in range(n)), strict=False)))) / total

@@ -113,16 +113,19 @@ def _cpu():
 def test_sampling_precision_rules(monkeypatch):
     import torch
 
-    from gen.core.model import CharRNN
-    from gen.core.precision import sampling_dtype
+    from gen.core.model import CharRNN, int8_available
+    from gen.core.precision import native_bf16, sampling_dtype
 
     monkeypatch.delenv(FORCE_ENV, raising=False)
     cpu = _cpu()
     big = CharRNN(ModelArgs(vocab_size=20, n_layer=1, n_hidden=256, n_embd=8))
     small = CharRNN(ModelArgs(vocab_size=20, n_layer=1, n_hidden=32, n_embd=8))
-    assert sampling_dtype(big, cpu, "auto", streams=1) == torch.float32  # one stream: fp32 is faster
+    # one stream of a big model: int8 weights (a quarter of the bytes) where the x86 kernels exist
+    assert sampling_dtype(big, cpu, "auto", streams=1) == (torch.qint8 if int8_available() else torch.float32)
     assert sampling_dtype(small, cpu, "auto", streams=64) == torch.float32  # small weights sit in cache
     assert sampling_dtype(small, cpu, "bf16", streams=1) == torch.bfloat16  # named: as asked
+    many = sampling_dtype(big, cpu, "auto", streams=64)  # bf16 units win for many streams where they exist
+    assert many == (torch.bfloat16 if native_bf16() else torch.qint8 if int8_available() else torch.float32)
     monkeypatch.setenv(FORCE_ENV, "bf16")
     assert sampling_dtype(small, cpu, "auto", streams=1) == torch.bfloat16
 
@@ -145,6 +148,50 @@ def test_bf16_stepper_follows_the_fp32_one():
         assert nll_drift(model, chars=32) < 0.01
 
 
+def test_int8_stepper_follows_the_fp32_one(monkeypatch):
+    import pytest
+    import torch
+
+    from gen.core import model as model_mod
+    from gen.core.model import CharRNN, FusedStepper, int8_available
+    from gen.core.precision import nll_drift
+
+    if not int8_available():
+        pytest.skip("this torch has no x86 int8 kernels (fbgemm)")
+    torch.manual_seed(0)
+    for cell in ("lstm", "gru", "rnn"):
+        model = CharRNN(ModelArgs(vocab_size=30, cell=cell, n_layer=2, n_hidden=64, n_embd=8)).eval()
+        ids = [torch.tensor([t % 30, (3 * t) % 30, 7]) for t in range(20)]
+        ref, low = FusedStepper(model), FusedStepper(model, "cpu", torch.qint8)
+        s_ref, s_low = ref.init_state(3), low.init_state(3)
+        # products this small stay fp32 (int8's per-call overhead would cost more than it saves)
+        assert all(torch.equal(ref.step(i, s_ref), low.step(i, s_low)) for i in ids), cell
+        monkeypatch.setattr(model_mod, "INT8_MIN_MACS", 0)  # every product in int8
+        s_ref, s_low = ref.init_state(3), low.init_state(3)
+        for i in ids:
+            a, b = ref.step(i, s_ref), low.step(i, s_low)
+            assert b.dtype == torch.float32 and (a - b).abs().max() < 0.05, cell
+            assert not torch.equal(a, b)  # really another product, not the fp32 one
+        assert nll_drift(model, chars=32, dtype=torch.qint8) < 0.01
+        monkeypatch.undo()
+
+
+def test_int8_named_off_the_cpu_is_refused():
+    import torch
+
+    from gen.core.errors import GenError
+    from gen.core.model import CharRNN
+    from gen.core.precision import sampling_dtype
+
+    model = CharRNN(ModelArgs(vocab_size=20, n_layer=1, n_hidden=32, n_embd=8))
+    try:
+        sampling_dtype(model, torch.device("cuda"), "int8")
+    except GenError as e:
+        assert "int8 runs on the CPU" in str(e)
+    else:
+        raise AssertionError("int8 on a GPU was accepted")
+
+
 def test_sample_and_viz_take_device_and_precision(ws, names_file, run):
     run("prepare", "nm", "--domain", "names", "--src", str(names_file))
     run("train", "nm", "--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4", "--seq-len", "16",
@@ -152,7 +199,9 @@ def test_sample_and_viz_take_device_and_precision(ws, names_file, run):
     ckpt = str(ws / "runs" / "nm" / "d" / "best.pt")
     fp32 = run("sample", ckpt, "-n", "8", "--seed", "3", "--device", "cpu", "--precision", "fp32").output
     bf16 = run("sample", ckpt, "-n", "8", "--seed", "3", "--device", "cpu", "--precision", "bf16").output
-    assert "8 samples" in fp32 and "8 samples" in bf16
+    assert "8 samples" in fp32 and "(fp32 stepper)" in fp32 and "(bf16 stepper)" in bf16
+    int8 = run("sample", ckpt, "-n", "8", "--seed", "3", "--device", "cpu", "--precision", "int8").output
+    assert "8 samples" in int8 and "(int8 stepper)" in int8
     run("viz", ckpt, "--corpus", "nm", "--chars", "200", "--device", "cpu", "--out", str(ws / "v.html"))
     assert (ws / "v.html").stat().st_size > 0
     out = run("sample", ckpt, "--device", "cuda", code=1).output if not _has_cuda() else ""

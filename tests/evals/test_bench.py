@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from gen.core.cli import cli
-from gen.core.model import CharRNN
+from gen.core.model import CharRNN, int8_available
 from gen.core.plugins import load_plugins, register_plugin
 from gen.evals.bench import commands as bench_commands
 from gen.evals.bench.measure import STREAMS, Case, RefLSTM, parse_config
@@ -67,6 +67,10 @@ def test_every_column_is_finite_and_positive(quick):
         s = c["sample"]
         assert all(_pos(s[f"ours_{n}"][k]) for n in STREAMS for k in ("chars_per_s", "chars_per_cpu_s", "pct_peak"))
         assert _pos(s["nn_lstm_1"]["chars_per_s"]) and _pos(s["speedup_1"])
+        assert ("int8" in s["nll_drift"]) == int8_available()  # a row per low-precision stepper, with its drift
+        for low, drift in s["nll_drift"].items():
+            assert all(_pos(s[f"{low}_{n}"]["chars_per_s"]) for n in STREAMS) and 0 <= drift < 0.05, low
+        assert {s["auto_1"], s["auto_64"]} <= {"fp32", "bf16", "int8"}
     assert r["targets"] and all(isinstance(t["met"], bool) and _pos(t["target"]) for t in r["targets"])
     assert _pos(r["load"]["wall_s"])
 
@@ -78,6 +82,7 @@ def test_table_shows_each_case_and_column(quick):
     for col in ("ours c/s", "%peak", "ours/ref", "cell c/s", "MB ours", "1 stream", "nn.LSTM/char", "64 streams"):
         assert col in text
     assert "matmul peak: fp32" in text and "targets" in text
+    assert ("int8" in text) == int8_available()
 
 
 def test_sampling_only(gen_cli, tmp_path):

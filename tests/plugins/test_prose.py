@@ -208,6 +208,44 @@ def test_check_never_raises() -> None:
             assert not any(i.kind == "check_error" for i in res.issues), s[:20]
 
 
+TRICKY = ["", "a", "don't o'er banish’d rock''n'roll 'tis x'", "Ἀθῆναι café naïve ΟΔΟΣ. Σ! İstanbul",
+          "ab1cd_ef x2 ½ ² ٣", "\x00\x01\x02 a.\x02b. c!\x01", "\ud800abc\udc00 d", "It ends.’ Yes? \"No!\" (ok.) x",
+          "KING RICHARD III:\nNow is. The winter!\n\nAll:\nSpeak, speak.\nFirst Citizen:", "'a'", "a'", "''a''b"]
+
+
+def _reference_sentence_lengths(text: str, play: bool, drop_ends: bool) -> list[int]:
+    """The plain definition: split at the sentence ends, count each piece's words."""
+    if play:
+        text = "\n".join(ln for ln in text.split("\n")
+                         if not (pt.SPEAKER.fullmatch(ln) and len(ln.split()) <= pt.MAX_SPEAKER_WORDS))
+    pieces = pt._SENT_END.split(text)
+    pieces = pieces[1:-1] if drop_ends else pieces
+    return [n for n in (len(pt.WORD.findall(p)) for p in pieces) if n > 0]
+
+
+def test_fast_word_and_sentence_counts_equal_the_regex_definitions() -> None:
+    """words_at and sentence_lengths (numpy per character) against WORD and a split-and-count,
+    on odd text and on windows of the real play text."""
+    texts = TRICKY + [PLAY, PLAY[3:211], "".join(chr(i) for i in range(32, 3000))]
+    for t in texts:
+        words, starts = pt.words_at(t)
+        assert words == pt.WORD.findall(t) and starts.tolist() == [m.start() for m in pt.WORD.finditer(t)], t
+        for play in (False, True):
+            for drop in (False, True):
+                assert pt.sentence_lengths(t, play, drop) == _reference_sentence_lengths(t, play, drop), (t, play)
+
+
+def test_repeated_ngram_share_counts_each_repeat_after_the_first() -> None:
+    toks = "a b c d a b c d a b c d e".split()
+    seen, repeated = set(), 0
+    for i in range(len(toks) - 3):
+        g = tuple(toks[i:i + 4])
+        repeated += g in seen
+        seen.add(g)
+    assert pt.repeated_ngram_share(toks, 4) == repeated / (len(toks) - 3) > 0
+    assert pt.repeated_ngram_share(toks[:4], 4) is None
+
+
 # ---- calibration on the real files --------------------------------------------------------
 
 def _mean(results, name):
