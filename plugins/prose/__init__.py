@@ -62,7 +62,7 @@ class ProseStats:
         paras = pt.paragraphs(text)
         play = pt.is_play(paras)
         speakers = {s for s in (pt.speaker_of(p) for _, p in paras) if s}
-        return cls(words=frozenset(pt.norm(w) for w in set(pt.words_at(text)[0])),
+        return cls(words=frozenset(pt.norm(w) for w in pt.distinct_words(text)),
                    speakers=frozenset(speakers) if play else frozenset(), play=play, text=text)
 
     def reference_sentence_lengths(self, lengths: list[int], per_sample: int = REF_WINDOWS,

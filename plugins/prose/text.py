@@ -95,6 +95,20 @@ def words_at(text: str) -> tuple[list[str], np.ndarray]:
     return spaced.tobytes().decode("utf-32-le", errors="surrogatepass").split(), starts
 
 
+def distinct_words(text: str, block: int = 1 << 22) -> set[str]:
+    """The set of ``WORD.findall(text)``, read in blocks cut at whitespace (no word spans one),
+    so a 64 MB training text costs a few blocks' arrays, not 64 MB of them."""
+    out: set[str] = set()
+    at = 0
+    while at < len(text):
+        end = len(text) if len(text) - at <= block else max(text.rfind(" ", at, at + block),
+                                                             text.rfind("\n", at, at + block))
+        end = at + block if end <= at else end  # a block without whitespace: cut anyway
+        out.update(words_at(text[at:end])[0])
+        at = end
+    return out
+
+
 def _starts(inside: np.ndarray) -> np.ndarray:
     return np.flatnonzero(inside & ~np.concatenate([[False], inside[:-1]]))
 
