@@ -86,7 +86,7 @@ def _word_mask(text: str) -> tuple[np.ndarray, np.ndarray]:
 def words_at(text: str) -> tuple[list[str], np.ndarray]:
     """``WORD.findall(text)`` (the same list, several times faster) and each word's offset:
     every character outside a word becomes a space (numpy), then ``str.split``. Measured in
-    evals/BENCHMARKS.md ("prose check")."""
+    evals/BENCHMARKS.md ("Prose and names checks")."""
     if not text:
         return [], np.zeros(0, dtype=np.int64)
     cps, inside = _word_mask(text)
