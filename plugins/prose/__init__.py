@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from gen.core.api import (
 )
 
 from . import text as pt
+from .sentences import SentenceIndex
 from .structure import ProseTracker
 from .structure import features as prose_features
 
@@ -56,6 +57,7 @@ class ProseStats:
     speakers: frozenset[str] = frozenset()
     play: bool = False
     text: str = ""  # the training text, for reference windows cut like the samples
+    index: SentenceIndex | None = field(default=None, repr=False, compare=False)  # built on first use
 
     @classmethod
     def from_text(cls, text: str) -> ProseStats:
@@ -74,13 +76,15 @@ class ProseStats:
         rng = random.Random(seed)
         out: list[int] = []
         text = self.text
+        if self.index is None:
+            self.index = SentenceIndex(text, self.play)
         for n in lengths:
             for _ in range(per_sample):
                 if len(text) <= n:
                     start = 0
                 else:
                     start = text.find("\n", rng.randrange(len(text) - n)) + 1
-                out += pt.sentence_lengths(text[start:start + n], self.play)
+                out += self.index.window(start, start + n)
         return np.sort(np.array(out, dtype=np.int64))
 
 

@@ -18,6 +18,7 @@ from gen.core.registry import get_domain, resolve_corpus
 from gen.core.vocab import Vocab
 from gen.plugins.prose import ProseDomain, ProseStats
 from gen.plugins.prose import text as pt
+from gen.plugins.prose.sentences import SentenceIndex
 from gen.plugins.prose.structure import ProseTracker
 
 PLAY = """First Citizen:
@@ -235,6 +236,20 @@ def test_fast_word_and_sentence_counts_equal_the_regex_definitions() -> None:
         for play in (False, True):
             for drop in (False, True):
                 assert pt.sentence_lengths(t, play, drop) == _reference_sentence_lengths(t, play, drop), (t, play)
+
+
+def test_sentence_index_windows_equal_sentence_lengths() -> None:
+    """Every window that starts at a line start, every end (mid-word, mid-end, past the text),
+    play and not: the index's answer is sentence_lengths' answer."""
+    odd = ("Hello. World!\nKING:\nNow is the: winter. Ends here.\nA: b.\n\nFIRST CITIZEN:\n"
+           "\"Stop!\" he said.\u2019 Then?")
+    for text in (odd, PLAY):
+        for play in (False, True):
+            index = SentenceIndex(text, play)
+            for s in [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]:
+                for e in range(s, len(text) + 3, 1 if text is odd else 7):
+                    assert index.window(s, e) == pt.sentence_lengths(text[s:e], play), (play, s, e)
+    assert SentenceIndex("", True).window(0, 10) == []
 
 
 def test_repeated_ngram_share_counts_each_repeat_after_the_first() -> None:
