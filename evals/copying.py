@@ -410,12 +410,17 @@ class CopyingMetric(SampleMetric):
         """All samples' windows looked up at once (see the module docstring)."""
         if ctx.data is None:
             return [CheckResult({"copy_longest": None, "copy_share": None}) for _ in samples]
+        # a sample shorter than a window (a name) copies nothing: no lookup, no per-sample dict
+        long = [i for i, sample in enumerate(samples) if len(sample) >= NGRAM]
         try:
-            scores = index_for(ctx.data).score_many(samples)
+            scores = index_for(ctx.data).score_many([samples[i] for i in long])
         except Exception as exc:  # noqa: BLE001 - a check never raises; report why instead
             issue = Issue("copying_error", f"copy index unavailable: {type(exc).__name__}: {exc}")
             return [CheckResult({"copy_longest": None, "copy_share": None}, [issue]) for _ in samples]
-        return [self._result(sample, s) for sample, s in zip(samples, scores, strict=True)]
+        out = [CheckResult({"copy_longest": 0.0, "copy_share": None}) for _ in samples]
+        for i, s in zip(long, scores, strict=True):
+            out[i] = self._result(samples[i], s)
+        return out
 
     @staticmethod
     def _result(sample: str, s: dict) -> CheckResult:
