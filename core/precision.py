@@ -16,6 +16,7 @@ import json
 import os
 import platform
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,15 +196,29 @@ def sampling_dtype(model: CharRNN, device: torch.device, precision: str = "auto"
     forced = _forced()
     if forced:
         return DTYPES[forced]
-    if model.args.n_hidden < min(SAMPLE_BF16_MIN_HIDDEN, SAMPLE_INT8_MIN_HIDDEN):
-        return torch.float32
-    if native_bf16() and streams >= SAMPLE_BF16_MIN_STREAMS:
+    hidden = model.args.n_hidden
+    if native_bf16() and streams >= SAMPLE_BF16_MIN_STREAMS and hidden >= SAMPLE_BF16_MIN_HIDDEN:
         low = torch.bfloat16
-    elif int8_available() and model.args.n_hidden >= SAMPLE_INT8_MIN_HIDDEN:
+    elif int8_available() and hidden >= SAMPLE_INT8_MIN_HIDDEN:
         low = torch.qint8
     else:
         return torch.float32
-    return low if nll_drift(model, dtype=low) <= SAMPLE_MAX_NLL_DRIFT else torch.float32
+    return low if _drift_ok(model, low) else torch.float32
+
+
+# model -> {dtype: (its weights' versions, verdict)}: the drift check (~0.2 s for 2x512) runs once
+# per model and weights, not at every sample() call (a temperature sweep, samples during training)
+_verdicts: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _drift_ok(model: CharRNN, dtype: torch.dtype) -> bool:
+    """``nll_drift(model, dtype) <= SAMPLE_MAX_NLL_DRIFT``, remembered until a weight changes
+    (every in-place update, an optimizer step or a load, bumps a tensor's version counter)."""
+    versions = tuple(p._version for p in model.parameters())
+    seen = _verdicts.setdefault(model, {})
+    if dtype not in seen or seen[dtype][0] != versions:
+        seen[dtype] = (versions, nll_drift(model, dtype=dtype) <= SAMPLE_MAX_NLL_DRIFT)
+    return seen[dtype][1]
 
 
 def sampling_name(dtype: torch.dtype) -> str:

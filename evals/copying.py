@@ -306,12 +306,9 @@ class CopyIndex:
         out, start = [], 0
         for q, c in zip(queries, codes, strict=True):
             windows = len(q) - NGRAM + 1
-            at, start = start, start + len(c) + 1
-            if windows <= 0:  # no window: nothing copied, no share (no numpy call per name)
-                out.append({"longest": 0, "offset": -1, "train_offset": -1, "truncated": False, "share": None})
-                continue
-            found = found_all[at:at + windows]
-            out.append(self._longest(q, found) | {"share": float(found.mean())})
+            found = found_all[start:start + max(windows, 0)]
+            start += len(c) + 1
+            out.append(self._longest(q, found) | {"share": float(found.mean()) if windows > 0 else None})
         return out
 
     def _longest(self, query: str, found: np.ndarray) -> dict[str, int | bool]:

@@ -13,25 +13,11 @@ plus the regexes over its last line: the same figures (tested against sentence_l
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 
-from .text import _SENT_END, MAX_SPEAKER_WORDS, SPEAKER_LINE, _starts, _word_mask
+from .text import blank_speakers, ends_and_starts
 
 BLOCK = 1 << 22  # characters read at a time (cut after a newline): bounds the temporaries
-
-
-def _blank(m: re.Match[str]) -> str:
-    """A speaker line as spaces of its own length: offsets stay, only whitespace changes."""
-    return " " * len(m.group()) if len(m.group().split()) <= MAX_SPEAKER_WORDS else m.group()
-
-
-def _ends_and_starts(body: str, at: int) -> tuple[np.ndarray, np.ndarray]:
-    """Offsets (plus ``at``) of the sentence ends and word starts of ``body``."""
-    ends = np.array([m.start() for m in _SENT_END.finditer(body)], dtype=np.int64)
-    starts = _starts(_word_mask(body)[1]) if body else np.zeros(0, dtype=np.int64)
-    return ends + at, starts + at
 
 
 class SentenceIndex:
@@ -45,7 +31,7 @@ class SentenceIndex:
             cut = text.find("\n", min(at + BLOCK, len(text)) - 1)
             end = len(text) if cut < 0 else cut + 1  # each block ends after a newline (or the text)
             piece = text[at:end]
-            e, s = _ends_and_starts(SPEAKER_LINE.sub(_blank, piece) if play else piece, at)
+            e, s = ends_and_starts(blank_speakers(piece) if play else piece, at)
             ends.append(e)
             starts.append(s)
             at = end
@@ -59,7 +45,7 @@ class SentenceIndex:
             return []
         last = self.text.rfind("\n", start, stop) + 1 or start  # where the partial last line begins
         tail = self.text[last:stop]
-        tail_ends, tail_starts = _ends_and_starts(SPEAKER_LINE.sub(_blank, tail) if self.play else tail, last)
+        tail_ends, tail_starts = ends_and_starts(blank_speakers(tail) if self.play else tail, last)
         e0, e1 = np.searchsorted(self.ends, [start, last])
         s0, s1 = np.searchsorted(self.starts, [start, last])
         bounds = np.concatenate([[start], self.ends[e0:e1], tail_ends, [stop]])

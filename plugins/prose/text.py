@@ -223,26 +223,34 @@ _SENT_END = re.compile(r"[.!?]+[\"')\]\u201d\u2019]*(?=\s|$)")
 SPEAKER_LINE = re.compile(r"^[A-Z][A-Za-z'&,.\- ]{0,40}:$", re.MULTILINE)  # SPEAKER, as a whole line
 
 
-def _blank_speaker(m: re.Match[str]) -> str:
-    return "" if len(m.group().split()) <= MAX_SPEAKER_WORDS else m.group()
+def _blank(m: re.Match[str]) -> str:
+    """A speaker line as spaces of its own length: offsets stay, only whitespace changes."""
+    return " " * len(m.group()) if len(m.group().split()) <= MAX_SPEAKER_WORDS else m.group()
+
+
+def blank_speakers(text: str) -> str:
+    """Play text with its speaker lines (``NAME:``, at most MAX_SPEAKER_WORDS words) blanked."""
+    return SPEAKER_LINE.sub(_blank, text)
+
+
+def ends_and_starts(body: str, at: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Offsets (plus ``at``) of the sentence ends and the word starts of ``body``."""
+    ends = np.array([m.start() for m in _SENT_END.finditer(body)], dtype=np.int64)
+    starts = _starts(_word_mask(body)[1]) if body else np.zeros(0, dtype=np.int64)
+    return ends + at, starts + at
 
 
 def sentence_lengths(text: str, play: bool = False, drop_ends: bool = True) -> list[int]:
     """Words per sentence. Speaker lines are not part of sentences in play text; the first and
     last pieces are dropped when ``drop_ends`` (a window cuts them).
 
-    Each sentence end becomes one \\x02 (a regex substitution), word starts are found per
-    character in numpy and counted between the ends by binary search: the same figures as
-    splitting at the ends and counting each piece's words (no word touches an end: an end
-    starts with . ! or ?, none of them a letter), without a Python step per word or end."""
-    if play:  # a speaker line is blanked (its newline stays: only whitespace changes)
-        text = SPEAKER_LINE.sub(_blank_speaker, text)
-    text = _SENT_END.sub("\x02", text.replace("\x02", "\x00"))
-    if not text:
-        return []
-    cps, inside = _word_mask(text)
-    bounds = np.concatenate([[0], np.flatnonzero(cps == 2), [len(cps)]])
-    counts = np.diff(np.searchsorted(_starts(inside), bounds))  # words per piece
+    Word starts are found per character in numpy and counted between the sentence ends by binary
+    search: the same figures as splitting at the ends and counting each piece's words (no word
+    touches an end: an end starts with . ! or ?, none of them a letter), without a Python step
+    per word."""
+    body = blank_speakers(text) if play else text
+    ends, starts = ends_and_starts(body)
+    counts = np.diff(np.searchsorted(starts, np.concatenate([[0], ends, [len(body)]])))  # words per piece
     if drop_ends:
         counts = counts[1:-1]
     return counts[counts > 0].tolist()

@@ -130,6 +130,28 @@ def test_sampling_precision_rules(monkeypatch):
     assert sampling_dtype(small, cpu, "auto", streams=1) == torch.bfloat16
 
 
+def test_the_drift_check_runs_once_per_model_and_weights(monkeypatch):
+    import torch
+
+    from gen.core import precision
+    from gen.core.model import CharRNN, int8_available
+
+    monkeypatch.delenv(FORCE_ENV, raising=False)
+    calls = []
+    real = precision.nll_drift
+    monkeypatch.setattr(precision, "nll_drift", lambda model, **kw: calls.append(1) or real(model, chars=8, **kw))
+    model = CharRNN(ModelArgs(vocab_size=20, n_layer=1, n_hidden=256, n_embd=8))
+    cpu = torch.device("cpu")
+    first = precision.sampling_dtype(model, cpu, "auto", streams=1)
+    assert precision.sampling_dtype(model, cpu, "auto", streams=1) == first
+    expected = 1 if int8_available() else 0  # fp32 needs no check
+    assert len(calls) == expected
+    with torch.no_grad():
+        model.head.bias.add_(1.0)  # new weights: checked again
+    precision.sampling_dtype(model, cpu, "auto", streams=1)
+    assert len(calls) == 2 * expected
+
+
 def test_bf16_stepper_follows_the_fp32_one():
     import torch
 

@@ -153,7 +153,13 @@ def test_metric_uses_ctx_data_and_caches_the_index(tmp_path: Path) -> None:
     fresh = CopyIndex(data.text("train"))
     assert np.array_equal(again.sa, fresh.sa) and np.array_equal(again.grams, fresh.grams)
     assert np.array_equal(again.bits, fresh.bits) and again.shift == fresh.shift
-    assert metric.check_many([copied, "XYZ"], ctx)[0].metrics == res.metrics
+    # a batch mixing samples shorter than a window (looked up not at all) with long ones scores
+    # each as the index does on its own
+    batch = ["XYZ", copied, text[5:5 + copying.NGRAM - 1], text[300:340]]
+    for sample, got in zip(batch, metric.check_many(batch, ctx), strict=True):
+        want = index_for(data).score(sample)
+        assert got.metrics == {"copy_longest": float(want["longest"]), "copy_share": want["share"]}, sample
+    assert metric.check_many(batch, ctx)[1].metrics == res.metrics
     assert data.text("train", 100) == data.text("train")[:100]
     # a check never raises, whatever the sample
     for weird in ["", "\x00\x01", "\ud800", "😀" * 50, "a" * 5000]:
