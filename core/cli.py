@@ -13,7 +13,6 @@ import click
 # STARTED: when this command began, before torch loaded (a --max-time budget covers all of it)
 from gen.core import STARTED, pipeline
 from gen.core import workspace as ws_mod
-from gen.core.device import is_main_process
 from gen.core.errors import GenError
 from gen.core.options import device_option, precision_option
 
@@ -231,6 +230,8 @@ def train(corpus: str, config_file: str | None, show_config: bool, resume: str |
         return
     res = pipeline.run_training(plan, _ws(), run_name, STARTED, log=click.echo, progress=not quiet)
     run_dir = res.run_dir
+    from gen.core.device import is_main_process
+
     if not is_main_process():  # under torchrun only rank 0 reports and writes
         return
     best = (f"best val loss {res.best_val:.4f} nats ({res.best_val / 0.6931:.3f} bpc)" if res.best_val < float("inf")

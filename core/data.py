@@ -20,10 +20,9 @@ import time
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from gen.core.atomic import atomic_write_text
 from gen.core.domain import CorpusSpec, Domain
@@ -31,6 +30,9 @@ from gen.core.errors import GenError
 from gen.core.sources import PrepareReport
 from gen.core.vocab import Vocab
 from gen.core.workspace import prepare_lock, prepare_orphans, remove_tree
+
+if TYPE_CHECKING:
+    import torch
 
 CHUNK_CHARS = 1 << 22  # 4M characters per encode step: bounded memory, numpy-speed encoding
 FORMAT = 1
@@ -282,6 +284,8 @@ class StreamBatches:
 
     def get(self, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets ``(B, T)`` for window ``pos`` of the epoch."""
+        import torch  # here, not at the top: reading a prepared corpus (gen eval --against) needs no torch
+
         idx = self._offsets + (pos % self.steps_per_epoch) * self.seq_len
         chunk = torch.from_numpy(np.asarray(self.ids[idx], dtype=np.int64))  # (B, T+1)
         return chunk[:, :-1], chunk[:, 1:]

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from gen.core import checkpoint as ckpt_io
 from gen.core import workspace as ws_mod
 from gen.core.config import TrainConfig, read_config_file
 from gen.core.data import CorpusData, prepare
@@ -20,9 +17,11 @@ from gen.core.domain import CorpusSpec, Domain, EvalContext
 from gen.core.download import fetch, sha256_of
 from gen.core.errors import GenError
 from gen.core.registry import all_corpora, default_source, get_domain, resolve_corpus
-from gen.core.sample import SampleOptions, SampleStats, make_trackers, sample
-from gen.core.train import TrainResult, train
 from gen.core.usercorpora import infer_domain, new_user_spec, save_user_corpus
+
+if TYPE_CHECKING:  # torch loads only where a command trains or samples (`gen eval` of a file never does)
+    from gen.core.sample import SampleOptions, SampleStats
+    from gen.core.train import TrainResult
 
 
 def corpus_to_prepare(name: str, src: str | None, ws: Path, domain: str | None = None, log=print) -> CorpusSpec:
@@ -104,7 +103,11 @@ def resolve_config(spec: CorpusSpec, overrides: dict[str, Any], gpu: bool | None
     where the precision probe picks bf16) over the kind's own."""
     file_values = read_config_file(config_file) if config_file else {}
     device = overrides.get("device") or file_values.get("device") or "auto"
-    kind = "gpu" if (torch.cuda.is_available() if gpu is None else gpu) else "cpu"
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    kind = "gpu" if gpu else "cpu"
     if device == "cpu":
         kind = "cpu"
     domain = get_domain(spec.domain)
@@ -199,6 +202,8 @@ class Loaded:
         if temperature < 0 or top_k < 0 or not 0 < top_p <= 1:
             raise GenError(f"temperature must be >= 0, top-k >= 0 and top-p in (0, 1] "
                            f"(got {temperature}, {top_k}, {top_p})")
+        from gen.core.sample import SampleOptions
+
         domain = self.domain
         length = length or (50 if domain.samples_per_line else 1000)
         opts = SampleOptions(n=n, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
@@ -230,6 +235,8 @@ def load_model(target: str, ws: Path) -> Loaded:
 
 def load_checkpoint(path: str | Path) -> Loaded:
     """One checkpoint file, ready to sample from."""
+    from gen.core import checkpoint as ckpt_io
+
     ckpt = ckpt_io.load(path)
     model, vocab = ckpt_io.model_from_checkpoint(ckpt)
     return Loaded(model, vocab, ckpt, Path(path))
@@ -239,6 +246,8 @@ def sample_texts(loaded: Loaded, opts: SampleOptions, guided: bool = False,
                  constraints: list[str] | None = None, on_char=None,
                  stats: Any = None) -> tuple[list[str], SampleStats]:
     """Sample from a loaded checkpoint with its domain's rules (the one sampling function)."""
+    from gen.core.sample import make_trackers, sample
+
     domain = loaded.domain
     trackers = make_trackers(domain, opts.n, constraints, stats) if guided else None
     return sample(loaded.model, loaded.vocab, opts, separator=loaded.separator, domain=domain,
@@ -273,6 +282,8 @@ def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None
     spec, data = load_corpus(corpus, ws)
     given = {k: v for k, v in (overrides or {}).items() if v is not None}  # only what was named
     if resume:
+        from gen.core import checkpoint as ckpt_io
+
         ckpt = ckpt_io.load(resume)
         cfg, changes = resume_config(ckpt, given, config_file)
         return TrainPlan(spec, data, cfg, ckpt, ws_mod.RunDir.of(resume), changes)
@@ -285,6 +296,7 @@ def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started
     """Start (or resume) the planned run. ``started`` (time.monotonic()) is when the command
     began: a time budget then covers the whole command, final validation included."""
     from gen.core.device import from_rank0, init_distributed, is_main_process
+    from gen.core.train import train
 
     run = plan.run
     if run_name is not None:

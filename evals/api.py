@@ -18,16 +18,27 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gen.core import pipeline
 from gen.core import workspace as ws_mod
 from gen.core.config import TrainConfig
 from gen.core.registry import get_domain
-from gen.core.train import TrainResult
 from gen.evals.harness import EvalReport, evaluate, write_report
 
+if TYPE_CHECKING:  # torch loads when training starts, not when `gen eval` scores a file
+    from gen.core.train import TrainResult
+
 __all__ = ["Model", "TrainConfig", "TrainResult", "load", "prepare", "score", "train", "workspace"]
+
+
+def __getattr__(name: str) -> Any:
+    """``TrainResult`` on first use: importing this module (every `gen` command does) loads no torch."""
+    if name == "TrainResult":
+        from gen.core.train import TrainResult
+
+        return TrainResult
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def workspace(path: str | Path | None = None) -> Path:

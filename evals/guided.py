@@ -11,23 +11,25 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 
 from gen.core import table
 from gen.core.hookspecs import hookimpl
-from gen.core.model import CharRNN
 from gen.core.options import device_option
 from gen.core.table import fmt_num
 from gen.core.vocab import Vocab
 from gen.evals.harness import BETTER
 
+if TYPE_CHECKING:  # torch loads when a comparison runs, not when the CLI starts
+    from gen.core.model import CharRNN
 
-@torch.no_grad()
+
 def log_likelihood(model: CharRNN, vocab: Vocab, texts: list[str], start: str = "\n") -> list[float]:
     """Mean negative log-likelihood (nats/char) of each text under the model, read after ``start``."""
+    import torch
+
     out = []
     for text in texts:
         ids = vocab.encode(start + text)
@@ -36,7 +38,8 @@ def log_likelihood(model: CharRNN, vocab: Vocab, texts: list[str], start: str = 
             continue
         x = torch.tensor(ids[:-1]).unsqueeze(0)
         y = torch.tensor(ids[1:]).unsqueeze(0)
-        logits, _ = model(x)
+        with torch.no_grad():
+            logits, _ = model(x)
         out.append(torch.nn.functional.cross_entropy(logits[0], y[0]).item())
     return out
 

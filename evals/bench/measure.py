@@ -45,7 +45,6 @@ VOCAB = 65  # tiny-shakespeare's character count: char-rnn's benchmark data
 PRESETS = {"2x128": (32, 64), "2x512": (100, 100), "3x512": (100, 100)}  # config -> (batch, seq)
 DEFAULT_CONFIGS = "2x128,2x512,3x512"
 QUICK_CONFIGS = "1x32:4x8,2x48:8x16"
-CHAR_RNN_CPS = 100 * 100 / 0.46  # char-rnn 2x512, batch 100 x seq 100: 0.46 s/batch, TITAN Z (2015)
 FLOP_FORMULA = ("gen.core.model.flops_per_char: per char, forward = sum over layers 2*4*H*(in+H) + 2*H*V "
                 "(in = n_embd for layer 0, H above); training = 3 x forward; sampling = forward")
 STREAMS = (1, 64)

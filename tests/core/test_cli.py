@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import TINY
@@ -127,3 +130,16 @@ def test_demo_runs_offline_on_the_packaged_corpus(ws: Path, run):
     short = run("demo", "--seconds", "0.2").output
     assert "20 generated names" in short and "checkpoint:" in short
     assert "best val loss" in short or "no full validation fitted" in short
+
+
+def test_eval_of_a_file_starts_without_torch(ws: Path, names_file: Path, run, tmp_path: Path):
+    """Importing torch costs 1-2 s per command; scoring a file needs none of it (a fresh interpreter)."""
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    code = ("import sys; from gen.core.cli import main; sys.argv = ['gen', 'eval', 'names', sys.argv[1], "
+            "'--against', 'nm', '--out', sys.argv[2]]\n"
+            "try:\n    main()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "print('torch loaded' if 'torch' in sys.modules else 'no torch')")
+    out = subprocess.run([sys.executable, "-c", code, str(names_file), str(tmp_path / "ev")], capture_output=True,
+                         text=True, env={**os.environ, "GEN_HOME": str(ws)}, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("no torch") and (tmp_path / "ev" / "summary.json").is_file()
