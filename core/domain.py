@@ -66,7 +66,9 @@ def excerpt(text: str, offset: int, width: int = 40) -> str:
 
 @dataclass
 class CheckResult:
-    """What ``Domain.check`` returns for one sample: flat metric values plus issues found."""
+    """What ``Domain.check`` returns for one sample: flat metric values plus issues found.
+    Read-only once returned: a check may hand the same object to many samples (names: one
+    result for every novel name of a length), so the harness copies, never edits, them."""
 
     metrics: dict[str, float | None] = field(default_factory=dict)
     issues: list[Issue] = field(default_factory=list)

@@ -99,7 +99,9 @@ class Vocab:
 
     def decode(self, ids: Iterable[int]) -> str:
         if isinstance(ids, np.ndarray):  # megabytes of ids: one table lookup, no Python loop
-            return self._cps.astype(np.uint32)[ids.astype(np.int64)].tobytes().decode("utf-32-le")
+            # the ids index the table as they are (uint8/16: no int64 copy) and str() reads the
+            # gathered code points in place: 26M characters 0.48 -> 0.08 s (evals/BENCHMARKS.md)
+            return str(self._cps.astype(np.uint32, copy=False)[ids], "utf-32-le")
         chars = self.chars
         return "".join(chars[int(i)] for i in ids)
 

@@ -1,22 +1,22 @@
 """Copy detection: how much of a sample was copied verbatim from the training text.
 
-Two structures over the training text, built once per corpus and cached beside it:
+Three arrays over the training text, built once per corpus and cached beside it:
 
-* the sorted 64-bit hashes of every ``NGRAM``-character window (``copy_grams.npy``), and
-* a suffix array (numpy prefix doubling, ``copy_index.npy``).
+* the sorted 64-bit hashes of every ``NGRAM``-character window (``copy_grams.npy``), with
+* where each slot of hashes sharing their top bits starts in them (``copy_buckets.npy``), and
+* a suffix array (numpy prefix doubling, evals/suffixes.py; ``copy_index.npy``).
 
 A batch of samples is scored without a per-character Python loop: every window of every sample
 is hashed at once (Horner's rule over ``NGRAM`` shifted array slices, arithmetic mod 2^64) and
-looked up with one ``searchsorted``. That gives
+looked up in its slot. That gives
 
 * ``copy_share``: the share of the sample's ``NGRAM``-character windows found in training, and
 * the *runs* of consecutive found windows: only inside a run can a copy of ``NGRAM`` or more
   characters lie. ``copy_longest``, the longest span copied verbatim, is then measured exactly
-  with the suffix array, run by run from the longest, stopping once no run can beat the best
-  (a contiguous copy costs one lookup; a splice of several copies one per position until no
-  later start can beat the best, at most ``MAX_LOOKUPS``, after which the figure is a lower
-  bound and the sample gets a ``budget`` issue); shorter shared spans are common phrases, not
-  copies, and count as 0.
+  with the suffix array, every sample's lookups in a few numpy batches, only at the positions
+  from which a copy could still beat the best found (:func:`longest_copies`; at most
+  ``MAX_LOOKUPS`` per sample, after which the figure is a lower bound and the sample gets a
+  ``budget`` issue); shorter shared spans are common phrases, not copies, and count as 0.
 
 A 64-bit hash collision could count a window as found that is not: with a random base the
 chance is about (windows x training windows) / 2^64, and copy_longest is exact whatever happens
@@ -26,7 +26,6 @@ scores far higher. Figures in evals/BENCHMARKS.md ("Design measurements", "Eval 
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -35,6 +34,7 @@ import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
 from gen.core.statscache import corpus_digest
+from gen.evals.suffixes import Matcher, code_lut, code_table, dense_codes, suffix_array  # noqa: F401 - dense_codes re-exported
 
 if TYPE_CHECKING:
     from gen.core.data import CorpusData
@@ -45,81 +45,12 @@ MAX_INDEX_CHARS = 32_000_000
 REPORT_SPAN = 60  # a copied span at least this long is reported as an issue
 CACHE_NAME = "copy_index.npy"
 GRAMS_NAME = "copy_grams.npy"
-BITS_NAME = "copy_bits.npy"  # the presence filter (about 1 s to build for the kernel, 20 ms to load)
+BUCKETS_NAME = "copy_buckets.npy"  # where each slot of hashes starts in copy_grams (see bucket_starts)
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, 64-bit: Horner's rule mod 2^64 mixes every character
 BUILD_BLOCK = 1 << 22  # training windows hashed per block (bounds the build's temporaries)
 QUERY_BLOCK = 1 << 20  # sample windows looked up per block
-MAX_LOOKUPS = 64  # exact suffix-array lookups per sample; past that copy_longest is a lower bound
-
-
-def suffix_array(ids: np.ndarray) -> np.ndarray:
-    """Suffix array of an integer sequence (ids ordered like the characters they stand for).
-
-    Prefix doubling (Manber-Myers with Larsson-Sadakane's refinement): sort by the first ``k``
-    symbols packed into one int64, then repeatedly re-sort only the groups still tied, by the
-    rank of the suffix ``k`` further on, doubling ``k``. A suffix's rank is the first slot of
-    its group in the array, so settled groups never move and need no more work.
-    """
-    n = len(ids)
-    if n == 0:
-        return np.zeros(0, dtype=np.int64)
-    sym = np.asarray(ids, dtype=np.int64) + 1  # 0 is reserved for "past the end"
-    bits = int(sym.max()).bit_length()
-    k = max(1, min(n, 62 // bits))
-    key = np.zeros(n, dtype=np.int64)
-    for j in range(k):  # key[i] = sym[i], sym[i+1], ... sym[i+k-1] packed, 0-padded past the end
-        key <<= bits
-        key[: n - j] |= sym[j:] if j else sym
-    sa = np.argsort(key, kind="stable")
-    rank = np.empty(n + 1, dtype=np.int64)
-    rank[n] = -1  # "past the end" sorts first
-    slots = np.arange(n)
-    todo = _settle(key[sa], slots, sa, rank)
-    while len(todo):
-        members = sa[todo]
-        nxt = members + k
-        sec = rank[np.minimum(nxt, n)]  # rank of the suffix k further on (-1 past the end)
-        # primary key: current group (= its first slot); secondary: the shifted suffix's rank
-        pair = rank[members] * (n + 2) + sec + 1  # < (n + 2)^2: fits int64 for any text we index
-        order = np.argsort(pair, kind="quicksort")
-        sa[todo] = members[order]  # todo slots are sorted, and groups are contiguous runs of them
-        todo = _settle(pair[order], todo, sa, rank)
-        k *= 2
-    return sa
-
-
-def _settle(sorted_key: np.ndarray, slots: np.ndarray, sa: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Give each suffix at ``slots`` (sorted by ``sorted_key``) the first slot of its group as
-    rank; return the slots of groups that are still tied (size > 1)."""
-    m = len(slots)
-    new_group = np.ones(m, dtype=bool)
-    new_group[1:] = sorted_key[1:] != sorted_key[:-1]
-    new_group[1:] |= slots[1:] != slots[:-1] + 1  # a gap in slots always starts a new group
-    first = np.where(new_group, slots, 0)
-    np.maximum.accumulate(first, out=first)
-    rank[sa[slots]] = first
-    tied = np.ones(m, dtype=bool)  # tied unless its group has size 1
-    starts = np.flatnonzero(new_group)
-    sizes = np.diff(np.append(starts, m))
-    tied[starts[sizes == 1]] = False
-    return slots[tied]
-
-
-def code_table(text: str) -> tuple[np.ndarray, np.ndarray]:
-    """(codes, lut): the text's code points renumbered 0..distinct-1 in code-point order (so
-    packing uses few bits and string order is kept), and the table code point -> code that made
-    them (-1 for a code point the text lacks; its last slot is always -1). A presence table is
-    O(n), unlike a sort."""
-    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-    present = np.zeros(int(cps.max()) + 2 if len(cps) else 1, dtype=np.int64)
-    present[cps] = 1
-    lut = np.where(present == 1, np.cumsum(present) - 1, -1)
-    return lut[cps], lut
-
-
-def dense_codes(text: str) -> np.ndarray:
-    """The codes of :func:`code_table`."""
-    return code_table(text)[0]
+HEAD_RUNS = 4  # runs per query whose starts are looked up first (see longest_copies)
+MAX_LOOKUPS = 2048  # exact suffix-array lookups per sample (~2 us each); past that copy_longest is a lower bound
 
 
 def window_hashes(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
@@ -149,29 +80,20 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
-BITS_PER_GRAM = 24  # presence bits per training window: about 1 - e^(-1/24) = 4% false "maybe"s
-MAX_PRESENCE_BITS = 1 << 30  # 128 MB at most (the kernel subset's 11M windows: 2^28 bits, 32 MB)
-
-
-def presence_size(n_grams: int) -> int:
-    """Bits of the presence filter for ``n_grams`` training windows: a power of two."""
-    return 1 << max(6, (min(MAX_PRESENCE_BITS, BITS_PER_GRAM * max(n_grams, 1)) - 1).bit_length())
-
-
-def presence_bits(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:
-    """(shift, bits): one bit per value of a hash's top bits, set for every training window
-    (a one-hash Bloom filter). ``grams`` is sorted, so its top bits are too, and the bytes are
-    filled with one ``bitwise_or.reduceat`` over runs of equal byte index, not a Python loop."""
-    n_bits = presence_size(len(grams))
-    shift = np.uint64(64 - (n_bits.bit_length() - 1))
-    bits = np.zeros(n_bits // 8, dtype=np.uint8)
-    if len(grams):
-        top = grams >> shift
-        byte = top >> np.uint64(3)
-        val = np.left_shift(np.uint8(1), (top & np.uint64(7)).astype(np.uint8))
-        starts = np.flatnonzero(np.concatenate([[True], byte[1:] != byte[:-1]]))
-        bits[byte[starts]] = np.bitwise_or.reduceat(val, starts)
-    return shift, bits
+def bucket_starts(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:
+    """(shift, starts): ``grams`` is sorted, so the hashes that share their top bits are a slice
+    of it: grams[starts[t]:starts[t + 1]] for top bits t (about one training window per slot).
+    A sample window is looked up by reading its slot: an empty one (most windows of text
+    training lacks) rules it out with one gather, and a full one holds a hash or two to compare,
+    where a binary search of the whole table took 24 steps: 57 -> 30 ms for LaTeX's 0.4 MB."""
+    k = max(6, (max(len(grams), 1) - 1).bit_length())  # 2^k slots >= windows
+    shift = np.uint64(64 - k)
+    counts = np.zeros(1 << k, dtype=np.int64)
+    for lo in range(0, len(grams), BUILD_BLOCK):
+        counts += np.bincount((grams[lo:lo + BUILD_BLOCK] >> shift).astype(np.intp), minlength=1 << k)
+    starts = np.zeros((1 << k) + 1, dtype=np.int32 if len(grams) < 2**31 else np.int64)
+    np.cumsum(counts, out=starts[1:])
+    return shift, starts
 
 
 def gram_table(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
@@ -187,22 +109,36 @@ _SEP = np.full(1, -1, dtype=np.int64)
 
 
 class CopyIndex:
-    """A training text, its window hashes and suffix array; answers "how much was copied?"."""
+    """A training text's codes, window hashes and suffix array; answers "how much was copied?"."""
 
     def __init__(self, text: str, sa: np.ndarray | None = None, grams: np.ndarray | None = None,
-                 bits: np.ndarray | None = None) -> None:
-        self.text = text
-        codes, self.lut = code_table(text)  # the lut encodes queries (-1: never in training)
-        if sa is None:
-            sa = suffix_array(codes)
+                 starts: np.ndarray | None = None) -> None:
+        """From the text itself (the arrays, when given, instead of building them)."""
+        codes, lut = code_table(text)
+        self._setup(codes, lut, sa, grams, starts)
+
+    @classmethod
+    def from_codes(cls, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None = None,
+                   grams: np.ndarray | None = None, starts: np.ndarray | None = None) -> CopyIndex:
+        """From the text's codes and their table (:func:`code_table`), as a prepared corpus's
+        ids give them without decoding the text."""
+        idx = cls.__new__(cls)
+        idx._setup(codes, lut, sa, grams, starts)
+        return idx
+
+    def _setup(self, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None, grams: np.ndarray | None,
+               starts: np.ndarray | None) -> None:
+        self.lut, self.size = lut, len(codes)  # the lut encodes queries (-1: never in training)
+        sa = suffix_array(codes) if sa is None else sa
         # int32 halves the memory (and the cache file) for anything under 2 G characters
-        self.sa = sa.astype(np.int32 if len(text) < 2**31 else np.int64, copy=False)
+        self.sa = sa.astype(np.int32 if len(codes) < 2**31 else np.int64, copy=False)
         self.grams = gram_table(codes) if grams is None else grams
-        n_bits = presence_size(len(self.grams))
-        if bits is not None and bits.dtype == np.uint8 and len(bits) * 8 == n_bits:
-            self.shift, self.bits = np.uint64(64 - (n_bits.bit_length() - 1)), bits
+        shift = np.uint64(64 - max(6, (max(len(self.grams), 1) - 1).bit_length()))
+        if starts is not None and len(starts) == (1 << (64 - int(shift))) + 1 and starts[-1] == len(self.grams):
+            self.shift, self.starts = shift, starts
         else:
-            self.shift, self.bits = presence_bits(self.grams)
+            self.shift, self.starts = bucket_starts(self.grams)
+        self.matcher = Matcher(codes, self.sa, int(lut.max()) + 1)
 
     def encode(self, query: str) -> np.ndarray:
         """The query in training codes; characters training never has are -1."""
@@ -222,72 +158,33 @@ class CopyIndex:
         h = window_hashes(codes)
         if not len(h) or not len(self.grams):
             return np.zeros(len(h), dtype=bool)
-        # the presence bits rule most windows out with one gather (a window of text training
-        # lacks is almost always absent); only the rest are searched in the sorted table
-        top = h >> self.shift
-        maybe = np.flatnonzero((self.bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1)
+        top = (h >> self.shift).astype(np.intp)
+        lo, hi = self.starts[top], self.starts[top + 1]
         hit = np.zeros(len(h), dtype=bool)
-        if len(maybe):
-            # looked up in sorted order: each search starts where the last ended, so the table
-            # is read front to back instead of at random (8x faster on the kernel's 11M windows)
-            hm = h[maybe]
-            order = np.argsort(hm, kind="stable")
-            hs = hm[order]
-            pos = np.searchsorted(self.grams, hs)
-            hit[maybe[order]] = self.grams[np.minimum(pos, len(self.grams) - 1)] == hs
+        todo = np.flatnonzero(hi > lo)  # an empty slot (most windows of text training lacks): absent
+        at = lo[todo]
+        while len(todo):  # each slot's few hashes, one at a time for every window still unsettled
+            same = self.grams[at] == h[todo]
+            hit[todo[same]] = True
+            at += 1
+            more = ~same & (at < hi[todo])
+            todo, at = todo[more], at[more]
         bad = np.cumsum(np.concatenate([[0], codes < 0]))  # windows holding an unknown character
         return hit & (bad[NGRAM:NGRAM + len(h)] == bad[:len(h)])
 
     def __len__(self) -> int:
-        return len(self.text)
-
-    def _lcp(self, p: int, query: str, i: int) -> int:
-        """Length of the common prefix of text[p:] and query[i:] (galloping slice compares)."""
-        text, limit = self.text, min(len(self.text) - p, len(query) - i)
-        lo, step = 0, 16
-        while lo < limit:  # gallop while blocks match, then binary search inside the last block
-            hi = min(limit, lo + step)
-            if text[p + lo:p + hi] == query[i + lo:i + hi]:
-                lo, step = hi, step * 2
-                continue
-            a, b = lo, hi - 1  # the mismatch is in [lo, hi): find the longest matching prefix
-            while a < b:
-                mid = (a + b + 1) // 2
-                if text[p + lo:p + mid] == query[i + lo:i + mid]:
-                    a = mid
-                else:
-                    b = mid - 1
-            return a
-        return lo
-
-    def longest_match(self, query: str, i: int = 0, cap: int = 512) -> tuple[int, int]:
-        """(length, training offset) of the longest prefix of ``query[i:]`` found in training.
-
-        Binary search for where ``query[i:i+cap]`` would sit among the sorted suffixes; the
-        suffix sharing the longest prefix with it is one of the two neighbours of that spot.
-        The search compares ``cap`` characters: a match longer than that is still measured in
-        full, but among several training places sharing ``cap`` characters the one measured may
-        not be the longest (a lower bound only for copies over 512 characters).
-        """
-        text, sa = self.text, self.sa
-        # bisect's loop runs in C, calling only the key (under the profiler 0.30 -> 0.16 s for the
-        # kernel's 2,557 lookups per 0.4 MB; evals/BENCHMARKS.md)
-        lo = bisect_left(sa, query[i:i + cap], key=lambda p: text[p:p + cap])
-        best, where = 0, -1
-        for j in (lo - 1, lo):
-            if 0 <= j < len(sa):
-                p = int(sa[j])
-                n = self._lcp(p, query, i)
-                if n > best:
-                    best, where = n, p
-        return best, where
+        return self.size
 
     def matching_statistics(self, query: str) -> np.ndarray:
         """ms[i] = length of the longest prefix of ``query[i:]`` occurring in training."""
-        ms = np.zeros(len(query), dtype=np.int64)
-        for i in range(len(query)):
-            ms[i] = self.longest_match(query, i)[0]
-        return ms
+        qbuf, starts = self.matcher.pack([self.encode(query)])
+        return self.matcher.longest(qbuf, np.arange(len(query), dtype=np.int64))[0]
+
+    def longest_match(self, query: str, i: int = 0) -> tuple[int, int]:
+        """(length, training offset) of the longest prefix of ``query[i:]`` found in training."""
+        qbuf, _ = self.matcher.pack([self.encode(query)])
+        n, where = self.matcher.longest(qbuf, np.array([i], dtype=np.int64))
+        return int(n[0]), int(where[0])
 
     def score(self, query: str) -> dict[str, float | int | bool | None]:
         """Longest copied span of NGRAM or more characters (0 if none; with where it is), the
@@ -295,49 +192,89 @@ class CopyIndex:
         return self.score_many([query])[0]
 
     def score_many(self, queries: Sequence[str]) -> list[dict[str, float | int | bool | None]]:
-        """:meth:`score` for a batch: all windows of all queries hashed and looked up at once."""
+        """:meth:`score` for a batch: all windows of all queries hashed and looked up at once,
+        then every suffix-array lookup of every query in two batches (see :func:`longest_copies`)."""
         if not queries:
             return []
         # a query shorter than a window (a name) has nothing to look up: it is not even encoded
         codes = [self.encode(q) if len(q) >= NGRAM else _NO_CODES for q in queries]
         parts = [part for c in codes for part in (c, _SEP)]  # -1 between: no window spans two
-        joined = np.concatenate(parts)
-        found_all = self.found(joined)
-        out, start = [], 0
+        found_all = self.found(np.concatenate(parts))
+        founds, start = [], 0
         for q, c in zip(queries, codes, strict=True):
-            windows = len(q) - NGRAM + 1
-            found = found_all[start:start + max(windows, 0)]
+            founds.append(found_all[start:start + max(len(q) - NGRAM + 1, 0)])
             start += len(c) + 1
-            out.append(self._longest(q, found) | {"share": float(found.mean()) if windows > 0 else None})
-        return out
+        best = longest_copies(self.matcher, codes, founds)
+        return [b | {"share": float(f.mean()) if len(f) else None} for b, f in zip(best, founds, strict=True)]
 
-    def _longest(self, query: str, found: np.ndarray) -> dict[str, int | bool]:
-        """Exact longest copy >= NGRAM among the runs of found windows (see the module docstring)."""
-        best = {"longest": 0, "offset": -1, "train_offset": -1, "truncated": False}
-        if not found.any():
-            return best
-        edges = np.flatnonzero(np.diff(np.concatenate([[0], found.astype(np.int8), [0]])))
-        starts, ends = edges[::2], edges[1::2]  # run r covers window starts [starts[r], ends[r])
-        lookups = 0
-        for r in np.argsort(starts - ends, kind="stable"):  # longest run first
-            a, b = int(starts[r]), int(ends[r])
-            i = a
-            while b - 1 - i + NGRAM > best["longest"]:  # the most a copy from i can still reach
-                if lookups >= MAX_LOOKUPS:
-                    best["truncated"] = True
-                    return best
-                # compare only as far as needed to beat the best: the lookups that do not (most of a
-                # splice's) read a few dozen characters per step, not 512; one that does is redone
-                # in full, so the figure stays exact
-                cap = min(512, max(NGRAM, best["longest"] + 1))
-                n, where = self.longest_match(query, i, cap=cap)
-                if n >= cap and cap < 512:
-                    n, where = self.longest_match(query, i)
-                lookups += 1
-                if n > best["longest"]:
-                    best.update(longest=n, offset=i, train_offset=where)
-                i += 1  # a copy from i + 1 may come from elsewhere in training and reach further
-        return best
+
+def longest_copies(matcher: Matcher, codes: list[np.ndarray], founds: list[np.ndarray]) -> list[dict[str, int | bool]]:
+    """Per query, the exact longest copy of NGRAM or more characters (0 if none), where it
+    starts in the query and in training, and whether the lookup budget cut the search short.
+
+    Only inside a run of found windows can a copy lie, and one starting at window i of a run
+    [a, b) is at most b - 1 - i + NGRAM long (its bound). Every query at once, in three batches
+    of suffix-array lookups: the starts of each query's HEAD_RUNS longest runs (a lower bound of
+    the answer), the starts of the other runs whose bound reaches it (a better lower bound), then
+    every other position whose bound reaches that. No position left out could beat the answer,
+    so it is exact; among equal copies the one reported is the first position of the first
+    longest run, as a sequential search (longest run first) would find. At most MAX_LOOKUPS per
+    query: a position the budget leaves out that could have beaten the answer sets "truncated".
+    """
+    out = [{"longest": 0, "offset": -1, "train_offset": -1, "truncated": False} for _ in codes]
+    runs = []  # per query with found windows: (query, run starts, run ends) in window positions
+    for k, f in enumerate(founds):
+        if len(f) and f.any():
+            edges = np.flatnonzero(np.diff(np.concatenate([[0], f.astype(np.int8), [0]])))
+            runs.append((np.full(len(edges) // 2, k), edges[::2], edges[1::2]))
+    if not runs:
+        return out
+    qid, a, b = (np.concatenate(x) for x in zip(*runs, strict=True))
+    order = np.lexsort((a, a - b, qid))  # by query, then longest run first, then leftmost
+    qid, a, b = qid[order], a[order], b[order]
+    rank = _rank_in_group(qid)
+    qbuf, starts = matcher.pack(codes)
+    used, lower = np.zeros(len(codes), dtype=np.int64), np.zeros(len(codes), dtype=np.int64)
+    unseen = np.full(len(codes), -1, dtype=np.int64)  # the best bound the budget left out, per query
+    hits = []  # (query, position, length, training offset, run rank) of every lookup
+
+    def look(run: np.ndarray, pos: np.ndarray) -> None:  # candidates in run order
+        q = qid[run]
+        ok = used[q] + _rank_in_group(q) < MAX_LOOKUPS
+        np.maximum.at(unseen, q[~ok], (b[run] - 1 - pos + NGRAM)[~ok])
+        run, pos, q = run[ok], pos[ok], q[ok]
+        used[:] += np.bincount(q, minlength=len(codes))
+        n, w = matcher.longest(qbuf, starts[q] + pos)
+        np.maximum.at(lower, q, n)
+        hits.append((q, pos, n, w, rank[run]))
+
+    head = np.flatnonzero(rank < HEAD_RUNS)
+    look(head, a[head])
+    rest = np.flatnonzero((rank >= HEAD_RUNS) & (b - 1 - a + NGRAM >= lower[qid]))
+    look(rest, a[rest])
+    # the other positions of each run (all but its start), as far as their bound reaches the lower
+    # bound, counted (not listed) first: a 10 MB sample can have millions
+    want = np.clip(np.minimum(b, b + NGRAM - lower[qid]) - a - 1, 0, None)
+    before = np.cumsum(want) - want
+    allow = np.clip(MAX_LOOKUPS - used[qid] - (before - before[np.arange(len(qid)) - rank]), 0, want)
+    np.maximum.at(unseen, qid, np.where(allow < want, b - 2 - a - allow + NGRAM, -1))
+    run2 = np.repeat(np.arange(len(qid)), allow)
+    look(run2, a[run2] + 1 + np.arange(len(run2)) - np.repeat(np.cumsum(allow) - allow, allow))
+    q, p, n, w, r = (np.concatenate(x) for x in zip(*hits, strict=True))
+    sel = np.lexsort((p, r, -n, q))  # per query: longest, then first run in order, then leftmost
+    for h in sel[_rank_in_group(q[sel]) == 0]:
+        k, length = int(q[h]), int(n[h]) if n[h] >= NGRAM else 0
+        out[k] = {"longest": length, "offset": int(p[h]) if length else -1,
+                  "train_offset": int(w[h]) if length else -1, "truncated": bool(unseen[k] > length)}
+    return out
+
+
+def _rank_in_group(keys: np.ndarray) -> np.ndarray:
+    """Each element's place among the equal keys before it (``keys`` grouped: equal keys adjacent)."""
+    if not len(keys):
+        return np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.concatenate([[True], keys[1:] != keys[:-1]]))
+    return np.arange(len(keys)) - np.repeat(first, np.diff(np.append(first, len(keys))))
 
 
 _cache: dict[tuple[str, int, float], CopyIndex] = {}
@@ -345,36 +282,54 @@ _cache: dict[tuple[str, int, float], CopyIndex] = {}
 
 def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     """The copy index of a prepared corpus's training split, built once per process and kept
-    beside the corpus as ``copy_index.npy``, ``copy_grams.npy`` and ``copy_bits.npy``, each named with a digest of
+    beside the corpus as ``copy_index.npy``, ``copy_grams.npy`` and ``copy_buckets.npy``, each named with a digest of
     the text it indexes (so a changed corpus is never scored with a stale index) and loaded in
     well under a second; an unwritable corpus folder just means rebuilding next time."""
     train = Path(data.path) / "train.bin"
     key = (str(train.resolve()), train.stat().st_size, train.stat().st_mtime)
     if key in _cache:
         return _cache[key]
-    text = data.text("train", max_chars)
     digest = f"{corpus_digest(Path(data.path))}-{max_chars}"  # the corpus statistics' key, and the cut
     paths = {name: Path(data.path) / name.replace(".npy", f".{digest}.npy")
-             for name in (CACHE_NAME, GRAMS_NAME, BITS_NAME)}
-    arrays = {name: _load(path) for name, path in paths.items()}
-    idx = CopyIndex(text, arrays[CACHE_NAME], arrays[GRAMS_NAME], arrays[BITS_NAME])
-    if len(idx.sa) != len(text):  # a damaged file: rebuild
-        idx = CopyIndex(text)
+             for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME)}
+    arrays = {name: _load(path, mmap=name != CACHE_NAME) for name, path in paths.items()}
+    idx = CopyIndex.from_codes(*_train_codes(data, max_chars), arrays[CACHE_NAME], arrays[GRAMS_NAME],
+                               arrays[BUCKETS_NAME])
+    if len(idx.sa) != len(idx):  # a damaged file: rebuild
+        idx = CopyIndex.from_codes(*_train_codes(data, max_chars))
         arrays = {}
-    if arrays.get(BITS_NAME) is not None and arrays[BITS_NAME] is not idx.bits:
-        arrays[BITS_NAME] = None  # the wrong size for these windows: rebuilt, so saved again
-    for name, arr in ((CACHE_NAME, idx.sa), (GRAMS_NAME, idx.grams), (BITS_NAME, idx.bits)):
+    if arrays.get(BUCKETS_NAME) is not None and arrays[BUCKETS_NAME] is not idx.starts:
+        arrays[BUCKETS_NAME] = None  # the wrong size for these windows: rebuilt, so saved again
+    for name, arr in ((CACHE_NAME, idx.sa), (GRAMS_NAME, idx.grams), (BUCKETS_NAME, idx.starts)):
         if arrays.get(name) is None:
             _save(paths[name], arr)
+    for old in Path(data.path).glob("copy_bits.*.npy"):  # an earlier version's filter, now unused
+        old.unlink(missing_ok=True)
     _cache[key] = idx
     return idx
 
 
-def _load(path: Path) -> np.ndarray | None:
-    """Read whole into memory (tens of ms for the kernel's 60 MB): the lookups index the suffix
-    array one element at a time, and a memory map's per-element access cost 5x an array's."""
+def _train_codes(data: CorpusData, max_chars: int) -> tuple[np.ndarray, np.ndarray]:
+    """The training text's codes and code table (:func:`code_table`), from its ids and the
+    vocabulary, without decoding the text: the table from which ids occur (counted in blocks,
+    so each block's int64 copy stays in cache: 30 ms for 26M characters), the codes by one
+    gather of the ids (int16: half the memory of the text's int32 code points)."""
+    ids, held = data.ids("train")[:max_chars], np.zeros(len(data.vocab), dtype=bool)
+    for lo in range(0, len(ids), 1 << 20):
+        held |= np.bincount(ids[lo:lo + (1 << 20)], minlength=len(data.vocab)) > 0
+    cps = np.fromiter(map(ord, data.vocab.chars), dtype=np.int64, count=len(data.vocab))
+    lut = code_lut(cps[held])
+    id_code = lut[np.minimum(cps, len(lut) - 1)]  # the last slot is -1: a character the text lacks
+    return id_code.astype(np.int16 if len(cps) < 2**15 else np.int32)[ids], lut
+
+
+def _load(path: Path, mmap: bool = False) -> np.ndarray | None:
+    """The suffix array is read whole into memory (0.12 s for LaTeX's 100 MB): the lookups index
+    it one element at a time, and a memory map's per-element access cost 5x an array's. The
+    window hashes and slot starts are memory-mapped (``mmap``): they are read by whole-array
+    numpy calls, which touch only the pages a batch needs (0.13 s less to load for LaTeX)."""
     try:
-        return np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError):
         return None
 
@@ -414,7 +369,8 @@ class CopyingMetric(SampleMetric):
         except Exception as exc:  # noqa: BLE001 - a check never raises; report why instead
             issue = Issue("copying_error", f"copy index unavailable: {type(exc).__name__}: {exc}")
             return [CheckResult({"copy_longest": None, "copy_share": None}, [issue]) for _ in samples]
-        out = [CheckResult({"copy_longest": 0.0, "copy_share": None}) for _ in samples]
+        short = CheckResult({"copy_longest": 0.0, "copy_share": None})  # one object for them all: read-only
+        out = [short] * len(samples)
         for i, s in zip(long, scores, strict=True):
             out[i] = self._result(samples[i], s)
         return out

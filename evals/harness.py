@@ -94,16 +94,23 @@ def _safe_check_many(checker, samples: list[str], ctx: EvalContext) -> list[Chec
 
 CHUNK_SAMPLES = 256  # samples scored (and their records handed on) at a time, at most
 CHUNK_CHARS = 256_000  # characters per chunk, at most (one huge sample is a chunk of its own)
-PARALLEL_MIN_CHARS = 2_000_000  # below this forking the pool costs more than it saves (measured: 0.4 MB of LaTeX 1.49 MB/s alone, 0.56 with 2 workers)
+CHUNK_MIN_CHARS = 8_000  # a pool's chunks are no smaller (per-chunk costs: a lookup batch, the hand-over)
+PARALLEL_SLICES = 4  # chunks per worker, at least, when the set is big enough
+# below this a pool costs more than it saves: forking and handing results back is ~20-30 ms
+# (2 cores, evals/BENCHMARKS.md: 0.4 MB of C 1.25 -> 2.28 MB/s with 2 workers, 0.11 MB of prose 3.2 -> 2.3)
+PARALLEL_MIN_CHARS = 200_000
+# samples shorter than this on average (names) stay in one process: their checks cost less than
+# handing their results back (65k names: 1.8 MB/s alone, 1.5 with 2 workers)
+PARALLEL_MIN_AVG = 100
 WORKERS_ENV = "GEN_EVAL_WORKERS"  # processes that score chunks (default: every core; 1 = this process)
-BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most
+BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most, each
 
 
-def chunks(samples: list[str]) -> list[tuple[int, int]]:
-    """[lo, hi) ranges of at most CHUNK_SAMPLES samples and (unless one sample) CHUNK_CHARS chars."""
+def chunks(samples: list[str], max_chars: int = CHUNK_CHARS) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of at most CHUNK_SAMPLES samples and (unless one sample) ``max_chars`` chars."""
     out, lo, size = [], 0, 0
     for i, s in enumerate(samples):
-        if i > lo and (i - lo >= CHUNK_SAMPLES or size + len(s) > CHUNK_CHARS):
+        if i > lo and (i - lo >= CHUNK_SAMPLES or size + len(s) > max_chars):
             out.append((lo, i))
             lo, size = i, 0
         size += len(s)
@@ -126,7 +133,9 @@ def eval_workers(domain: Domain, samples: list[str], ctx: EvalContext) -> int:
     that run their own pool of external tools (the domain's ``serial_options``, e.g. --compile)."""
     if os.environ.get(WORKERS_ENV, "").strip().isdigit():
         return max(1, int(os.environ[WORKERS_ENV]))
-    if sum(map(len, samples)) < PARALLEL_MIN_CHARS or any(ctx.options.get(o) for o in domain.serial_options):
+    chars = sum(map(len, samples))
+    if (chars < PARALLEL_MIN_CHARS or chars < PARALLEL_MIN_AVG * len(samples)
+            or any(ctx.options.get(o) for o in domain.serial_options)):
         return 1
     return os.cpu_count() or 1
 
@@ -142,11 +151,16 @@ def _chunk_results(checkers: list, samples: list[str], ctx: EvalContext, bounds:
     from concurrent.futures.process import BrokenProcessPool
 
     done = 0
-    if workers > 1 and len(bounds) > 1 and "fork" in mp.get_all_start_methods():
+    if workers > 1 and len(bounds) > 2 and "fork" in mp.get_all_start_methods():
+        # the first chunk (one sample, see score()) is scored here: what the checks load on first
+        # use (the copy index, corpus statistics) is then loaded once and inherited by the workers
+        lo, hi = bounds[0]
+        yield [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
+        done = 1
         _WORK = (checkers, samples, ctx)
-        pool = ProcessPoolExecutor(min(workers, len(bounds)), mp_context=mp.get_context("fork"))
+        pool = ProcessPoolExecutor(min(workers, len(bounds) - 1), mp_context=mp.get_context("fork"))
         try:
-            for results in pool.map(_score_chunk, bounds):
+            for results in pool.map(_score_chunk, bounds[1:]):
                 done += 1
                 yield results
             return
@@ -172,8 +186,12 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
     t0 = time.perf_counter()
     per_checker: dict[int, list[CheckResult]] = {id(c): [] for c in checkers}
     records = []
-    bounds = chunks(samples)
     workers = eval_workers(domain, samples, ctx) if workers is None else workers
+    if workers == 1 or len(samples) < 3:
+        bounds = chunks(samples)
+    else:  # one sample first (scored before the fork), then PARALLEL_SLICES chunks per worker or more
+        size = max(CHUNK_MIN_CHARS, min(CHUNK_CHARS, sum(map(len, samples)) // (PARALLEL_SLICES * workers)))
+        bounds = [(0, 1)] + [(lo + 1, hi + 1) for lo, hi in chunks(samples[1:], size)]
     for (lo, _hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
         for c, res in zip(checkers, results, strict=True):
             per_checker[id(c)] += res
@@ -181,14 +199,7 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
         records += fresh
         if sink:
             sink(fresh)
-    values: dict[str, float | None] = {}
-    for name, spec in specs.items():
-        vals = [r["metrics"].get(name) for r in records]
-        vals = [v for v in vals if v is not None]
-        if spec.aggregate == "sum":
-            values[name] = float(sum(vals))
-        elif spec.aggregate == "mean":
-            values[name] = sum(vals) / len(vals) if vals else None
+    values = _aggregate(checkers, per_checker)
     set_issues = []
     for c in checkers:
         try:
@@ -196,6 +207,28 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
         except Exception as exc:  # noqa: BLE001 - a set-level failure goes in the summary, not raised
             set_issues.append(_error_issue(exc).to_dict())
     return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)), set_issues)
+
+
+def _aggregate(checkers: list, per_checker: dict[int, list[CheckResult]]) -> dict[str, float | None]:
+    """Each checker's "sum" and "mean" metrics over its own results (a metric two checkers
+    declare: the later one's, as in the records). A result object shared by many samples
+    (names) is read once and weighted by its count: the work is per distinct result."""
+    values: dict[str, float | None] = {}
+    for c in checkers:
+        results = per_checker[id(c)]
+        counts = Counter(map(id, results))
+        distinct = {id(r): r for r in results}
+        for spec in c.metrics:
+            if spec.aggregate not in ("sum", "mean"):
+                continue
+            total, n = 0.0, 0
+            for key, res in distinct.items():
+                v = res.metrics.get(spec.name)
+                if v is not None:
+                    total += v * counts[key]
+                    n += counts[key]
+            values[spec.name] = total if spec.aggregate == "sum" else (total / n if n else None)
+    return values
 
 
 def _record(i: int, sample: str, results: tuple[CheckResult, ...]) -> dict[str, Any]:
@@ -210,14 +243,16 @@ def _record(i: int, sample: str, results: tuple[CheckResult, ...]) -> dict[str, 
 
 
 def baseline_lengths(samples: list[str], max_chars: int = BASELINE_MAX_CHARS) -> list[int]:
-    """The samples' lengths, thinned evenly across the set until they add up to at most
-    ``max_chars``: the reference costs at most about as much as the samples, never more."""
+    """Lengths of the real held-out texts (the corrupted set copies them): the samples' own
+    lengths, every other one or fewer, picked evenly across the set (so the lengths' spread is
+    the samples'), to about half the samples' characters and at most ``max_chars``: the real and
+    the corrupted set together cost about as much as the samples. A set of one keeps its one."""
     lengths = [min(max(1, len(s)), max_chars) for s in samples]
     total = sum(lengths)
-    if total <= max_chars:
-        return lengths
-    step = total / max_chars  # keep about one sample in ``step``, spread over the whole set
-    picked = [lengths[int(j * step)] for j in range(int(len(lengths) / step) + 1) if int(j * step) < len(lengths)]
+    if not lengths:
+        return []
+    keep = max(1, round(len(lengths) * min(max_chars, total / 2) / total))  # how many texts
+    picked = [lengths[j * len(lengths) // keep] for j in range(keep)]
     while sum(picked) > max_chars and len(picked) > 1:
         picked.pop()
     return picked
@@ -226,7 +261,8 @@ def baseline_lengths(samples: list[str], max_chars: int = BASELINE_MAX_CHARS) ->
 def evaluate(domain: Domain, samples: list[str], ctx: EvalContext, baseline: bool = True,
              seed: int = 0, sink: Callable[[list[dict[str, Any]]], None] | None = None) -> EvalReport:
     """Score samples (records to ``sink`` as they are scored), and (with a corpus in ``ctx``)
-    real and corrupted held-out text beside them, at most BASELINE_MAX_CHARS of each."""
+    real and corrupted held-out text beside them: half the samples' characters each (see
+    :func:`baseline_lengths`), at most BASELINE_MAX_CHARS."""
     report = EvalReport(score(domain, samples, ctx, sink), meta={"domain": domain.name})
     if ctx.data is not None:
         report.meta["against"] = ctx.data.name

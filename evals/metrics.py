@@ -38,7 +38,8 @@ class RepetitionMetric(SampleMetric):
 
     def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
         """Samples shorter than two windows (names, words) skip the hashing altogether."""
-        return [CheckResult({"repetition": None}) if len(s) <= WINDOW else self.check(s, ctx) for s in samples]
+        short = CheckResult({"repetition": None})  # one object for them all (results are read-only)
+        return [short if len(s) <= WINDOW else self.check(s, ctx) for s in samples]
 
     def summarize(self, samples, results, ctx) -> dict[str, float]:
         return {"unique_share": len(set(samples)) / len(samples)} if samples else {}

@@ -128,19 +128,26 @@ class NamesDomain(Domain):
 
     def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
         """The same results as :meth:`check` per sample, in one loop: a names set is tens of
-        thousands of tiny samples, where the per-call overhead is most of the cost."""
+        thousands of tiny samples, where the per-sample overhead is most of the cost. A result
+        without issues depends only on the name's length and novelty, so one object serves
+        every such name (results are read-only)."""
         train = ctx.stats["names"] if ctx.stats is not None else None
+        plain: dict[int, CheckResult] = {}  # length -> the result of a novel (or unchecked) name
         out = []
         for sample in samples:
             name = sample.strip()
-            res = CheckResult({"length": float(len(name))})
             if not name:
-                res.issues.append(Issue("empty", "empty name"))
-            if train is not None:
-                copied = name in train
-                res.metrics["novel"], res.metrics["exact_copies"] = (0.0, 1.0) if copied else (1.0, 0.0)
-                if copied:
-                    res.issues.append(Issue("copied", f"{name!r} is a training name", 0, name))
+                res = CheckResult({"length": 0.0}, [Issue("empty", "empty name")])
+                if train is not None:
+                    res.metrics["novel"], res.metrics["exact_copies"] = 1.0, 0.0
+            elif train is not None and name in train:
+                res = CheckResult({"length": float(len(name)), "novel": 0.0, "exact_copies": 1.0},
+                                  [Issue("copied", f"{name!r} is a training name", 0, name)])
+            else:
+                res = plain.get(len(name))
+                if res is None:
+                    res = plain[len(name)] = CheckResult({"length": float(len(name))} if train is None else
+                                                         {"length": float(len(name)), "novel": 1.0, "exact_copies": 0.0})
             out.append(res)
         return out
 

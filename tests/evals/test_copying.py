@@ -11,7 +11,7 @@ from conftest import shared_corpora_dir
 
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
-from gen.evals import copying
+from gen.evals import copying, suffixes
 from gen.evals.copying import CopyIndex, CopyingMetric, dense_codes, index_for, suffix_array
 
 
@@ -101,9 +101,43 @@ def test_vectorised_score_matches_the_definition_on_splices() -> None:
             assert train[s["train_offset"]:s["train_offset"] + s["longest"]] == q[off:off + s["longest"]]
 
 
+def test_wide_alphabets_and_copies_longer_than_the_compared_prefix() -> None:
+    """Over 253 distinct characters the matcher packs two bytes per character; a copy longer
+    than the CAP characters the search compares is still measured in full."""
+    rng = random.Random(13)
+    alphabet = [chr(0x400 + i) for i in range(300)]
+    train = "".join(rng.choice(alphabet) for _ in range(4000))
+    idx = CopyIndex(train)
+    assert idx.matcher.width == 2
+    for _ in range(10):  # splices of short copies: exact against the definition
+        q = "".join(train[at:at + rng.randint(5, 40)] for at in (rng.randrange(3900) for _ in range(4)))
+        assert (idx.score(q)["longest"], idx.score(q)["share"]) == expected(train, q)
+    long = "#" * 7 + train[100:100 + 3 * suffixes.CAP] + "#"  # '#' is never in training
+    s = idx.score(long)
+    assert (s["longest"], s["offset"], s["train_offset"]) == (3 * suffixes.CAP, 7, 100)
+    narrow = CopyIndex("ab" * 10 + train[:2000].encode("ascii", "replace").decode())
+    assert narrow.matcher.width == 1
+
+
+def test_of_equal_copies_the_first_of_the_longest_run_is_reported() -> None:
+    """Two copies of the same length: the one in the longer run of found windows wins, and
+    between runs of one length the earlier one (as a sequential search, longest run first)."""
+    rng = random.Random(17)
+    x, a, y, z = ("".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(n)) for n in (25, 20, 10, 45))
+    # training has x+a and a+y apart: in x+a+y every 20-window is found (one run of 36), and the
+    # longest copy in it is x+a (45); z (45) is a run of 26 windows on its own
+    train = "|".join(["".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(500)), x + a, a + y, z])
+    novel = "0123456789"
+    s = CopyIndex(train).score(novel + z + novel + x + a + y + novel)
+    assert s["longest"] == 45 and s["offset"] == 2 * len(novel) + len(z)  # the longer run's, though later
+    train = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(5000))
+    s = CopyIndex(train).score(novel + train[1000:1030] + novel + train[4000:4030] + novel)
+    assert s["longest"] == 30 and s["offset"] == len(novel) and s["train_offset"] == 1000  # the earlier
+
+
 def test_a_splice_of_many_copies_hits_the_budget_and_says_so(tmp_path: Path) -> None:
     rng = random.Random(2)
-    sample = "".join(rng.choice("abcdefghijklmnop") for _ in range(600))
+    sample = "".join(rng.choice("abcdefghijklmnop") for _ in range(2 * copying.MAX_LOOKUPS + 100))
     # training holds every 22-character window of the sample, each on its own line in shuffled
     # order: every window of the sample is found (one run), yet no copy is longer than 22, so
     # each start must be looked up: far more than the budget allows
@@ -144,15 +178,16 @@ def test_metric_uses_ctx_data_and_caches_the_index(tmp_path: Path) -> None:
     files = sorted(p.name for p in data.path.glob("copy_*.npy"))
     assert len(files) == 3 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
     copying._cache.clear()
-    built = (copying.suffix_array, copying.gram_table, copying.presence_bits)
+    built = (copying.suffix_array, copying.gram_table, copying.bucket_starts)
     try:  # a fresh process loads the three files: none is rebuilt
-        copying.suffix_array = copying.gram_table = copying.presence_bits = _refuse
+        copying.suffix_array = copying.gram_table = copying.bucket_starts = _refuse
         again = index_for(data)
     finally:
-        copying.suffix_array, copying.gram_table, copying.presence_bits = built
-    fresh = CopyIndex(data.text("train"))
+        copying.suffix_array, copying.gram_table, copying.bucket_starts = built
+    fresh = CopyIndex(data.text("train"))  # from the text, where the index came from the ids: the same
     assert np.array_equal(again.sa, fresh.sa) and np.array_equal(again.grams, fresh.grams)
-    assert np.array_equal(again.bits, fresh.bits) and again.shift == fresh.shift
+    assert np.array_equal(again.starts, fresh.starts) and again.shift == fresh.shift
+    assert np.array_equal(again.lut, fresh.lut) and np.array_equal(again.matcher.buf, fresh.matcher.buf)
     # a batch mixing samples shorter than a window (looked up not at all) with long ones scores
     # each as the index does on its own
     batch = ["XYZ", copied, text[5:5 + copying.NGRAM - 1], text[300:340]]
@@ -185,17 +220,14 @@ def test_index_of_5mb_of_real_text() -> None:
     assert s["longest"] >= 500 and s["offset"] == 0 and not s["truncated"]
 
 
-def test_presence_bits_never_miss_a_training_window_and_found_stays_exact() -> None:
+def test_slots_hold_every_training_window_and_found_stays_exact() -> None:
     rng = np.random.default_rng(3)
     grams = np.sort(rng.integers(0, 2**62, size=50_000, dtype=np.int64).astype(np.uint64) * np.uint64(3))
-    shift, bits = copying.presence_bits(grams)
-    top = grams >> shift
-    assert ((bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1).all()  # no false "absent"
-    others = rng.integers(0, 2**63, size=50_000, dtype=np.int64).astype(np.uint64)
-    t2 = others >> shift
-    maybe = ((bits[t2 >> np.uint64(3)] >> (t2 & np.uint64(7)).astype(np.uint8)) & 1).mean()
-    assert maybe < 0.08  # a one-hash filter at 24 bits per window: about 4% "maybe"
-    # found() after the filter is exactly membership of each window in training
+    shift, starts = copying.bucket_starts(grams)
+    assert len(starts) - 1 >= len(grams) and starts[0] == 0 and starts[-1] == len(grams)
+    top = (grams >> shift).astype(np.int64)  # every hash lies in its own slot's slice
+    assert ((starts[top] <= np.arange(len(grams))) & (np.arange(len(grams)) < starts[top + 1])).all()
+    # found() is exactly membership of each window in training
     r = random.Random(5)
     train = "".join(r.choice("abcdefgh \n") for _ in range(20_000))
     query = "".join(r.choice("abcdefgh \n") for _ in range(300)) + train[5000:5100] + "zz" + train[9000:9050]

@@ -38,15 +38,19 @@ def test_an_empty_samples_file_is_no_sample_in_every_domain(run, ws, tmp_path):
         assert "no samples found" in run("eval", domain, str(empty), code=1).output
 
 
-def test_the_baseline_costs_at_most_a_megabyte():
+def test_the_baseline_costs_about_as_much_as_the_samples_and_at_most_a_megabyte():
     from gen.evals.harness import BASELINE_MAX_CHARS, baseline_lengths
 
-    small = ["x" * 500] * 10
-    assert baseline_lengths(small) == [500] * 10  # all of a small set
+    small = [c * n for c, n in zip("abcdefghij", (500, 300, 900, 200, 700, 100, 800, 400, 600, 500), strict=True)]
+    assert baseline_lengths(small) == [500, 900, 700, 800, 600]  # every other one, across the whole set
+    even = ["q" * 300] * 1001
+    assert abs(sum(baseline_lengths(even)) - 300 * 1001 / 2) <= 300  # half the characters
+    assert baseline_lengths(["x" * 500]) == [500]  # one sample: one text of its length
     big = ["y" * 6000] * 1000  # 6 MB of samples
     lengths = baseline_lengths(big)
     assert sum(lengths) <= BASELINE_MAX_CHARS < sum(lengths) + 2 * 6000 and set(lengths) == {6000}
     assert baseline_lengths(["z" * 3_000_000]) == [BASELINE_MAX_CHARS]
+    assert baseline_lengths([]) == []
 
 
 def test_an_interrupted_eval_keeps_what_it_scored(run, ws, tmp_path):

@@ -1,0 +1,202 @@
+"""Suffix arrays and longest-match lookups over them, many query positions at once.
+
+Used by the copy detector (copying.py): the suffix array of the training text is built once
+per corpus (numpy prefix doubling) and cached; :class:`Matcher` then answers "how long is the
+longest prefix of the sample at position i that occurs in training, and where?" for a whole
+batch of positions with numpy calls, not a Python binary search per position.
+
+The trick that makes the search vectorisable: characters become small codes (1 or 2 bytes,
+big-endian), so the 8 bytes starting at any character, read as one big-endian uint64, order
+like the 4 or 8 characters they hold. A binary-search step for every pending query is then
+two gathers (the suffix array, the text's word) and an integer compare; only queries still tied
+after a word read the next one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+CAP = 512  # characters the search compares; a longer match is measured in full, but among several
+# training places sharing 512 characters the one measured may not be the longest
+
+
+def suffix_array(ids: np.ndarray) -> np.ndarray:
+    """Suffix array of an integer sequence (ids ordered like the characters they stand for).
+
+    Prefix doubling (Manber-Myers with Larsson-Sadakane's refinement): sort by the first ``k``
+    symbols packed into one int64, then repeatedly re-sort only the groups still tied, by the
+    rank of the suffix ``k`` further on, doubling ``k``. A suffix's rank is the first slot of
+    its group in the array, so settled groups never move and need no more work.
+    """
+    n = len(ids)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    sym = np.asarray(ids, dtype=np.int64) + 1  # 0 is reserved for "past the end"
+    bits = int(sym.max()).bit_length()
+    k = max(1, min(n, 62 // bits))
+    key = np.zeros(n, dtype=np.int64)
+    for j in range(k):  # key[i] = sym[i], sym[i+1], ... sym[i+k-1] packed, 0-padded past the end
+        key <<= bits
+        key[: n - j] |= sym[j:] if j else sym
+    sa = np.argsort(key, kind="stable")
+    rank = np.empty(n + 1, dtype=np.int64)
+    rank[n] = -1  # "past the end" sorts first
+    slots = np.arange(n)
+    todo = _settle(key[sa], slots, sa, rank)
+    while len(todo):
+        members = sa[todo]
+        nxt = members + k
+        sec = rank[np.minimum(nxt, n)]  # rank of the suffix k further on (-1 past the end)
+        # primary key: current group (= its first slot); secondary: the shifted suffix's rank
+        pair = rank[members] * (n + 2) + sec + 1  # < (n + 2)^2: fits int64 for any text we index
+        order = np.argsort(pair, kind="quicksort")
+        sa[todo] = members[order]  # todo slots are sorted, and groups are contiguous runs of them
+        todo = _settle(pair[order], todo, sa, rank)
+        k *= 2
+    return sa
+
+
+def _settle(sorted_key: np.ndarray, slots: np.ndarray, sa: np.ndarray, rank: np.ndarray) -> np.ndarray:
+    """Give each suffix at ``slots`` (sorted by ``sorted_key``) the first slot of its group as
+    rank; return the slots of groups that are still tied (size > 1)."""
+    m = len(slots)
+    new_group = np.ones(m, dtype=bool)
+    new_group[1:] = sorted_key[1:] != sorted_key[:-1]
+    new_group[1:] |= slots[1:] != slots[:-1] + 1  # a gap in slots always starts a new group
+    first = np.where(new_group, slots, 0)
+    np.maximum.accumulate(first, out=first)
+    rank[sa[slots]] = first
+    tied = np.ones(m, dtype=bool)  # tied unless its group has size 1
+    starts = np.flatnonzero(new_group)
+    sizes = np.diff(np.append(starts, m))
+    tied[starts[sizes == 1]] = False
+    return slots[tied]
+
+
+def code_table(text: str) -> tuple[np.ndarray, np.ndarray]:
+    """(codes, lut): the text's code points renumbered 0..distinct-1 in code-point order (so
+    packing uses few bits and string order is kept), and the table code point -> code that made
+    them (-1 for a code point the text lacks; its last slot is always -1). A presence table is
+    O(n), unlike a sort."""
+    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    lut = code_lut(cps)
+    return lut[cps], lut
+
+
+def code_lut(cps: np.ndarray) -> np.ndarray:
+    """The table of :func:`code_table` for a text with these code points (all of them, or only
+    the distinct ones: the table is the same)."""
+    present = np.zeros(int(cps.max()) + 2 if len(cps) else 1, dtype=np.int64)
+    present[cps] = 1
+    return np.where(present == 1, np.cumsum(present) - 1, -1)
+
+
+def dense_codes(text: str) -> np.ndarray:
+    """The codes of :func:`code_table`."""
+    return code_table(text)[0]
+
+
+def _words(buf: np.ndarray) -> np.ndarray:
+    """word[i] = the 8 bytes of ``buf`` from character i on, as one big-endian uint64 (a view:
+    no copy; the reads are unaligned, which numpy's gathers handle)."""
+    n = (buf.nbytes - 8) // buf.itemsize + 1
+    return np.ndarray((n,), dtype=">u8", buffer=buf, strides=(buf.itemsize,))
+
+
+class Matcher:
+    """The training text's codes, packed for word compares, and its suffix array."""
+
+    def __init__(self, codes: np.ndarray, sa: np.ndarray, n_codes: int) -> None:
+        # 0 is "past the end" (sorts first, matches nothing); the top value marks a query
+        # character training never has, and the gap between two queries (matches nothing)
+        self.width = 1 if n_codes + 2 <= 0xFF else 2
+        self.dtype = np.dtype(np.uint8) if self.width == 1 else np.dtype(">u2")
+        self.chars_per_word = 8 // self.width
+        self.none = 0xFF if self.width == 1 else 0xFFFF
+        buf = np.zeros(len(codes) + CAP + 8, dtype=self.dtype)
+        buf[:len(codes)] = np.asarray(codes) + 1
+        self.buf, self.words, self.sa, self.n = buf, _words(buf), sa, len(codes)
+
+    def pack(self, queries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        """(buffer, starts): the queries' codes (-1 = unknown) end to end, one "none" between
+        two and CAP after the last, in this matcher's layout; starts[q] = where query q begins."""
+        lengths = np.array([len(q) for q in queries], dtype=np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]) if len(queries) else lengths
+        buf = np.full(int(lengths.sum() + len(queries)) + CAP + 8, self.none, dtype=self.dtype)
+        for q, s in zip(queries, starts, strict=True):
+            buf[s:s + len(q)] = np.where(q < 0, self.none, q + 1)
+        return buf, starts
+
+    def longest(self, qbuf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(length, training offset) of the longest prefix of the query text from each of
+        ``pos`` (indices into ``qbuf``, from :meth:`pack`) that occurs in training."""
+        qwords = _words(qbuf)
+        lo = np.zeros(len(pos), dtype=np.int64)
+        hi = np.full(len(pos), self.n, dtype=np.int64)
+        todo = np.arange(len(pos))
+        while len(todo):  # lower bound of each query's first CAP characters among the suffixes
+            mid = (lo[todo] + hi[todo]) >> 1
+            less = self._less(self.sa[mid], pos[todo], qwords)
+            lo[todo[less]] = mid[less] + 1
+            hi[todo[~less]] = mid[~less]
+            todo = todo[lo[todo] < hi[todo]]
+        # the longest match is with one of the two suffixes beside that spot (ties: the first)
+        best = np.zeros(len(pos), dtype=np.int64)
+        where = np.full(len(pos), -1, dtype=np.int64)
+        for j in (lo - 1, lo):
+            ok = np.flatnonzero((j >= 0) & (j < self.n))
+            p = self.sa[j[ok]].astype(np.int64)
+            n = self._common(p, pos[ok], qwords, qbuf)
+            better = n > best[ok]
+            best[ok[better]], where[ok[better]] = n[better], p[better]
+        return best, where
+
+    def _less(self, p: np.ndarray, q: np.ndarray, qwords: np.ndarray) -> np.ndarray:
+        """text[p:] < query[q:] on their first CAP characters, word by word (ties read on)."""
+        out = np.zeros(len(p), dtype=bool)
+        tied = np.arange(len(p))
+        for step in range(0, CAP, self.chars_per_word):
+            a, b = self.words[p[tied] + step], qwords[q[tied] + step]
+            differ = a != b
+            out[tied[differ]] = a[differ] < b[differ]
+            tied = tied[~differ]
+            if not len(tied):
+                break
+        return out
+
+    def _common(self, p: np.ndarray, q: np.ndarray, qwords: np.ndarray, qbuf: np.ndarray) -> np.ndarray:
+        """Length of the common prefix of text[p:] and query[q:], per pair: word by word for the
+        first CAP characters, then (a copy longer than that: rare) slice compares."""
+        out = np.full(len(p), -1, dtype=np.int64)
+        tied = np.arange(len(p))
+        for step in range(0, CAP, self.chars_per_word):
+            x = self.words[p[tied] + step] ^ qwords[q[tied] + step]
+            differ = np.flatnonzero(x)
+            if len(differ):  # the first differing byte of the big-endian words
+                first = np.argmax(x[differ].astype(">u8").view(np.uint8).reshape(-1, 8) != 0, axis=1)
+                out[tied[differ]] = step + first // self.width
+            tied = tied[x == 0]
+            if not len(tied):
+                return out
+        for t in tied:
+            out[t] = CAP + self._gallop(int(p[t]) + CAP, int(q[t]) + CAP, qbuf)
+        return out
+
+    def _gallop(self, p: int, q: int, qbuf: np.ndarray) -> int:
+        """Common prefix of text[p:] and query[q:] by doubling slice compares, then bisection."""
+        limit = min(self.n - p, len(qbuf) - CAP - q)
+        lo, step = 0, 64
+        while lo < limit:
+            hi = min(limit, lo + step)
+            if np.array_equal(self.buf[p + lo:p + hi], qbuf[q + lo:q + hi]):
+                lo, step = hi, step * 2
+                continue
+            a, b = lo, hi - 1
+            while a < b:
+                mid = (a + b + 1) // 2
+                if np.array_equal(self.buf[p + lo:p + mid], qbuf[q + lo:q + mid]):
+                    a = mid
+                else:
+                    b = mid - 1
+            return a
+        return max(lo, 0)
