@@ -233,7 +233,8 @@ class ProseDomain(Domain):
         if stats is None or not stats.speakers:
             return
         # every block's speaker line counts, the last one too when its line is complete
-        names = [(off, s) for off, p in paras if (s := pt.speaker_of(p)) and "\n" in sample[off:]]
+        last_nl = sample.rfind("\n")  # a block from ``off`` has a complete line iff off <= last_nl
+        names = [(off, s) for off, p in paras if (s := pt.speaker_of(p)) and off <= last_nl]
         if names:
             unknown = [(off, s) for off, s in names if s not in stats.speakers]
             res.metrics["speaker_known"] = 1 - len(unknown) / len(names)
