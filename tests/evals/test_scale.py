@@ -10,7 +10,7 @@ import pytest
 from gen.core import pipeline
 from gen.core.domain import EvalContext
 from gen.core.registry import get_domain
-from gen.evals import harness
+from gen.evals import copying, harness
 
 
 def _c_like(rng: random.Random, n: int) -> list[str]:
@@ -35,14 +35,22 @@ def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_fil
     else:
         words = "the king is dead and long live queen my lord shall we go now".split()
         samples = [" ".join(rng.choice(words) for _ in range(rng.randint(5, 300))) + "." for _ in range(800)]
-        ctx = EvalContext(get_domain("prose"))
+        src = ws.parent / "play.txt"
+        src.write_text("\n\n".join(f"KING:\n{s}" for s in samples[::7]) + "\n", encoding="utf-8")
+        run("prepare", "pl", "--domain", "prose", "--src", str(src))
+        ctx = pipeline.eval_context(get_domain("prose"), "pl", ws, {})
     domain = get_domain(domain_name)
     assert len(harness.chunks(samples)) > 2
-    one = harness.score(domain, samples, ctx, workers=1)
+    copying._cache.clear()
     seen = []
     two = harness.score(domain, samples, ctx, sink=seen.extend, workers=2)
+    if ctx.data is not None:  # loaded here before the fork (workers inherit them), not by each worker
+        assert ctx._stats_built and len(copying._cache) == 1
+    one = harness.score(domain, samples, ctx, workers=1)
     assert two.records == one.records and two.values == one.values
     assert [r["index"] for r in seen] == list(range(len(samples)))  # streamed in order
+    if domain_name == "prose":
+        assert any(r["metrics"]["copy_longest"] for r in one.records)  # the corpus really was used
 
 
 def test_chunks_bound_samples_and_characters():
