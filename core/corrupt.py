@@ -1,24 +1,49 @@
-"""Generic corruption of real text, for calibrating checks (damaged text must score worse)."""
+"""Generic corruption of real text, for calibrating checks (damaged text must score worse).
+
+Per character work is numpy over the text's code points (a calibration set is up to a megabyte:
+the Python loops this replaced cost 0.12 s per 0.16 MB of War and Peace, a third of an eval);
+the random choices come from the caller's ``random.Random``, so a seed still fixes the result.
+"""
 
 from __future__ import annotations
 
 import random
 import string
 
+import numpy as np
+
+_LOWER = np.frombuffer(string.ascii_lowercase.encode("utf-32-le"), dtype=np.uint32)
+
+
+def _code_points(text: str) -> np.ndarray:
+    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+def _text(cps: np.ndarray) -> str:
+    return str(np.ascontiguousarray(cps, dtype=np.uint32), "utf-32-le", "surrogatepass")
+
+
+def _where(cps: np.ndarray, chars: set[str] | str) -> np.ndarray:
+    """Offsets of the characters in ``chars``."""
+    wanted = np.array(sorted({ord(c) for c in chars}), dtype=np.uint32)
+    return np.flatnonzero(np.isin(cps, wanted)) if len(wanted) else np.zeros(0, dtype=np.int64)
+
 
 def change_letters(text: str, rng: random.Random, rate: float = 0.05) -> str:
-    chars = list(text)
-    for i, c in enumerate(chars):
-        if c.isalpha() and rng.random() < rate:
-            chars[i] = rng.choice(string.ascii_lowercase)
-    return "".join(chars)
+    """Each letter replaced by a random lowercase one with probability ``rate``."""
+    cps = _code_points(text).copy()
+    letters = _where(cps, {c for c in set(text) if c.isalpha()})
+    gen = np.random.default_rng(rng.getrandbits(64))
+    hit = letters[gen.random(len(letters)) < rate]
+    cps[hit] = _LOWER[gen.integers(0, len(_LOWER), len(hit))]
+    return _text(cps)
 
 
 def drop_chars(text: str, rng: random.Random, targets: str, n: int = 2) -> str:
     """Delete ``n`` randomly chosen occurrences of characters in ``targets``."""
-    where = [i for i, c in enumerate(text) if c in targets]
-    drop = set(rng.sample(where, min(n, len(where))))
-    return "".join(c for i, c in enumerate(text) if i not in drop)
+    cps = _code_points(text)
+    where = _where(cps, targets).tolist()
+    return _text(np.delete(cps, rng.sample(where, min(n, len(where)))))
 
 
 def shuffle_lines(text: str, rng: random.Random) -> str:

@@ -179,34 +179,58 @@ def score(domain: Domain, samples: list[str], ctx: EvalContext,
     core for a big set (``workers``: None = :func:`eval_workers`); ``sink`` gets each chunk's
     records, in order, as soon as they are scored (so an interrupted eval keeps what it
     finished). Set-level figures come at the end, from every result."""
+    return score_sets(domain, [samples], ctx, sink, workers)[0]
+
+
+def score_sets(domain: Domain, sets: list[list[str]], ctx: EvalContext,
+               sink: Callable[[list[dict[str, Any]]], None] | None = None,
+               workers: int | None = None) -> list[ScoredSet]:
+    """:func:`score` for several sets in one pass (samples, then the real and corrupted
+    baseline: one pool for all, started once); ``sink`` gets the first set's records, which
+    come first. Each set's figures are its own."""
     checkers = [domain, *get_registry().metrics]
     specs: dict[str, MetricSpec] = {}
     for c in checkers:
         specs.update({m.name: m for m in c.metrics})
     t0 = time.perf_counter()
+    samples = [s for one in sets for s in one]
+    local = [i for one in sets for i in range(len(one))]  # each sample's index within its set
+    first = [0]  # where each set starts in ``samples``
+    for one in sets:
+        first.append(first[-1] + len(one))
     per_checker: dict[int, list[CheckResult]] = {id(c): [] for c in checkers}
-    records = []
+    records: list[dict[str, Any]] = []
+    seconds = [0.0] * len(sets)
     workers = eval_workers(domain, samples, ctx) if workers is None else workers
     if workers == 1 or len(samples) < 3:
         bounds = chunks(samples)
     else:  # one sample first (scored before the fork), then PARALLEL_SLICES chunks per worker or more
         size = max(CHUNK_MIN_CHARS, min(CHUNK_CHARS, sum(map(len, samples)) // (PARALLEL_SLICES * workers)))
         bounds = [(0, 1)] + [(lo + 1, hi + 1) for lo, hi in chunks(samples[1:], size)]
-    for (lo, _hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
+    for (lo, hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
         for c, res in zip(checkers, results, strict=True):
             per_checker[id(c)] += res
-        fresh = [_record(lo + j, samples[lo + j], per_sample) for j, per_sample in enumerate(zip(*results, strict=True))]
+        fresh = [_record(local[j], samples[j], per_sample)
+                 for j, per_sample in zip(range(lo, hi), zip(*results, strict=True), strict=True)]
         records += fresh
-        if sink:
-            sink(fresh)
-    values = _aggregate(checkers, per_checker)
-    set_issues = []
-    for c in checkers:
-        try:
-            values.update(c.summarize(samples, per_checker[id(c)], ctx))
-        except Exception as exc:  # noqa: BLE001 - a set-level failure goes in the summary, not raised
-            set_issues.append(_error_issue(exc).to_dict())
-    return ScoredSet(specs, records, values, time.perf_counter() - t0, sum(map(len, samples)), set_issues)
+        if sink and lo < first[1]:
+            sink(fresh[:first[1] - lo])
+        for n in range(len(sets)):
+            if lo < first[n + 1] <= hi:
+                seconds[n] = time.perf_counter() - t0 - sum(seconds[:n])
+    out = []
+    for n, one in enumerate(sets):
+        part = {key: res[first[n]:first[n + 1]] for key, res in per_checker.items()}
+        values = _aggregate(checkers, part)
+        set_issues = []
+        for c in checkers:
+            try:
+                values.update(c.summarize(one, part[id(c)], ctx))
+            except Exception as exc:  # noqa: BLE001 - a set-level failure goes in the summary, not raised
+                set_issues.append(_error_issue(exc).to_dict())
+        out.append(ScoredSet(specs, records[first[n]:first[n + 1]], values, seconds[n], sum(map(len, one)),
+                             set_issues))
+    return out
 
 
 def _aggregate(checkers: list, per_checker: dict[int, list[CheckResult]]) -> dict[str, float | None]:
@@ -263,16 +287,18 @@ def evaluate(domain: Domain, samples: list[str], ctx: EvalContext, baseline: boo
     """Score samples (records to ``sink`` as they are scored), and (with a corpus in ``ctx``)
     real and corrupted held-out text beside them: half the samples' characters each (see
     :func:`baseline_lengths`), at most BASELINE_MAX_CHARS."""
-    report = EvalReport(score(domain, samples, ctx, sink), meta={"domain": domain.name})
-    if ctx.data is not None:
-        report.meta["against"] = ctx.data.name
-        if baseline and samples:
-            rng = random.Random(seed)
-            real = domain.baseline(ctx.data, baseline_lengths(samples), rng)
-            report.real = score(domain, real, ctx)
-            report.corrupted = score(domain, [domain.corrupt(t, rng) for t in real], ctx)
-            report.meta["baseline_texts"], report.meta["baseline_chars"] = len(real), sum(map(len, real))
-    return report
+    if ctx.data is None or not baseline or not samples:
+        report = EvalReport(score(domain, samples, ctx, sink), meta={"domain": domain.name})
+        if ctx.data is not None:
+            report.meta["against"] = ctx.data.name
+        return report
+    rng = random.Random(seed)
+    real = domain.baseline(ctx.data, baseline_lengths(samples), rng)
+    corrupted = [domain.corrupt(t, rng) for t in real]
+    mine, report_real, report_corrupted = score_sets(domain, [samples, real, corrupted], ctx, sink)
+    return EvalReport(mine, report_real, report_corrupted,
+                      meta={"domain": domain.name, "against": ctx.data.name, "baseline_texts": len(real),
+                            "baseline_chars": sum(map(len, real))})
 
 
 def write_report(report: EvalReport, out_dir: Path, records_written: bool = False) -> tuple[Path, Path]:

@@ -53,6 +53,20 @@ def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_fil
         assert any(r["metrics"]["copy_longest"] for r in one.records)  # the corpus really was used
 
 
+def test_sets_scored_in_one_pass_are_scored_as_each_alone():
+    """evaluate() scores the samples, the real and the corrupted baseline in one pass (one pool):
+    each set's records (numbered from 0), figures and streamed records are its own."""
+    rng = random.Random(9)
+    c = get_domain("c")
+    sets = [_c_like(rng, 300), _c_like(rng, 7), _c_like(rng, 120)]
+    seen = []
+    together = harness.score_sets(c, sets, EvalContext(c), sink=seen.extend, workers=2)
+    for one, got in zip(sets, together, strict=True):
+        alone = harness.score(c, one, EvalContext(c), workers=1)
+        assert got.records == alone.records and got.values == alone.values and got.chars == alone.chars
+    assert [r["index"] for r in seen] == list(range(len(sets[0])))  # only the samples' records stream
+
+
 def test_chunks_bound_samples_and_characters():
     samples = ["x" * 100] * 1000 + ["y" * 1_000_000] + ["z"] * 3
     bounds = harness.chunks(samples)
