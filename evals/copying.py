@@ -34,74 +34,23 @@ import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
 from gen.core.statscache import corpus_digest
-from gen.evals.suffixes import Matcher, code_lut, code_table, dense_codes, suffix_array  # noqa: F401 - dense_codes re-exported
+from gen.evals.grams import NGRAM, bucket_starts, gram_table, window_groups, window_hashes
+from gen.evals.suffixes import Matcher, code_lut, code_table, suffix_array
 
 if TYPE_CHECKING:
     from gen.core.data import CorpusData
 
-NGRAM = 20  # characters: long enough that a shared window is rarely a common phrase
 # bigger corpora are indexed on their first this-many characters (bounds the build's time and memory)
 MAX_INDEX_CHARS = 32_000_000
 REPORT_SPAN = 60  # a copied span at least this long is reported as an issue
 CACHE_NAME = "copy_index.npy"
 GRAMS_NAME = "copy_grams.npy"
 BUCKETS_NAME = "copy_buckets.npy"  # where each slot of hashes starts in copy_grams (see bucket_starts)
-HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, 64-bit: Horner's rule mod 2^64 mixes every character
-BUILD_BLOCK = 1 << 22  # training windows hashed per block (bounds the build's temporaries)
+GROUPS_NAME = "copy_groups.npy"  # where each window's suffixes lie in the suffix array (see window_groups)
 QUERY_BLOCK = 1 << 20  # sample windows looked up per block
+INDEX_FORMAT = 2  # in the cache files' names: a change of hash or layout is never read as the old one
 HEAD_RUNS = 4  # runs per query whose starts are looked up first (see longest_copies)
 MAX_LOOKUPS = 2048  # exact suffix-array lookups per sample (~2 us each); past that copy_longest is a lower bound
-
-
-def window_hashes(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
-    """Hash of every ``n``-long window of ``codes`` (int64, -1 = a character training never has):
-    (len - n + 1,) uint64, by Horner's rule over ``n`` shifted slices. A window holding a -1
-    hashes like any other; :meth:`CopyIndex.found` masks such windows out."""
-    w = len(codes) - n + 1
-    if w <= 0:
-        return np.zeros(0, dtype=np.uint64)
-    sym = (codes + 2).astype(np.uint64)  # >= 1: a zero symbol would let leading zeros collide
-    h = np.zeros(w, dtype=np.uint64)
-    for j in range(n):
-        h *= HASH_BASE
-        h += sym[j:j + w]
-    return h
-
-
-def sorted_unique(a: np.ndarray) -> np.ndarray:
-    """np.unique by sorting: for 10 million uint64 hashes 0.2 s, where np.unique (numpy 2's
-    hash-based path) took 14 s on this machine."""
-    s = np.sort(a)
-    if len(s) < 2:
-        return s
-    keep = np.empty(len(s), dtype=bool)
-    keep[0] = True
-    np.not_equal(s[1:], s[:-1], out=keep[1:])
-    return s[keep]
-
-
-def bucket_starts(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:
-    """(shift, starts): ``grams`` is sorted, so the hashes that share their top bits are a slice
-    of it: grams[starts[t]:starts[t + 1]] for top bits t (about one training window per slot).
-    A sample window is looked up by reading its slot: an empty one (most windows of text
-    training lacks) rules it out with one gather, and a full one holds a hash or two to compare,
-    where a binary search of the whole table took 24 steps: 57 -> 30 ms for LaTeX's 0.4 MB."""
-    k = max(6, (max(len(grams), 1) - 1).bit_length())  # 2^k slots >= windows
-    shift = np.uint64(64 - k)
-    counts = np.zeros(1 << k, dtype=np.int64)
-    for lo in range(0, len(grams), BUILD_BLOCK):
-        counts += np.bincount((grams[lo:lo + BUILD_BLOCK] >> shift).astype(np.intp), minlength=1 << k)
-    starts = np.zeros((1 << k) + 1, dtype=np.int32 if len(grams) < 2**31 else np.int64)
-    np.cumsum(counts, out=starts[1:])
-    return shift, starts
-
-
-def gram_table(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
-    """Sorted distinct hashes of every ``n``-window of the training codes, hashed in blocks."""
-    w = len(codes) - n + 1
-    parts = [sorted_unique(window_hashes(codes[lo:min(len(codes), lo + BUILD_BLOCK + n - 1)], n))
-             for lo in range(0, max(w, 0), BUILD_BLOCK)]
-    return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
 
 
 _NO_CODES = np.zeros(0, dtype=np.int64)
@@ -119,15 +68,16 @@ class CopyIndex:
 
     @classmethod
     def from_codes(cls, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None = None,
-                   grams: np.ndarray | None = None, starts: np.ndarray | None = None) -> CopyIndex:
+                   grams: np.ndarray | None = None, starts: np.ndarray | None = None,
+                   groups: np.ndarray | None = None) -> CopyIndex:
         """From the text's codes and their table (:func:`code_table`), as a prepared corpus's
         ids give them without decoding the text."""
         idx = cls.__new__(cls)
-        idx._setup(codes, lut, sa, grams, starts)
+        idx._setup(codes, lut, sa, grams, starts, groups)
         return idx
 
     def _setup(self, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None, grams: np.ndarray | None,
-               starts: np.ndarray | None) -> None:
+               starts: np.ndarray | None, groups: np.ndarray | None = None) -> None:
         self.lut, self.size = lut, len(codes)  # the lut encodes queries (-1: never in training)
         sa = suffix_array(codes) if sa is None else sa
         # int32 halves the memory (and the cache file) for anything under 2 G characters
@@ -138,6 +88,10 @@ class CopyIndex:
             self.shift, self.starts = shift, starts
         else:
             self.shift, self.starts = bucket_starts(self.grams)
+        if groups is None or groups.ndim != 2 or len(groups) not in (0, len(self.grams)):
+            groups = window_groups(codes, self.sa, self.grams)
+        self.groups = groups if len(groups) else None  # None: windows shared a hash, searches bisect
+        self.groups_saved = groups  # what index_for caches (empty included: not rebuilt every time)
         self.matcher = Matcher(codes, self.sa, int(lut.max()) + 1)
 
     def encode(self, query: str) -> np.ndarray:
@@ -146,31 +100,38 @@ class CopyIndex:
         return self.lut[np.minimum(cps, len(self.lut) - 1)]  # the last slot is always -1
 
     def found(self, codes: np.ndarray) -> np.ndarray:
-        """found[i]: the NGRAM-window at i occurs in training. bool (len - NGRAM + 1,). Looked up
-        in blocks of QUERY_BLOCK windows, so a 10 MB sample's temporaries stay near 100 MB."""
+        """found[i]: the NGRAM-window at i occurs in training. bool (len - NGRAM + 1,)."""
+        return self.lookup(codes)[0]
+
+    def lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(found, gram): whether each NGRAM-window occurs in training and, where it does, its
+        index in ``grams`` (-1 elsewhere). Looked up in blocks of QUERY_BLOCK windows, so a 10 MB
+        sample's temporaries stay near 100 MB."""
         w = len(codes) - NGRAM + 1
         if w > QUERY_BLOCK:
-            return np.concatenate([self._found(codes[lo:min(len(codes), lo + QUERY_BLOCK + NGRAM - 1)])
-                                   for lo in range(0, w, QUERY_BLOCK)])
-        return self._found(codes)
+            parts = [self._lookup(codes[lo:min(len(codes), lo + QUERY_BLOCK + NGRAM - 1)])
+                     for lo in range(0, w, QUERY_BLOCK)]
+            return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+        return self._lookup(codes)
 
-    def _found(self, codes: np.ndarray) -> np.ndarray:
+    def _lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         h = window_hashes(codes)
+        gram = np.full(len(h), -1, dtype=np.int32)
         if not len(h) or not len(self.grams):
-            return np.zeros(len(h), dtype=bool)
+            return np.zeros(len(h), dtype=bool), gram
         top = (h >> self.shift).astype(np.intp)
         lo, hi = self.starts[top], self.starts[top + 1]
-        hit = np.zeros(len(h), dtype=bool)
         todo = np.flatnonzero(hi > lo)  # an empty slot (most windows of text training lacks): absent
         at = lo[todo]
-        while len(todo):  # each slot's few hashes, one at a time for every window still unsettled
-            same = self.grams[at] == h[todo]
-            hit[todo[same]] = True
+        while len(todo):  # each slot's few hashes, in order, until one is not below the window's
+            g, w = self.grams[at], h[todo]
+            gram[todo[g == w]] = at[g == w]
             at += 1
-            more = ~same & (at < hi[todo])
+            more = (g < w) & (at < hi[todo])
             todo, at = todo[more], at[more]
         bad = np.cumsum(np.concatenate([[0], codes < 0]))  # windows holding an unknown character
-        return hit & (bad[NGRAM:NGRAM + len(h)] == bad[:len(h)])
+        gram[bad[NGRAM:NGRAM + len(h)] != bad[:len(h)]] = -1
+        return gram >= 0, gram
 
     def __len__(self) -> int:
         return self.size
@@ -193,22 +154,23 @@ class CopyIndex:
 
     def score_many(self, queries: Sequence[str]) -> list[dict[str, float | int | bool | None]]:
         """:meth:`score` for a batch: all windows of all queries hashed and looked up at once,
-        then every suffix-array lookup of every query in two batches (see :func:`longest_copies`)."""
+        then every suffix-array lookup of every query in three batches (see :func:`longest_copies`)."""
         if not queries:
             return []
         # a query shorter than a window (a name) has nothing to look up: it is not even encoded
         codes = [self.encode(q) if len(q) >= NGRAM else _NO_CODES for q in queries]
         parts = [part for c in codes for part in (c, _SEP)]  # -1 between: no window spans two
-        found_all = self.found(np.concatenate(parts))
+        found_all, gram_all = self.lookup(np.concatenate(parts))
         founds, start = [], 0
         for q, c in zip(queries, codes, strict=True):
             founds.append(found_all[start:start + max(len(q) - NGRAM + 1, 0)])
             start += len(c) + 1
-        best = longest_copies(self.matcher, codes, founds)
+        best = longest_copies(self.matcher, codes, founds, None if self.groups is None else (gram_all, self.groups))
         return [b | {"share": float(f.mean()) if len(f) else None} for b, f in zip(best, founds, strict=True)]
 
 
-def longest_copies(matcher: Matcher, codes: list[np.ndarray], founds: list[np.ndarray]) -> list[dict[str, int | bool]]:
+def longest_copies(matcher: Matcher, codes: list[np.ndarray], founds: list[np.ndarray],
+                   groups: tuple[np.ndarray, np.ndarray] | None = None) -> list[dict[str, int | bool]]:
     """Per query, the exact longest copy of NGRAM or more characters (0 if none), where it
     starts in the query and in training, and whether the lookup budget cut the search short.
 
@@ -220,6 +182,8 @@ def longest_copies(matcher: Matcher, codes: list[np.ndarray], founds: list[np.nd
     so it is exact; among equal copies the one reported is the first position of the first
     longest run, as a sequential search (longest run first) would find. At most MAX_LOOKUPS per
     query: a position the budget leaves out that could have beaten the answer sets "truncated".
+    ``groups`` (each packed window's index in the gram table, and each gram's slice of the
+    suffix array) lets a lookup bisect only its window's slice.
     """
     out = [{"longest": 0, "offset": -1, "train_offset": -1, "truncated": False} for _ in codes]
     runs = []  # per query with found windows: (query, run starts, run ends) in window positions
@@ -244,7 +208,10 @@ def longest_copies(matcher: Matcher, codes: list[np.ndarray], founds: list[np.nd
         np.maximum.at(unseen, q[~ok], (b[run] - 1 - pos + NGRAM)[~ok])
         run, pos, q = run[ok], pos[ok], q[ok]
         used[:] += np.bincount(q, minlength=len(codes))
-        n, w = matcher.longest(qbuf, starts[q] + pos)
+        at = starts[q] + pos  # the queries' windows end to end, as packed (and as ``groups`` has them)
+        # each window's slice of the suffix array (``groups``: the windows' indices in grams, and
+        # the slice of each), so the search bisects only that
+        n, w = matcher.longest(qbuf, at, None if groups is None else groups[1][groups[0][at]], NGRAM)
         np.maximum.at(lower, q, n)
         hits.append((q, pos, n, w, rank[run]))
 
@@ -282,29 +249,33 @@ _cache: dict[tuple[str, int, float], CopyIndex] = {}
 
 def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     """The copy index of a prepared corpus's training split, built once per process and kept
-    beside the corpus as ``copy_index.npy``, ``copy_grams.npy`` and ``copy_buckets.npy``, each named with a digest of
-    the text it indexes (so a changed corpus is never scored with a stale index) and loaded in
-    well under a second; an unwritable corpus folder just means rebuilding next time."""
+    beside the corpus as ``copy_index.npy``, ``copy_grams.npy``, ``copy_buckets.npy`` and
+    ``copy_groups.npy``, each named with a digest of the text it indexes (so a changed corpus is
+    never scored with a stale index) and loaded in well under a second; an unwritable corpus
+    folder just means rebuilding next time."""
     train = Path(data.path) / "train.bin"
     key = (str(train.resolve()), train.stat().st_size, train.stat().st_mtime)
     if key in _cache:
         return _cache[key]
-    digest = f"{corpus_digest(Path(data.path))}-{max_chars}"  # the corpus statistics' key, and the cut
+    # the corpus statistics' key, the cut and the format (v2: hashes mixed; a v1 file is never read)
+    digest = f"{corpus_digest(Path(data.path))}-{max_chars}-v{INDEX_FORMAT}"
     paths = {name: Path(data.path) / name.replace(".npy", f".{digest}.npy")
-             for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME)}
+             for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME)}
     arrays = {name: _load(path, mmap=name != CACHE_NAME) for name, path in paths.items()}
     idx = CopyIndex.from_codes(*_train_codes(data, max_chars), arrays[CACHE_NAME], arrays[GRAMS_NAME],
-                               arrays[BUCKETS_NAME])
+                               arrays[BUCKETS_NAME], arrays[GROUPS_NAME])
     if len(idx.sa) != len(idx):  # a damaged file: rebuild
         idx = CopyIndex.from_codes(*_train_codes(data, max_chars))
         arrays = {}
-    if arrays.get(BUCKETS_NAME) is not None and arrays[BUCKETS_NAME] is not idx.starts:
-        arrays[BUCKETS_NAME] = None  # the wrong size for these windows: rebuilt, so saved again
-    for name, arr in ((CACHE_NAME, idx.sa), (GRAMS_NAME, idx.grams), (BUCKETS_NAME, idx.starts)):
+    for name, arr in ((BUCKETS_NAME, idx.starts), (GROUPS_NAME, idx.groups_saved)):
+        if arrays.get(name) is not None and arrays[name] is not arr:
+            arrays[name] = None  # the wrong size for these windows: rebuilt, so saved again
+    for name, arr in ((CACHE_NAME, idx.sa), (GRAMS_NAME, idx.grams), (BUCKETS_NAME, idx.starts),
+                      (GROUPS_NAME, idx.groups_saved)):
         if arrays.get(name) is None:
             _save(paths[name], arr)
-    for old in Path(data.path).glob("copy_bits.*.npy"):  # an earlier version's filter, now unused
-        old.unlink(missing_ok=True)
+    for old in [*Path(data.path).glob("copy_bits.*.npy"), *Path(data.path).glob("copy_first.*.npy")]:
+        old.unlink(missing_ok=True)  # an earlier version's tables, now unused
     _cache[key] = idx
     return idx
 

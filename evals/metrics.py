@@ -30,7 +30,7 @@ class RepetitionMetric(SampleMetric):
         n = len(sample) - WINDOW + 1
         if n <= 1:
             return CheckResult({"repetition": None})
-        from gen.evals.copying import sorted_unique, window_hashes
+        from gen.evals.grams import sorted_unique, window_hashes
 
         cps = np.frombuffer(sample.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32).astype(np.int64)
         repeated = n - len(sorted_unique(window_hashes(cps, WINDOW)))

@@ -127,19 +127,24 @@ class Matcher:
             buf[s:s + len(q)] = np.where(q < 0, self.none, q + 1)
         return buf, starts
 
-    def longest(self, qbuf: np.ndarray, pos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def longest(self, qbuf: np.ndarray, pos: np.ndarray, group: np.ndarray | None = None,
+                shared: int = 0) -> tuple[np.ndarray, np.ndarray]:
         """(length, training offset) of the longest prefix of the query text from each of
-        ``pos`` (indices into ``qbuf``, from :meth:`pack`) that occurs in training."""
+        ``pos`` (indices into ``qbuf``, from :meth:`pack`) that occurs in training. ``group``
+        (K, 2), where known (else -1): the slice of the suffix array whose suffixes share the
+        query's first ``shared`` characters (start, size); the search then bisects that slice,
+        comparing from character ``shared`` on, instead of the whole array from the first
+        (a rare window: 1-3 steps of one word instead of 25 steps of three or more)."""
         qwords = _words(qbuf)
         lo = np.zeros(len(pos), dtype=np.int64)
         hi = np.full(len(pos), self.n, dtype=np.int64)
-        todo = np.arange(len(pos))
-        while len(todo):  # lower bound of each query's first CAP characters among the suffixes
-            mid = (lo[todo] + hi[todo]) >> 1
-            less = self._less(self.sa[mid], pos[todo], qwords)
-            lo[todo[less]] = mid[less] + 1
-            hi[todo[~less]] = mid[~less]
-            todo = todo[lo[todo] < hi[todo]]
+        whole = np.arange(len(pos))
+        if group is not None:
+            known = group[:, 0] >= 0
+            lo[known], hi[known] = group[known, 0], group[known, 0] + group[known, 1]
+            self._bisect(np.flatnonzero(known), pos, qwords, lo, hi, shared)
+            whole = np.flatnonzero(~known)
+        self._bisect(whole, pos, qwords, lo, hi, 0)
         # the longest match is with one of the two suffixes beside that spot (ties: the first)
         best = np.zeros(len(pos), dtype=np.int64)
         where = np.full(len(pos), -1, dtype=np.int64)
@@ -151,11 +156,24 @@ class Matcher:
             best[ok[better]], where[ok[better]] = n[better], p[better]
         return best, where
 
-    def _less(self, p: np.ndarray, q: np.ndarray, qwords: np.ndarray) -> np.ndarray:
-        """text[p:] < query[q:] on their first CAP characters, word by word (ties read on)."""
+    def _bisect(self, todo: np.ndarray, pos: np.ndarray, qwords: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                skip: int) -> None:
+        """Lower bound, within [lo, hi), of each query's first CAP characters among the suffixes
+        (whose first ``skip`` characters all equal the query's)."""
+        todo = todo[lo[todo] < hi[todo]]
+        while len(todo):
+            mid = (lo[todo] + hi[todo]) >> 1
+            less = self._less(self.sa[mid], pos[todo], qwords, skip)
+            lo[todo[less]] = mid[less] + 1
+            hi[todo[~less]] = mid[~less]
+            todo = todo[lo[todo] < hi[todo]]
+
+    def _less(self, p: np.ndarray, q: np.ndarray, qwords: np.ndarray, skip: int = 0) -> np.ndarray:
+        """text[p:] < query[q:] on their first CAP characters, word by word (ties read on), the
+        first ``skip`` known to be equal."""
         out = np.zeros(len(p), dtype=bool)
         tied = np.arange(len(p))
-        for step in range(0, CAP, self.chars_per_word):
+        for step in range(skip, CAP, self.chars_per_word):
             a, b = self.words[p[tied] + step], qwords[q[tied] + step]
             differ = a != b
             out[tied[differ]] = a[differ] < b[differ]

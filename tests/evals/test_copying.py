@@ -12,7 +12,8 @@ from conftest import shared_corpora_dir
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
 from gen.evals import copying, suffixes
-from gen.evals.copying import CopyIndex, CopyingMetric, dense_codes, index_for, suffix_array
+from gen.evals.copying import CopyIndex, CopyingMetric, index_for
+from gen.evals.suffixes import dense_codes, suffix_array
 
 
 def brute_sa(text: str) -> list[int]:
@@ -101,6 +102,30 @@ def test_vectorised_score_matches_the_definition_on_splices() -> None:
             assert train[s["train_offset"]:s["train_offset"] + s["longest"]] == q[off:off + s["longest"]]
 
 
+def test_searches_bisect_only_their_window_group_and_find_the_same() -> None:
+    """window_groups: each distinct window's suffixes are exactly the slice the table gives;
+    searching only there changes no figure."""
+    rng = random.Random(19)
+    train = "".join(rng.choice("abcde \n") for _ in range(6000))
+    idx = CopyIndex(train)
+    sa, n = idx.sa, copying.NGRAM
+    windows = {train[p:p + n] for p in range(len(train) - n + 1)}
+    assert idx.groups is not None and len(idx.groups) == len(idx.grams) == len(windows)
+    assert idx.groups[:, 1].sum() == len(train) - n + 1  # every window's suffix in one group
+    for g in range(0, len(idx.grams), 7):
+        start, size = (int(x) for x in idx.groups[g])
+        w = train[sa[start]:sa[start] + n]
+        assert len(w) == n and copying.window_hashes(idx.encode(w))[0] == idx.grams[g]
+        assert all(train[sa[j]:sa[j] + n] == w for j in range(start, start + size))
+        assert train[sa[start - 1]:sa[start - 1] + n] != w if start else True
+        assert start + size == len(sa) or train[sa[start + size]:sa[start + size] + n] != w
+    queries = ["".join(train[at:at + rng.randint(5, 60)] for at in (rng.randrange(5900) for _ in range(5)))
+               for _ in range(30)]
+    narrowed = idx.score_many(queries)
+    idx.groups = None
+    assert idx.score_many(queries) == narrowed
+
+
 def test_wide_alphabets_and_copies_longer_than_the_compared_prefix() -> None:
     """Over 253 distinct characters the matcher packs two bytes per character; a copy longer
     than the CAP characters the search compares is still measured in full."""
@@ -176,18 +201,19 @@ def test_metric_uses_ctx_data_and_caches_the_index(tmp_path: Path) -> None:
     # cached in memory (same object) and on disk (a fresh process would load, not rebuild)
     assert index_for(data) is index_for(data)
     files = sorted(p.name for p in data.path.glob("copy_*.npy"))
-    assert len(files) == 3 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
+    assert len(files) == 4 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
     copying._cache.clear()
-    built = (copying.suffix_array, copying.gram_table, copying.bucket_starts)
-    try:  # a fresh process loads the three files: none is rebuilt
-        copying.suffix_array = copying.gram_table = copying.bucket_starts = _refuse
+    built = (copying.suffix_array, copying.gram_table, copying.bucket_starts, copying.window_groups)
+    try:  # a fresh process loads the four files: none is rebuilt
+        copying.suffix_array = copying.gram_table = copying.bucket_starts = copying.window_groups = _refuse
         again = index_for(data)
     finally:
-        copying.suffix_array, copying.gram_table, copying.bucket_starts = built
+        copying.suffix_array, copying.gram_table, copying.bucket_starts, copying.window_groups = built
     fresh = CopyIndex(data.text("train"))  # from the text, where the index came from the ids: the same
     assert np.array_equal(again.sa, fresh.sa) and np.array_equal(again.grams, fresh.grams)
     assert np.array_equal(again.starts, fresh.starts) and again.shift == fresh.shift
     assert np.array_equal(again.lut, fresh.lut) and np.array_equal(again.matcher.buf, fresh.matcher.buf)
+    assert again.groups is not None and np.array_equal(again.groups, fresh.groups)
     # a batch mixing samples shorter than a window (looked up not at all) with long ones scores
     # each as the index does on its own
     batch = ["XYZ", copied, text[5:5 + copying.NGRAM - 1], text[300:340]]
