@@ -34,7 +34,15 @@ import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
 from gen.core.statscache import corpus_digest
-from gen.evals.grams import NGRAM, bucket_starts, gram_table, window_groups, window_hashes
+from gen.evals.grams import (
+    NGRAM,
+    bucket_starts,
+    gram_table,
+    presence_bits,
+    presence_size,
+    window_groups,
+    window_hashes,
+)
 from gen.evals.suffixes import Matcher, code_lut, code_table, suffix_array
 
 if TYPE_CHECKING:
@@ -46,6 +54,7 @@ REPORT_SPAN = 60  # a copied span at least this long is reported as an issue
 CACHE_NAME = "copy_index.npy"
 GRAMS_NAME = "copy_grams.npy"
 BUCKETS_NAME = "copy_buckets.npy"  # where each slot of hashes starts in copy_grams (see bucket_starts)
+BITS_NAME = "copy_bits.npy"  # the presence filter (see presence_bits)
 GROUPS_NAME = "copy_groups.npy"  # where each window's suffixes lie in the suffix array (see window_groups)
 QUERY_BLOCK = 1 << 20  # sample windows looked up per block
 INDEX_FORMAT = 2  # in the cache files' names: a change of hash or layout is never read as the old one
@@ -69,15 +78,15 @@ class CopyIndex:
     @classmethod
     def from_codes(cls, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None = None,
                    grams: np.ndarray | None = None, starts: np.ndarray | None = None,
-                   groups: np.ndarray | None = None) -> CopyIndex:
+                   groups: np.ndarray | None = None, bits: np.ndarray | None = None) -> CopyIndex:
         """From the text's codes and their table (:func:`code_table`), as a prepared corpus's
         ids give them without decoding the text."""
         idx = cls.__new__(cls)
-        idx._setup(codes, lut, sa, grams, starts, groups)
+        idx._setup(codes, lut, sa, grams, starts, groups, bits)
         return idx
 
     def _setup(self, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None, grams: np.ndarray | None,
-               starts: np.ndarray | None, groups: np.ndarray | None = None) -> None:
+               starts: np.ndarray | None, groups: np.ndarray | None = None, bits: np.ndarray | None = None) -> None:
         self.lut, self.size = lut, len(codes)  # the lut encodes queries (-1: never in training)
         sa = suffix_array(codes) if sa is None else sa
         # int32 halves the memory (and the cache file) for anything under 2 G characters
@@ -88,6 +97,11 @@ class CopyIndex:
             self.shift, self.starts = shift, starts
         else:
             self.shift, self.starts = bucket_starts(self.grams)
+        n_bits = presence_size(len(self.grams))
+        if bits is not None and bits.dtype == np.uint8 and len(bits) * 8 == n_bits:
+            self.bshift, self.bits = np.uint64(64 - (n_bits.bit_length() - 1)), bits
+        else:
+            self.bshift, self.bits = presence_bits(self.grams)
         if groups is None or groups.ndim != 2 or len(groups) not in (0, len(self.grams)):
             groups = window_groups(codes, self.sa, self.grams)
         self.groups = groups if len(groups) else None  # None: windows shared a hash, searches bisect
@@ -119,16 +133,20 @@ class CopyIndex:
         gram = np.full(len(h), -1, dtype=np.int32)
         if not len(h) or not len(self.grams):
             return np.zeros(len(h), dtype=bool), gram
-        top = (h >> self.shift).astype(np.intp)
-        lo, hi = self.starts[top], self.starts[top + 1]
-        todo = np.flatnonzero(hi > lo)  # an empty slot (most windows of text training lacks): absent
-        at = lo[todo]
+        # the presence bits rule most absent windows out with one gather from a small table; the
+        # rest are looked up in their slot (an empty one: absent too)
+        top = h >> self.bshift
+        maybe = np.flatnonzero((self.bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1)
+        slot = (h[maybe] >> self.shift).astype(np.intp)
+        lo, hi = self.starts[slot], self.starts[slot + 1]
+        todo = maybe[hi > lo]
+        at, hi = lo[hi > lo], hi[hi > lo]
         while len(todo):  # each slot's few hashes, in order, until one is not below the window's
             g, w = self.grams[at], h[todo]
             gram[todo[g == w]] = at[g == w]
             at += 1
-            more = (g < w) & (at < hi[todo])
-            todo, at = todo[more], at[more]
+            more = (g < w) & (at < hi)
+            todo, at, hi = todo[more], at[more], hi[more]
         bad = np.cumsum(np.concatenate([[0], codes < 0]))  # windows holding an unknown character
         gram[bad[NGRAM:NGRAM + len(h)] != bad[:len(h)]] = -1
         return gram >= 0, gram
@@ -260,22 +278,22 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     # the corpus statistics' key, the cut and the format (v2: hashes mixed; a v1 file is never read)
     digest = f"{corpus_digest(Path(data.path))}-{max_chars}-v{INDEX_FORMAT}"
     paths = {name: Path(data.path) / name.replace(".npy", f".{digest}.npy")
-             for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME)}
+             for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME, BITS_NAME)}
     arrays = {name: _load(path, mmap=name != CACHE_NAME) for name, path in paths.items()}
     idx = CopyIndex.from_codes(*_train_codes(data, max_chars), arrays[CACHE_NAME], arrays[GRAMS_NAME],
-                               arrays[BUCKETS_NAME], arrays[GROUPS_NAME])
+                               arrays[BUCKETS_NAME], arrays[GROUPS_NAME], arrays[BITS_NAME])
     if len(idx.sa) != len(idx):  # a damaged file: rebuild
         idx = CopyIndex.from_codes(*_train_codes(data, max_chars))
         arrays = {}
-    for name, arr in ((BUCKETS_NAME, idx.starts), (GROUPS_NAME, idx.groups_saved)):
+    for name, arr in ((BUCKETS_NAME, idx.starts), (GROUPS_NAME, idx.groups_saved), (BITS_NAME, idx.bits)):
         if arrays.get(name) is not None and arrays[name] is not arr:
             arrays[name] = None  # the wrong size for these windows: rebuilt, so saved again
     for name, arr in ((CACHE_NAME, idx.sa), (GRAMS_NAME, idx.grams), (BUCKETS_NAME, idx.starts),
-                      (GROUPS_NAME, idx.groups_saved)):
+                      (GROUPS_NAME, idx.groups_saved), (BITS_NAME, idx.bits)):
         if arrays.get(name) is None:
             _save(paths[name], arr)
-    for old in [*Path(data.path).glob("copy_bits.*.npy"), *Path(data.path).glob("copy_first.*.npy")]:
-        old.unlink(missing_ok=True)  # an earlier version's tables, now unused
+    for old in Path(data.path).glob("copy_first.*.npy"):  # an earlier version's table, now unused
+        old.unlink(missing_ok=True)
     _cache[key] = idx
     return idx
 

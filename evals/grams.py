@@ -3,6 +3,8 @@
 
 * ``gram_table``: the sorted distinct hashes of every window (Horner's rule mod 2^64, hashed
   in blocks of BUILD_BLOCK windows to bound the temporaries);
+* ``presence_bits``: one bit per value of the hashes' top bits, which rules most absent sample
+  windows out with one gather;
 * ``bucket_starts``: where each slot of hashes sharing their top bits starts in that table, so
   a lookup reads a slot instead of bisecting the table;
 * ``window_groups``: for each distinct window, the slice of the suffix array whose suffixes
@@ -48,6 +50,33 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     keep[0] = True
     np.not_equal(s[1:], s[:-1], out=keep[1:])
     return s[keep]
+
+
+BITS_PER_GRAM = 16  # presence bits per training window (rounded up to a power of two): ~5% false "maybe"s
+MAX_PRESENCE_BITS = 1 << 30  # 128 MB at most (LaTeX's 13.7M windows: 2^28 bits, 32 MB)
+
+
+def presence_size(n_grams: int) -> int:
+    """Bits of the presence filter for ``n_grams`` training windows: a power of two."""
+    return 1 << max(6, (min(MAX_PRESENCE_BITS, BITS_PER_GRAM * max(n_grams, 1)) - 1).bit_length())
+
+
+def presence_bits(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:
+    """(shift, bits): one bit per value of a hash's top bits, set for every training window
+    (a one-hash Bloom filter). ``grams`` is sorted, so its top bits are too, and the bytes are
+    filled with one ``bitwise_or.reduceat`` over runs of equal byte index, not a Python loop.
+    It rules most absent sample windows out with one gather from a table a fraction the size of
+    the slots' (text unlike training: Shakespeare's held-out windows, 99% absent)."""
+    n_bits = presence_size(len(grams))
+    shift = np.uint64(64 - (n_bits.bit_length() - 1))
+    bits = np.zeros(n_bits // 8, dtype=np.uint8)
+    if len(grams):
+        top = grams >> shift
+        byte = top >> np.uint64(3)
+        val = np.left_shift(np.uint8(1), (top & np.uint64(7)).astype(np.uint8))
+        starts = np.flatnonzero(np.concatenate([[True], byte[1:] != byte[:-1]]))
+        bits[byte[starts]] = np.bitwise_or.reduceat(val, starts)
+    return shift, bits
 
 
 def bucket_starts(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:

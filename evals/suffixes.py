@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
+FEW = 8  # pairs still tied after a word: compared one by one (cheaper than a numpy round each)
 CAP = 512  # characters the search compares; a longer match is measured in full, but among several
 # training places sharing 512 characters the one measured may not be the longest
 
@@ -142,9 +143,9 @@ class Matcher:
         if group is not None:
             known = group[:, 0] >= 0
             lo[known], hi[known] = group[known, 0], group[known, 0] + group[known, 1]
-            self._bisect(np.flatnonzero(known), pos, qwords, lo, hi, shared)
+            self._bisect(np.flatnonzero(known), pos, qbuf, lo, hi, shared)
             whole = np.flatnonzero(~known)
-        self._bisect(whole, pos, qwords, lo, hi, 0)
+        self._bisect(whole, pos, qbuf, lo, hi, 0)
         # the longest match is with one of the two suffixes beside that spot (ties: the first)
         best = np.zeros(len(pos), dtype=np.int64)
         where = np.full(len(pos), -1, dtype=np.int64)
@@ -156,35 +157,40 @@ class Matcher:
             best[ok[better]], where[ok[better]] = n[better], p[better]
         return best, where
 
-    def _bisect(self, todo: np.ndarray, pos: np.ndarray, qwords: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+    def _bisect(self, todo: np.ndarray, pos: np.ndarray, qbuf: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                 skip: int) -> None:
         """Lower bound, within [lo, hi), of each query's first CAP characters among the suffixes
         (whose first ``skip`` characters all equal the query's)."""
         todo = todo[lo[todo] < hi[todo]]
         while len(todo):
             mid = (lo[todo] + hi[todo]) >> 1
-            less = self._less(self.sa[mid], pos[todo], qwords, skip)
+            less = self._less(self.sa[mid], pos[todo], qbuf, skip)
             lo[todo[less]] = mid[less] + 1
             hi[todo[~less]] = mid[~less]
             todo = todo[lo[todo] < hi[todo]]
 
-    def _less(self, p: np.ndarray, q: np.ndarray, qwords: np.ndarray, skip: int = 0) -> np.ndarray:
+    def _less(self, p: np.ndarray, q: np.ndarray, qbuf: np.ndarray, skip: int = 0) -> np.ndarray:
         """text[p:] < query[q:] on their first CAP characters, word by word (ties read on), the
-        first ``skip`` known to be equal."""
+        first ``skip`` known to be equal. A few pairs still tied after a word are compared
+        whole, as bytes (one memcmp each), instead of a numpy round per word."""
         out = np.zeros(len(p), dtype=bool)
-        tied = np.arange(len(p))
+        tied, qwords = np.arange(len(p)), _words(qbuf)
         for step in range(skip, CAP, self.chars_per_word):
             a, b = self.words[p[tied] + step], qwords[q[tied] + step]
             differ = a != b
             out[tied[differ]] = a[differ] < b[differ]
             tied = tied[~differ]
-            if not len(tied):
+            if len(tied) <= FEW:
+                for t in tied:  # big-endian codes: byte order is character order
+                    lo = step + self.chars_per_word
+                    out[t] = self.buf[p[t] + lo:p[t] + CAP].tobytes() < qbuf[q[t] + lo:q[t] + CAP].tobytes()
                 break
         return out
 
     def _common(self, p: np.ndarray, q: np.ndarray, qwords: np.ndarray, qbuf: np.ndarray) -> np.ndarray:
         """Length of the common prefix of text[p:] and query[q:], per pair: word by word for the
-        first CAP characters, then (a copy longer than that: rare) slice compares."""
+        first CAP characters (a few pairs still tied: one numpy compare each), then (a copy
+        longer than that: rare) slice compares."""
         out = np.full(len(p), -1, dtype=np.int64)
         tied = np.arange(len(p))
         for step in range(0, CAP, self.chars_per_word):
@@ -194,7 +200,12 @@ class Matcher:
                 first = np.argmax(x[differ].astype(">u8").view(np.uint8).reshape(-1, 8) != 0, axis=1)
                 out[tied[differ]] = step + first // self.width
             tied = tied[x == 0]
-            if not len(tied):
+            if len(tied) <= FEW:
+                lo = step + self.chars_per_word
+                for t in tied:
+                    ne = np.flatnonzero(self.buf[p[t] + lo:p[t] + CAP] != qbuf[q[t] + lo:q[t] + CAP])
+                    out[t] = lo + int(ne[0]) if len(ne) else CAP + self._gallop(int(p[t]) + CAP, int(q[t]) + CAP,
+                                                                                  qbuf)
                 return out
         for t in tied:
             out[t] = CAP + self._gallop(int(p[t]) + CAP, int(q[t]) + CAP, qbuf)

@@ -201,19 +201,23 @@ def test_metric_uses_ctx_data_and_caches_the_index(tmp_path: Path) -> None:
     # cached in memory (same object) and on disk (a fresh process would load, not rebuild)
     assert index_for(data) is index_for(data)
     files = sorted(p.name for p in data.path.glob("copy_*.npy"))
-    assert len(files) == 4 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
+    assert len(files) == 5 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
     copying._cache.clear()
-    built = (copying.suffix_array, copying.gram_table, copying.bucket_starts, copying.window_groups)
-    try:  # a fresh process loads the four files: none is rebuilt
-        copying.suffix_array = copying.gram_table = copying.bucket_starts = copying.window_groups = _refuse
+    names = ("suffix_array", "gram_table", "bucket_starts", "window_groups", "presence_bits")
+    built = {name: getattr(copying, name) for name in names}
+    try:  # a fresh process loads the five files: none is rebuilt
+        for name in names:
+            setattr(copying, name, _refuse)
         again = index_for(data)
     finally:
-        copying.suffix_array, copying.gram_table, copying.bucket_starts, copying.window_groups = built
+        for name, fn in built.items():
+            setattr(copying, name, fn)
     fresh = CopyIndex(data.text("train"))  # from the text, where the index came from the ids: the same
     assert np.array_equal(again.sa, fresh.sa) and np.array_equal(again.grams, fresh.grams)
     assert np.array_equal(again.starts, fresh.starts) and again.shift == fresh.shift
     assert np.array_equal(again.lut, fresh.lut) and np.array_equal(again.matcher.buf, fresh.matcher.buf)
     assert again.groups is not None and np.array_equal(again.groups, fresh.groups)
+    assert np.array_equal(again.bits, fresh.bits) and again.bshift == fresh.bshift
     # a batch mixing samples shorter than a window (looked up not at all) with long ones scores
     # each as the index does on its own
     batch = ["XYZ", copied, text[5:5 + copying.NGRAM - 1], text[300:340]]
@@ -246,13 +250,18 @@ def test_index_of_5mb_of_real_text() -> None:
     assert s["longest"] >= 500 and s["offset"] == 0 and not s["truncated"]
 
 
-def test_slots_hold_every_training_window_and_found_stays_exact() -> None:
+def test_filter_and_slots_hold_every_training_window_and_found_stays_exact() -> None:
     rng = np.random.default_rng(3)
     grams = np.sort(rng.integers(0, 2**62, size=50_000, dtype=np.int64).astype(np.uint64) * np.uint64(3))
     shift, starts = copying.bucket_starts(grams)
     assert len(starts) - 1 >= len(grams) and starts[0] == 0 and starts[-1] == len(grams)
     top = (grams >> shift).astype(np.int64)  # every hash lies in its own slot's slice
     assert ((starts[top] <= np.arange(len(grams))) & (np.arange(len(grams)) < starts[top + 1])).all()
+    shift, bits = copying.presence_bits(grams)  # the filter before the slots never misses a window
+    top = grams >> shift
+    assert ((bits[top >> np.uint64(3)] >> (top & np.uint64(7)).astype(np.uint8)) & 1).all()
+    others = rng.integers(0, 2**63, size=50_000, dtype=np.int64).astype(np.uint64) >> shift
+    assert ((bits[others >> np.uint64(3)] >> (others & np.uint64(7)).astype(np.uint8)) & 1).mean() < 0.08
     # found() is exactly membership of each window in training
     r = random.Random(5)
     train = "".join(r.choice("abcdefgh \n") for _ in range(20_000))
