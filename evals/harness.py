@@ -102,6 +102,10 @@ PARALLEL_MIN_CHARS = 200_000
 # samples shorter than this on average (names) stay in one process: their checks cost less than
 # handing their results back (65k names: 1.8 MB/s alone, 1.5 with 2 workers)
 PARALLEL_MIN_AVG = 100
+# a pool starts only when what is left would take one process this long (measured on a chunk):
+# forking and handing results back cost 20-40 ms, so below this halving the work saves little
+# (LaTeX's checks alone, 0.4 MB in 0.03 s: 15 MB/s in one process, 8-10 with a pool)
+POOL_MIN_SECONDS = 0.2
 WORKERS_ENV = "GEN_EVAL_WORKERS"  # processes that score chunks (default: every core; 1 = this process)
 BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most, each
 
@@ -151,24 +155,28 @@ def _chunk_results(checkers: list, samples: list[str], ctx: EvalContext, bounds:
     from concurrent.futures.process import BrokenProcessPool
 
     done = 0
-    if workers > 1 and len(bounds) > 2 and "fork" in mp.get_all_start_methods():
-        # the first chunk (one sample, see score()) is scored here: what the checks load on first
-        # use (the copy index, corpus statistics) is then loaded once and inherited by the workers
-        lo, hi = bounds[0]
-        yield [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
-        done = 1
-        _WORK = (checkers, samples, ctx)
-        pool = ProcessPoolExecutor(min(workers, len(bounds) - 1), mp_context=mp.get_context("fork"))
-        try:
-            for results in pool.map(_score_chunk, bounds[1:]):
-                done += 1
-                yield results
-            return
-        except BrokenProcessPool:
-            pass  # a worker died (a crash in a native parser): the rest is scored here, one by one
-        finally:  # Ctrl-C or a failing sink: drop the queued chunks instead of finishing them
-            pool.shutdown(wait=False, cancel_futures=True)
-            _WORK = None
+    if workers > 1 and len(bounds) > 3 and "fork" in mp.get_all_start_methods():
+        # the first chunk (one sample, see score_sets()) is scored here: what the checks load on
+        # first use (the copy index, corpus statistics) is then loaded once and inherited by the
+        # workers; the second, timed, says whether the rest is worth a pool at all
+        for lo, hi in bounds[:2]:
+            t0 = time.perf_counter()
+            yield [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
+            done += 1
+        per_char = (time.perf_counter() - t0) / max(1, sum(map(len, samples[lo:hi])))
+        if per_char * sum(map(len, samples[hi:])) >= POOL_MIN_SECONDS:
+            _WORK = (checkers, samples, ctx)
+            pool = ProcessPoolExecutor(min(workers, len(bounds) - 2), mp_context=mp.get_context("fork"))
+            try:
+                for results in pool.map(_score_chunk, bounds[2:]):
+                    done += 1
+                    yield results
+                return
+            except BrokenProcessPool:
+                pass  # a worker died (a crash in a native parser): the rest is scored here, one by one
+            finally:  # Ctrl-C or a failing sink: drop the queued chunks instead of finishing them
+                pool.shutdown(wait=False, cancel_futures=True)
+                _WORK = None
     for lo, hi in bounds[done:]:
         yield [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
 

@@ -24,7 +24,8 @@ def _c_like(rng: random.Random, n: int) -> list[str]:
 
 
 @pytest.mark.parametrize("domain_name", ["c", "prose", "names"])
-def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_file, run):
+def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_file, run, monkeypatch):
+    monkeypatch.setattr(harness, "POOL_MIN_SECONDS", 0.0)  # a pool even for this little work
     rng = random.Random(4)
     if domain_name == "names":
         samples = [line for line in names_file.read_text().splitlines()] * 3
@@ -53,9 +54,10 @@ def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_fil
         assert any(r["metrics"]["copy_longest"] for r in one.records)  # the corpus really was used
 
 
-def test_sets_scored_in_one_pass_are_scored_as_each_alone():
+def test_sets_scored_in_one_pass_are_scored_as_each_alone(monkeypatch):
     """evaluate() scores the samples, the real and the corrupted baseline in one pass (one pool):
     each set's records (numbered from 0), figures and streamed records are its own."""
+    monkeypatch.setattr(harness, "POOL_MIN_SECONDS", 0.0)
     rng = random.Random(9)
     c = get_domain("c")
     sets = [_c_like(rng, 300), _c_like(rng, 7), _c_like(rng, 120)]
@@ -119,3 +121,26 @@ def test_c_deep_nesting_is_a_budget_issue_and_the_counts_stay_exact():
     # an ordinary function nested a little is checked by the tree checks as before
     ok = c.check("int f(int a) {\n    if (a) {\n        return a;\n    }\n    return 0;\n}\n", EvalContext(c))
     assert not any(i.kind == "budget" for i in ok.issues) and ok.metrics["falls_off_end"] == 0.0
+
+
+def test_a_pool_starts_only_for_work_worth_it(monkeypatch):
+    """The second chunk is timed in this process: when the rest would take less than
+    POOL_MIN_SECONDS, no process is forked (results are the same either way)."""
+    import os
+
+    c = get_domain("c")
+    samples = _c_like(random.Random(2), 300)
+    bounds = [(0, 1)] + [(lo + 1, hi + 1) for lo, hi in harness.chunks(samples[1:], 4000)]
+    checkers = [c, *harness.get_registry().metrics]
+    forks = []
+    real_fork = os.fork
+    monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
+    monkeypatch.setattr(harness, "POOL_MIN_SECONDS", 1e9)  # nothing is worth a pool
+    alone = list(harness._chunk_results(checkers, samples, EvalContext(c), bounds, 2))
+    assert forks == [] and len(alone) == len(bounds)
+    monkeypatch.setattr(harness, "POOL_MIN_SECONDS", 0.0)  # everything is
+    pooled = list(harness._chunk_results(checkers, samples, EvalContext(c), bounds, 2))
+    def flat(chunks):
+        return [(r.metrics, [i.to_dict() for i in r.issues]) for chunk in chunks for res in chunk for r in res]
+
+    assert forks and flat(pooled) == flat(alone)
