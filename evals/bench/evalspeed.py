@@ -120,13 +120,14 @@ TARGETS = {"c": 2.0, "latex": 10.0, "wiki": 5.0, "prose": 5.0, "names": 1.0}  # 
 
 
 def format_eval(rows: list[dict[str, Any]]) -> str:
-    head = ["corpus", "domain", "samples", "MB", "index s", "procs", "checks", "copy", "--against", "eval --against",
+    head = ["corpus", "domain", "samples", "MB", "index s", "procs <=", "checks", "copy", "--against", "eval --against",
             "target"]
     body = [[r["corpus"], r["domain"], f"{r['samples']:,}", f"{r['chars'] / 1e6:.2f}", f"{r['index_load_s']:.2f}",
              str(r.get("workers", 1)),
              f"{r['checks']:.2f}", f"{r['copy']:.1f}", f"{r['against']:.2f}", f"{r['eval_against']:.2f}",
              _target(r)] for r in rows]
-    return ("eval throughput (MB/s of samples, best of 3; procs = processes scoring the samples; checks = no corpus, "
+    return ("eval throughput (MB/s of samples, best of 3; procs <= = processes allowed to score the samples (a pool starts "
+            "only when a timed chunk says it pays); checks = no corpus, "
             "copy = the copy metric alone (one process), --against = every check with the corpus, eval --against = "
             "that plus the real and corrupted baseline)\n"
             + render(body, [head], align="<<>>>>>>>>>"))
