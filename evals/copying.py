@@ -1,14 +1,17 @@
 """Copy detection: how much of a sample was copied verbatim from the training text.
 
-Three arrays over the training text, built once per corpus and cached beside it:
+Arrays over the training text, built once per corpus and cached beside it (evals/grams.py,
+evals/suffixes.py; each file named with the corpus digest and INDEX_FORMAT):
 
-* the sorted 64-bit hashes of every ``NGRAM``-character window (``copy_grams.npy``), with
-* where each slot of hashes sharing their top bits starts in them (``copy_buckets.npy``), and
-* a suffix array (numpy prefix doubling, evals/suffixes.py; ``copy_index.npy``).
+* the sorted 64-bit hashes of every ``NGRAM``-character window (``copy_grams.npy``), with a
+  presence filter of their top bits (``copy_bits.npy``) and where each slot of hashes sharing
+  their top bits starts (``copy_buckets.npy``);
+* a suffix array (numpy prefix doubling, ``copy_index.npy``) and, for each distinct window, the
+  slice of it whose suffixes begin with that window (``copy_groups.npy``).
 
 A batch of samples is scored without a per-character Python loop: every window of every sample
 is hashed at once (Horner's rule over ``NGRAM`` shifted array slices, arithmetic mod 2^64) and
-looked up in its slot. That gives
+looked up: the filter, then its slot. That gives
 
 * ``copy_share``: the share of the sample's ``NGRAM``-character windows found in training, and
 * the *runs* of consecutive found windows: only inside a run can a copy of ``NGRAM`` or more
