@@ -96,6 +96,7 @@ CHUNK_SAMPLES = 256  # samples scored (and their records handed on) at a time, a
 CHUNK_CHARS = 256_000  # characters per chunk, at most (one huge sample is a chunk of its own)
 CHUNK_MIN_CHARS = 8_000  # a pool's chunks are no smaller (per-chunk costs: a lookup batch, the hand-over)
 PARALLEL_SLICES = 4  # chunks per worker, at least, when the set is big enough
+PROBE_SHARE = 64  # the timed chunk before a pool holds about 1/64 of the characters (one sample at least)
 # below this a pool costs more than it saves: forking and handing results back is ~20-30 ms
 # (2 cores, evals/BENCHMARKS.md: 0.4 MB of C 1.25 -> 2.28 MB/s with 2 workers, 0.11 MB of prose 3.2 -> 2.3)
 PARALLEL_MIN_CHARS = 200_000
@@ -212,9 +213,12 @@ def score_sets(domain: Domain, sets: list[list[str]], ctx: EvalContext,
     workers = eval_workers(domain, samples, ctx) if workers is None else workers
     if workers == 1 or len(samples) < 3:
         bounds = chunks(samples)
-    else:  # one sample first (scored before the fork), then PARALLEL_SLICES chunks per worker or more
-        size = max(CHUNK_MIN_CHARS, min(CHUNK_CHARS, sum(map(len, samples)) // (PARALLEL_SLICES * workers)))
-        bounds = [(0, 1)] + [(lo + 1, hi + 1) for lo, hi in chunks(samples[1:], size)]
+    else:  # one sample and a small timed chunk first (scored here, see _chunk_results), then
+        # PARALLEL_SLICES chunks per worker or more
+        total = sum(map(len, samples))
+        probe = chunks(samples[1:], max(1, total // PROBE_SHARE))[0][1] + 1
+        size = max(CHUNK_MIN_CHARS, min(CHUNK_CHARS, total // (PARALLEL_SLICES * workers)))
+        bounds = [(0, 1), (1, probe)] + [(lo + probe, hi + probe) for lo, hi in chunks(samples[probe:], size)]
     for (lo, hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
         for c, res in zip(checkers, results, strict=True):
             per_checker[id(c)] += res
