@@ -145,41 +145,57 @@ def eval_workers(domain: Domain, samples: list[str], ctx: EvalContext) -> int:
     return os.cpu_count() or 1
 
 
-def _chunk_results(checkers: list, samples: list[str], ctx: EvalContext, bounds: list[tuple[int, int]],
-                   workers: int):
-    """Each chunk's per-checker results, in order: in this process, or in a pool of forked
-    processes (the checkers, samples and context are inherited, never pickled; results are
-    the same as one process gives, since each chunk is scored on its own either way)."""
+def _shifted(bounds: list[tuple[int, int]], by: int) -> list[tuple[int, int]]:
+    return [(lo + by, hi + by) for lo, hi in bounds]
+
+
+def _chunk_results(checkers: list, samples: list[str], ctx: EvalContext, workers: int):
+    """((lo, hi), per-checker results) of each chunk, in order: in this process, or in a pool of
+    forked processes (the checkers, samples and context are inherited, never pickled; results
+    are the same as one process gives, since each chunk is scored on its own either way).
+
+    With ``workers`` > 1, one sample is scored here first (what the checks load on first use, the
+    copy index and corpus statistics, is then loaded once and inherited by the workers), then a
+    timed chunk of about 1/PROBE_SHARE of the characters: a pool starts only when the rest would
+    take this process POOL_MIN_SECONDS or more, its chunks PARALLEL_SLICES per worker or more."""
     global _WORK
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
     from concurrent.futures.process import BrokenProcessPool
 
-    done = 0
-    if workers > 1 and len(bounds) > 3 and "fork" in mp.get_all_start_methods():
-        # the first chunk (one sample, see score_sets()) is scored here: what the checks load on
-        # first use (the copy index, corpus statistics) is then loaded once and inherited by the
-        # workers; the second, timed, says whether the rest is worth a pool at all
-        for lo, hi in bounds[:2]:
-            t0 = time.perf_counter()
-            yield [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
+    def here(bounds):
+        for lo, hi in bounds:
+            yield (lo, hi), [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
+
+    if workers == 1 or len(samples) < 3 or "fork" not in mp.get_all_start_methods():
+        yield from here(chunks(samples))
+        return
+    total = sum(map(len, samples))
+    probe = chunks(samples[1:], max(1, total // PROBE_SHARE))[0][1] + 1
+    yield from here([(0, 1)])
+    t0 = time.perf_counter()
+    results = [_safe_check_many(c, samples[1:probe], ctx) for c in checkers]
+    spent = time.perf_counter() - t0
+    yield (1, probe), results
+    rest = sum(map(len, samples[probe:]))
+    if spent / max(1, total - rest - len(samples[0])) * rest < POOL_MIN_SECONDS:
+        yield from here(_shifted(chunks(samples[probe:]), probe))  # not worth a pool: big chunks here
+        return
+    size = max(CHUNK_MIN_CHARS, min(CHUNK_CHARS, total // (PARALLEL_SLICES * workers)))
+    bounds = _shifted(chunks(samples[probe:], size), probe)
+    _WORK, done = (checkers, samples, ctx), 0
+    pool = ProcessPoolExecutor(min(workers, len(bounds)), mp_context=mp.get_context("fork"))
+    try:
+        for results in pool.map(_score_chunk, bounds):
             done += 1
-        per_char = (time.perf_counter() - t0) / max(1, sum(map(len, samples[lo:hi])))
-        if per_char * sum(map(len, samples[hi:])) >= POOL_MIN_SECONDS:
-            _WORK = (checkers, samples, ctx)
-            pool = ProcessPoolExecutor(min(workers, len(bounds) - 2), mp_context=mp.get_context("fork"))
-            try:
-                for results in pool.map(_score_chunk, bounds[2:]):
-                    done += 1
-                    yield results
-                return
-            except BrokenProcessPool:
-                pass  # a worker died (a crash in a native parser): the rest is scored here, one by one
-            finally:  # Ctrl-C or a failing sink: drop the queued chunks instead of finishing them
-                pool.shutdown(wait=False, cancel_futures=True)
-                _WORK = None
-    for lo, hi in bounds[done:]:
-        yield [_safe_check_many(c, samples[lo:hi], ctx) for c in checkers]
+            yield bounds[done - 1], results
+        return
+    except BrokenProcessPool:
+        pass  # a worker died (a crash in a native parser): the rest is scored here, one by one
+    finally:  # Ctrl-C or a failing sink: drop the queued chunks instead of finishing them
+        pool.shutdown(wait=False, cancel_futures=True)
+        _WORK = None
+    yield from here(bounds[done:])
 
 
 def score(domain: Domain, samples: list[str], ctx: EvalContext,
@@ -211,15 +227,7 @@ def score_sets(domain: Domain, sets: list[list[str]], ctx: EvalContext,
     records: list[dict[str, Any]] = []
     seconds = [0.0] * len(sets)
     workers = eval_workers(domain, samples, ctx) if workers is None else workers
-    if workers == 1 or len(samples) < 3:
-        bounds = chunks(samples)
-    else:  # one sample and a small timed chunk first (scored here, see _chunk_results), then
-        # PARALLEL_SLICES chunks per worker or more
-        total = sum(map(len, samples))
-        probe = chunks(samples[1:], max(1, total // PROBE_SHARE))[0][1] + 1
-        size = max(CHUNK_MIN_CHARS, min(CHUNK_CHARS, total // (PARALLEL_SLICES * workers)))
-        bounds = [(0, 1), (1, probe)] + [(lo + probe, hi + probe) for lo, hi in chunks(samples[probe:], size)]
-    for (lo, hi), results in zip(bounds, _chunk_results(checkers, samples, ctx, bounds, workers), strict=True):
+    for (lo, hi), results in _chunk_results(checkers, samples, ctx, workers):
         for c, res in zip(checkers, results, strict=True):
             per_checker[id(c)] += res
         fresh = [_record(local[j], samples[j], per_sample)

@@ -124,23 +124,30 @@ def test_c_deep_nesting_is_a_budget_issue_and_the_counts_stay_exact():
 
 
 def test_a_pool_starts_only_for_work_worth_it(monkeypatch):
-    """The second chunk is timed in this process: when the rest would take less than
-    POOL_MIN_SECONDS, no process is forked (results are the same either way)."""
+    """A chunk is timed in this process first: when the rest would take less than
+    POOL_MIN_SECONDS, no process is forked and the rest goes in big chunks (results are the same
+    either way, and every sample is scored once, in order)."""
     import os
 
     c = get_domain("c")
     samples = _c_like(random.Random(2), 300)
-    bounds = [(0, 1)] + [(lo + 1, hi + 1) for lo, hi in harness.chunks(samples[1:], 4000)]
     checkers = [c, *harness.get_registry().metrics]
     forks = []
     real_fork = os.fork
     monkeypatch.setattr(os, "fork", lambda: forks.append(1) or real_fork())
     monkeypatch.setattr(harness, "POOL_MIN_SECONDS", 1e9)  # nothing is worth a pool
-    alone = list(harness._chunk_results(checkers, samples, EvalContext(c), bounds, 2))
-    assert forks == [] and len(alone) == len(bounds)
+    alone = list(harness._chunk_results(checkers, samples, EvalContext(c), 2))
+    assert forks == []
     monkeypatch.setattr(harness, "POOL_MIN_SECONDS", 0.0)  # everything is
-    pooled = list(harness._chunk_results(checkers, samples, EvalContext(c), bounds, 2))
-    def flat(chunks):
-        return [(r.metrics, [i.to_dict() for i in r.issues]) for chunk in chunks for res in chunk for r in res]
+    pooled = list(harness._chunk_results(checkers, samples, EvalContext(c), 2))
+    assert forks and len(pooled) > len(alone)  # a worker's chunks are smaller than this process's
 
-    assert forks and flat(pooled) == flat(alone)
+    def flat(chunks):  # per sample, in order: every checker's metrics and issues
+        return [(r.metrics, [i.to_dict() for i in r.issues])
+                for _, chunk in chunks for per_sample in zip(*chunk, strict=True) for r in per_sample]
+
+    for got in (alone, pooled):
+        bounds = [b for b, _ in got]
+        assert bounds[0][0] == 0 and bounds[-1][1] == len(samples)
+        assert all(hi == lo2 for (_, hi), (lo2, _) in zip(bounds, bounds[1:], strict=False))
+    assert flat(pooled) == flat(alone)
