@@ -7,8 +7,8 @@ ends into pieces of that size; line-per-sample domains such as names use their l
 figures are what a user scoring samples of that size would see. Measured side by side in one
 run, per corpus: the domain's checks alone, the copy metric alone, every check with the corpus
 (`--against`), and the whole `gen eval --against` (samples plus the real and corrupted
-baseline), each the best of REPEATS runs. Index and corpus-statistics loading, and what the checks load once (word lists,
-lookup tables), is timed apart, once, before the timed runs.
+baseline), each the best of REPEATS runs. Index and corpus-statistics loading, and what the
+checks load once (word lists, lookup tables), is timed apart, once, before the timed runs.
 The reference figures in evals/BENCHMARKS.md come from corpora prepared from the development
 corpora beside the checkout (the product never reads them).
 """
