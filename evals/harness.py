@@ -134,8 +134,10 @@ def _score_chunk(bounds: tuple[int, int]) -> list[list[CheckResult]]:
 
 
 def eval_workers(domain: Domain, samples: list[str], ctx: EvalContext) -> int:
-    """How many processes score: every core for a big set, one for a small one, or for options
-    that run their own pool of external tools (the domain's ``serial_options``, e.g. --compile)."""
+    """How many processes may score: every core for a big set, one for a small one, a set of
+    tiny samples (names), or options that run their own pool of external tools (the domain's
+    ``serial_options``, e.g. --compile). With more than one, a timed chunk still decides whether
+    a pool starts (:func:`_chunk_results`)."""
     if os.environ.get(WORKERS_ENV, "").strip().isdigit():
         return max(1, int(os.environ[WORKERS_ENV]))
     chars = sum(map(len, samples))
