@@ -270,3 +270,23 @@ def test_filter_and_slots_hold_every_training_window_and_found_stays_exact() -> 
     found = idx.found(idx.encode(query))
     truth = [query[i:i + copying.NGRAM] in train for i in range(len(query) - copying.NGRAM + 1)]
     assert found.tolist() == truth
+
+
+def test_window_hashes_by_doubling_equal_horners_rule() -> None:
+    """The doubling form gives exactly the plain rule's values (cached tables depend on them)."""
+    from gen.evals.grams import HASH_BASE, HASH_MIX, window_hashes
+
+    def plain(codes: np.ndarray, n: int) -> np.ndarray:
+        w = len(codes) - n + 1
+        if w <= 0:
+            return np.zeros(0, dtype=np.uint64)
+        sym, h = (codes + 2).astype(np.uint64), np.zeros(w, dtype=np.uint64)
+        for j in range(n):
+            h = h * HASH_BASE + sym[j:j + w]
+        return h * HASH_MIX
+
+    rng = np.random.default_rng(0)
+    for n in (1, 2, 3, 5, 16, 20, 31):
+        for length in (0, 1, n - 1, n, n + 1, 300):
+            codes = rng.integers(-1, 300, size=length)
+            assert np.array_equal(window_hashes(codes, n), plain(codes, n)), (n, length)
