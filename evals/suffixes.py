@@ -27,11 +27,14 @@ def suffix_array(ids: np.ndarray) -> np.ndarray:
     Prefix doubling (Manber-Myers with Larsson-Sadakane's refinement): sort by the first ``k``
     symbols packed into one int64, then repeatedly re-sort only the groups still tied, by the
     rank of the suffix ``k`` further on, doubling ``k``. A suffix's rank is the first slot of
-    its group in the array, so settled groups never move and need no more work.
+    its group in the array, so settled groups never move and need no more work. Positions and
+    ranks are int32 below 2^31 characters, and each temporary is dropped once used: LaTeX's 26M
+    characters peaked at 3.0 GB with int64 throughout (evals/BENCHMARKS.md).
     """
     n = len(ids)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
+    index = np.int32 if n + 2 < 2**31 else np.int64  # positions, slots and ranks
     sym = np.asarray(ids, dtype=np.int64) + 1  # 0 is reserved for "past the end"
     bits = int(sym.max()).bit_length()
     k = max(1, min(n, 62 // bits))
@@ -39,19 +42,22 @@ def suffix_array(ids: np.ndarray) -> np.ndarray:
     for j in range(k):  # key[i] = sym[i], sym[i+1], ... sym[i+k-1] packed, 0-padded past the end
         key <<= bits
         key[: n - j] |= sym[j:] if j else sym
-    sa = np.argsort(key, kind="stable")
-    rank = np.empty(n + 1, dtype=np.int64)
+    del sym
+    sa = np.argsort(key, kind="stable").astype(index)
+    key = key[sa]  # sorted
+    rank = np.empty(n + 1, dtype=index)
     rank[n] = -1  # "past the end" sorts first
-    slots = np.arange(n)
-    todo = _settle(key[sa], slots, sa, rank)
+    todo = _settle(key, np.arange(n, dtype=index), sa, rank)
+    del key
     while len(todo):
         members = sa[todo]
-        nxt = members + k
-        sec = rank[np.minimum(nxt, n)]  # rank of the suffix k further on (-1 past the end)
+        sec = rank[np.minimum(members.astype(np.int64) + k, n)]  # rank k further on (-1: past the end)
         # primary key: current group (= its first slot); secondary: the shifted suffix's rank
-        pair = rank[members] * (n + 2) + sec + 1  # < (n + 2)^2: fits int64 for any text we index
+        pair = rank[members].astype(np.int64) * (n + 2) + sec + 1  # < (n + 2)^2: fits int64
+        del sec
         order = np.argsort(pair, kind="quicksort")
         sa[todo] = members[order]  # todo slots are sorted, and groups are contiguous runs of them
+        del members
         todo = _settle(pair[order], todo, sa, rank)
         k *= 2
     return sa
@@ -64,7 +70,7 @@ def _settle(sorted_key: np.ndarray, slots: np.ndarray, sa: np.ndarray, rank: np.
     new_group = np.ones(m, dtype=bool)
     new_group[1:] = sorted_key[1:] != sorted_key[:-1]
     new_group[1:] |= slots[1:] != slots[:-1] + 1  # a gap in slots always starts a new group
-    first = np.where(new_group, slots, 0)
+    first = np.where(new_group, slots, 0).astype(slots.dtype, copy=False)
     np.maximum.accumulate(first, out=first)
     rank[sa[slots]] = first
     tied = np.ones(m, dtype=bool)  # tied unless its group has size 1
