@@ -45,10 +45,11 @@ from gen.core.sources import (
     matches,
     walk_files,
 )
+from gen.core.vocab import code_points, from_code_points
 
 __all__ = [
     "ARCHIVE_SUFFIXES", "FREE", "CheckResult", "Constraint", "CorpusData", "CorpusSpec", "Domain", "EvalContext",
     "GenError", "Issue", "MetricSpec", "Option", "PrepareReport", "SampleMetric", "Tracker", "atomic_write",
-    "atomic_write_text", "binary_reason", "change_letters", "decode", "drop_chars", "excerpt", "generic_corrupt", "hookimpl",
+    "atomic_write_text", "binary_reason", "change_letters", "code_points", "decode", "drop_chars", "excerpt", "from_code_points", "generic_corrupt", "hookimpl",
     "iter_sources", "iter_text_files", "matches", "shuffle_lines", "walk_files",
 ]

@@ -12,15 +12,9 @@ import string
 
 import numpy as np
 
-_LOWER = np.frombuffer(string.ascii_lowercase.encode("utf-32-le"), dtype=np.uint32)
+from gen.core.vocab import code_points, from_code_points
 
-
-def _code_points(text: str) -> np.ndarray:
-    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
-
-
-def _text(cps: np.ndarray) -> str:
-    return str(np.ascontiguousarray(cps, dtype=np.uint32), "utf-32-le", "surrogatepass")
+_LOWER = code_points(string.ascii_lowercase)
 
 
 def _where(cps: np.ndarray, chars: set[str] | str) -> np.ndarray:
@@ -31,19 +25,19 @@ def _where(cps: np.ndarray, chars: set[str] | str) -> np.ndarray:
 
 def change_letters(text: str, rng: random.Random, rate: float = 0.05) -> str:
     """Each letter replaced by a random lowercase one with probability ``rate``."""
-    cps = _code_points(text).copy()
+    cps = code_points(text).copy()
     letters = _where(cps, {c for c in set(text) if c.isalpha()})
     gen = np.random.default_rng(rng.getrandbits(64))
     hit = letters[gen.random(len(letters)) < rate]
     cps[hit] = _LOWER[gen.integers(0, len(_LOWER), len(hit))]
-    return _text(cps)
+    return from_code_points(cps)
 
 
 def drop_chars(text: str, rng: random.Random, targets: str, n: int = 2) -> str:
     """Delete ``n`` randomly chosen occurrences of characters in ``targets``."""
-    cps = _code_points(text)
+    cps = code_points(text)
     where = _where(cps, targets).tolist()
-    return _text(np.delete(cps, rng.sample(where, min(n, len(where)))))
+    return from_code_points(np.delete(cps, rng.sample(where, min(n, len(where)))))
 
 
 def shuffle_lines(text: str, rng: random.Random) -> str:

@@ -25,6 +25,17 @@ _ASCII_LOOKALIKE = {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', 
                     "\u2026": ".", "\u00a0": " ", "\u2212": "-", "\t": " ", "\r": "\n"}
 
 
+def code_points(text: str) -> np.ndarray:
+    """A string's code points as uint32, per character in numpy; lone surrogates are kept (a
+    sample is untrusted text and must never make a check raise)."""
+    return np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+
+
+def from_code_points(cps: np.ndarray) -> str:
+    """The string of these code points (any integer array; read in place when uint32)."""
+    return str(np.ascontiguousarray(cps, dtype=np.uint32), "utf-32-le", "surrogatepass")
+
+
 class Vocab:
     def __init__(self, chars: Iterable[str], counts: dict[str, int] | None = None) -> None:
         self.chars: list[str] = sorted(set(chars))

@@ -37,12 +37,14 @@ import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
 from gen.core.statscache import corpus_digest
+from gen.core.vocab import code_points
 from gen.evals.grams import (
     NGRAM,
     bucket_starts,
     gram_table,
     presence_bits,
     presence_size,
+    training_hashes,
     window_groups,
     window_hashes,
 )
@@ -72,11 +74,10 @@ _SEP = np.full(1, -1, dtype=np.int64)
 class CopyIndex:
     """A training text's codes, window hashes and suffix array; answers "how much was copied?"."""
 
-    def __init__(self, text: str, sa: np.ndarray | None = None, grams: np.ndarray | None = None,
-                 starts: np.ndarray | None = None) -> None:
-        """From the text itself (the arrays, when given, instead of building them)."""
+    def __init__(self, text: str) -> None:
+        """Built from the text itself (index_for loads a prepared corpus's cached arrays)."""
         codes, lut = code_table(text)
-        self._setup(codes, lut, sa, grams, starts)
+        self._setup(codes, lut, None, None, None)
 
     @classmethod
     def from_codes(cls, codes: np.ndarray, lut: np.ndarray, sa: np.ndarray | None = None,
@@ -94,7 +95,8 @@ class CopyIndex:
         sa = suffix_array(codes) if sa is None else sa
         # int32 halves the memory (and the cache file) for anything under 2 G characters
         self.sa = sa.astype(np.int32 if len(codes) < 2**31 else np.int64, copy=False)
-        self.grams = gram_table(codes) if grams is None else grams
+        hashes = training_hashes(codes) if grams is None else None  # built: for grams and groups alike
+        self.grams = gram_table(hashes) if grams is None else grams
         shift = np.uint64(64 - max(6, (max(len(self.grams), 1) - 1).bit_length()))
         if starts is not None and len(starts) == (1 << (64 - int(shift))) + 1 and starts[-1] == len(self.grams):
             self.shift, self.starts = shift, starts
@@ -106,14 +108,15 @@ class CopyIndex:
         else:
             self.bshift, self.bits = presence_bits(self.grams)
         if groups is None or groups.ndim != 2 or len(groups) not in (0, len(self.grams)):
-            groups = window_groups(codes, self.sa, self.grams)
+            groups = window_groups(training_hashes(codes) if hashes is None else hashes, self.sa, self.grams)
+        del hashes
         self.groups = groups if len(groups) else None  # None: windows shared a hash, searches bisect
         self.groups_saved = groups  # what index_for caches (empty included: not rebuilt every time)
         self.matcher = Matcher(codes, self.sa, int(lut.max()) + 1)
 
     def encode(self, query: str) -> np.ndarray:
         """The query in training codes; characters training never has are -1."""
-        cps = np.frombuffer(query.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32).astype(np.int64)
+        cps = code_points(query).astype(np.int64)
         return self.lut[np.minimum(cps, len(self.lut) - 1)]  # the last slot is always -1
 
     def found(self, codes: np.ndarray) -> np.ndarray:
@@ -159,14 +162,8 @@ class CopyIndex:
 
     def matching_statistics(self, query: str) -> np.ndarray:
         """ms[i] = length of the longest prefix of ``query[i:]`` occurring in training."""
-        qbuf, starts = self.matcher.pack([self.encode(query)])
-        return self.matcher.longest(qbuf, np.arange(len(query), dtype=np.int64))[0]
-
-    def longest_match(self, query: str, i: int = 0) -> tuple[int, int]:
-        """(length, training offset) of the longest prefix of ``query[i:]`` found in training."""
         qbuf, _ = self.matcher.pack([self.encode(query)])
-        n, where = self.matcher.longest(qbuf, np.array([i], dtype=np.int64))
-        return int(n[0]), int(where[0])
+        return self.matcher.longest(qbuf, np.arange(len(query), dtype=np.int64))[0]
 
     def score(self, query: str) -> dict[str, float | int | bool | None]:
         """Longest copied span of NGRAM or more characters (0 if none; with where it is), the
@@ -380,8 +377,3 @@ class CopyingMetric(SampleMetric):
                                               f"(training offset {s['train_offset']})", off,
                                     excerpt(span, 0, 40)))
         return res
-
-
-def copy_scores(train_text: str, samples: Sequence[str]) -> list[dict]:
-    """One-off scoring without a prepared corpus (scripts, notebooks)."""
-    return CopyIndex(train_text).score_many(samples)

@@ -1,8 +1,8 @@
 """The training text's NGRAM-character windows as 64-bit hashes: the tables the copy detector
 (copying.py) looks sample windows up in, built once per corpus and cached beside it.
 
-* ``gram_table``: the sorted distinct hashes of every window (Horner's rule mod 2^64, hashed
-  in blocks of BUILD_BLOCK windows to bound the temporaries);
+* ``gram_table``: the sorted distinct hashes of every window (``training_hashes``: Horner's
+  rule mod 2^64, by doubling, in blocks of BUILD_BLOCK windows), computed once per build;
 * ``presence_bits``: one bit per value of the hashes' top bits, which rules most absent sample
   windows out with one gather;
 * ``bucket_starts``: where each slot of hashes sharing their top bits starts in that table, so
@@ -111,34 +111,37 @@ def bucket_starts(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:
     return shift, starts
 
 
-def gram_table(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
-    """Sorted distinct hashes of every ``n``-window of the training codes, hashed in blocks."""
-    w = len(codes) - n + 1
-    parts = [sorted_unique(window_hashes(codes[lo:min(len(codes), lo + BUILD_BLOCK + n - 1)], n))
+def training_hashes(codes: np.ndarray) -> np.ndarray:
+    """The hash of every NGRAM-window of the training codes, by position, hashed in blocks of
+    BUILD_BLOCK windows (bounds the doubling's temporaries). The build computes it once for
+    both tables below."""
+    w = len(codes) - NGRAM + 1
+    parts = [window_hashes(codes[lo:min(len(codes), lo + BUILD_BLOCK + NGRAM - 1)])
              for lo in range(0, max(w, 0), BUILD_BLOCK)]
-    return sorted_unique(np.concatenate(parts)) if parts else np.zeros(0, dtype=np.uint64)
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
 
 
-def window_groups(codes: np.ndarray, sa: np.ndarray, grams: np.ndarray) -> np.ndarray:
+def gram_table(hashes: np.ndarray) -> np.ndarray:
+    """Sorted distinct window hashes (``hashes``: :func:`training_hashes`)."""
+    return sorted_unique(hashes)
+
+
+def window_groups(hashes: np.ndarray, sa: np.ndarray, grams: np.ndarray) -> np.ndarray:
     """(len(grams), 2) int32: for window ``grams[g]``, the slice of the suffix array (start,
     size) whose suffixes begin with it (they are adjacent there), so an exact longest-match
-    search bisects only that slice, from the window's end on. Empty when two windows share a
-    hash (never seen; the searches then bisect the whole array)."""
-    n = len(codes)
-    if n < NGRAM or not len(grams):
+    search bisects only that slice, from the window's end on. ``hashes``: :func:`training_hashes`.
+    Empty when two windows share a hash (never seen; the searches then bisect the whole array)."""
+    last = len(hashes) - 1  # the last position holding a whole window
+    if last < 0 or not len(grams):
         return np.zeros((0, 2), dtype=np.int32)
-    h = np.concatenate([window_hashes(codes[lo:min(n, lo + BUILD_BLOCK + NGRAM - 1)])
-                        for lo in range(0, n - NGRAM + 1, BUILD_BLOCK)])  # (n - NGRAM + 1,) by position
-    slots = np.flatnonzero(sa <= n - NGRAM).astype(np.int32)  # suffixes holding a whole window
-    hs = h[sa[slots]]  # their windows' hashes, in suffix order: equal ones adjacent
-    del h
+    slots = np.flatnonzero(sa <= last).astype(np.int32)  # suffixes holding a whole window
+    hs = hashes[sa[slots]]  # their windows' hashes, in suffix order: equal ones adjacent
     new = np.flatnonzero(np.concatenate([[True], hs[1:] != hs[:-1]]))
-    hashes = hs[new]
-    del hs
+    hs = hs[new]
     # a group ends where the next begins or at the last suffix holding a whole window
     ends = np.append(slots[new[1:] - 1] + 1, slots[-1] + 1)
     groups = np.stack([slots[new], ends - slots[new]], axis=1).astype(np.int32)
-    order = np.argsort(hashes, kind="stable")
-    if len(hashes) != len(grams) or not np.array_equal(hashes[order], grams):
+    order = np.argsort(hs, kind="stable")
+    if len(hs) != len(grams) or not np.array_equal(hs[order], grams):
         return np.zeros((0, 2), dtype=np.int32)
     return groups[order]

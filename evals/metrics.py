@@ -12,6 +12,7 @@ import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, MetricSpec, SampleMetric
 from gen.core.hookspecs import hookimpl
+from gen.core.vocab import code_points
 
 WINDOW = 16
 
@@ -32,8 +33,7 @@ class RepetitionMetric(SampleMetric):
             return CheckResult({"repetition": None})
         from gen.evals.grams import sorted_unique, window_hashes
 
-        cps = np.frombuffer(sample.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32).astype(np.int64)
-        repeated = n - len(sorted_unique(window_hashes(cps, WINDOW)))
+        repeated = n - len(sorted_unique(window_hashes(code_points(sample).astype(np.int64), WINDOW)))
         return CheckResult({"repetition": repeated / n})
 
     def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gen.core.vocab import code_points
+
 FEW = 8  # pairs still tied after a word: compared one by one (cheaper than a numpy round each)
 CAP = 512  # characters the search compares; a longer match is measured in full, but among several
 # training places sharing 512 characters the one measured may not be the longest
@@ -85,7 +87,7 @@ def code_table(text: str) -> tuple[np.ndarray, np.ndarray]:
     packing uses few bits and string order is kept), and the table code point -> code that made
     them (-1 for a code point the text lacks; its last slot is always -1). A presence table is
     O(n), unlike a sort."""
-    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    cps = code_points(text)
     lut = code_lut(cps)
     return lut[cps], lut
 

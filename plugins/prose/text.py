@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gen.core.api import code_points, from_code_points
+
 # ---- cleaning sources -------------------------------------------------------------------
 
 # Project Gutenberg markers across vintages: "*** START OF THE PROJECT GUTENBERG EBOOK X ***",
@@ -74,7 +76,7 @@ def _letter_table() -> np.ndarray:
 def _word_mask(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(code points, mask of the characters inside WORD matches): letters, and apostrophes with
     a letter on each side. Per character in numpy, not per word in Python."""
-    cps = np.frombuffer(text.encode("utf-32-le", errors="surrogatepass"), dtype=np.uint32)
+    cps = code_points(text)
     letter = _letter_table()[cps]
     inner = np.zeros_like(letter)
     if len(cps) > 2:
@@ -91,8 +93,8 @@ def words_at(text: str) -> tuple[list[str], np.ndarray]:
         return [], np.zeros(0, dtype=np.int64)
     cps, inside = _word_mask(text)
     starts = _starts(inside)
-    spaced = np.where(inside, cps, np.uint32(32)).astype(np.uint32)
-    return spaced.tobytes().decode("utf-32-le", errors="surrogatepass").split(), starts
+    spaced = np.where(inside, cps, np.uint32(32))
+    return from_code_points(spaced).split(), starts
 
 
 def distinct_words(text: str, block: int = 1 << 22) -> set[str]:

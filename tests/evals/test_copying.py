@@ -203,7 +203,7 @@ def test_metric_uses_ctx_data_and_caches_the_index(tmp_path: Path) -> None:
     files = sorted(p.name for p in data.path.glob("copy_*.npy"))
     assert len(files) == 5 and all(len(f.split(".")) == 3 for f in files)  # copy_index.<digest>.npy ...
     copying._cache.clear()
-    names = ("suffix_array", "gram_table", "bucket_starts", "window_groups", "presence_bits")
+    names = ("suffix_array", "training_hashes", "gram_table", "bucket_starts", "window_groups", "presence_bits")
     built = {name: getattr(copying, name) for name in names}
     try:  # a fresh process loads the five files: none is rebuilt
         for name in names:
