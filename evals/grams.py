@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from gen.evals.compiled import FAST
+
 NGRAM = 20  # characters: long enough that a shared window is rarely a common phrase
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, 64-bit: Horner's rule mod 2^64 mixes every character
 HASH_MIX = np.uint64(0xBF58476D1CE4E5B9)  # odd (splitmix64's): the final multiply, see window_hashes
@@ -29,10 +31,21 @@ def window_hashes(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
     Horner's rule by doubling: the hash of a window of 2k characters is that of its first k
     times BASE^k plus that of its last k, so the hashes of every 1, 2, 4, 8, 16-window take one
     pass each and n = 20 = 16 + 4 one more: 5 passes over the text instead of 20, the same
-    values (exact in mod 2^64 arithmetic; tested against the plain rule)."""
+    values (exact in mod 2^64 arithmetic; tested against the plain rule). Compiled (evals/
+    compiled.py): one rolling update per window, the same values again."""
     w = len(codes) - n + 1
     if w <= 0:
         return np.zeros(0, dtype=np.uint64)
+    if FAST is not None:
+        out = np.empty(w, dtype=np.uint64)
+        FAST.hashes(np.ascontiguousarray(codes, dtype=np.int64), n, int(HASH_BASE), int(HASH_MIX), out)
+        return out
+    return window_hashes_numpy(codes, n)
+
+
+def window_hashes_numpy(codes: np.ndarray, n: int = NGRAM) -> np.ndarray:
+    """:func:`window_hashes` in numpy, by doubling (``len(codes) >= n``)."""
+    w = len(codes) - n + 1
     h = (codes + 2).astype(np.uint64)  # >= 1: a zero symbol would let leading zeros collide
     parts, k = {}, 1  # parts[k]: hashes of every k-window, for the powers of two that make n
     while k <= n:

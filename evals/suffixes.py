@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 
 from gen.core.vocab import code_points
+from gen.evals.compiled import FAST
 
 FEW = 8  # pairs still tied after a word: compared one by one (cheaper than a numpy round each)
 CAP = 512  # characters the search compares; a longer match is measured in full, but among several
@@ -126,15 +127,12 @@ class Matcher:
         buf[:len(codes)] = np.asarray(codes) + 1
         self.buf, self.words, self.sa, self.n = buf, _words(buf), sa, len(codes)
 
-    def pack(self, queries: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        """(buffer, starts): the queries' codes (-1 = unknown) end to end, one "none" between
-        two and CAP after the last, in this matcher's layout; starts[q] = where query q begins."""
-        lengths = np.array([len(q) for q in queries], dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths + 1)[:-1]]) if len(queries) else lengths
-        buf = np.full(int(lengths.sum() + len(queries)) + CAP + 8, self.none, dtype=self.dtype)
-        for q, s in zip(queries, starts, strict=True):
-            buf[s:s + len(q)] = np.where(q < 0, self.none, q + 1)
-        return buf, starts
+    def pack(self, joined: np.ndarray) -> np.ndarray:
+        """The queries' codes end to end, -1 after each (and for a character training never
+        has), in this matcher's layout: "none" for each -1, and CAP + 8 more after the last."""
+        buf = np.full(len(joined) + CAP + 8, self.none, dtype=self.dtype)
+        buf[:len(joined)] = np.where(joined < 0, self.none, joined + 1)
+        return buf
 
     def longest(self, qbuf: np.ndarray, pos: np.ndarray, group: np.ndarray | None = None,
                 shared: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +141,15 @@ class Matcher:
         (K, 2), where known (else -1): the slice of the suffix array whose suffixes share the
         query's first ``shared`` characters (start, size); the search then bisects that slice,
         comparing from character ``shared`` on, instead of the whole array from the first
-        (a rare window: 1-3 steps of one word instead of 25 steps of three or more)."""
+        (a rare window: 1-3 steps of one word instead of 25 steps of three or more). Compiled
+        where built (evals/compiled.py): the same search, one position at a time."""
+        if FAST is not None:
+            best, where = np.empty(len(pos), dtype=np.int64), np.empty(len(pos), dtype=np.int64)
+            rows = b"" if group is None else np.ascontiguousarray(group)
+            FAST.longest(self.buf, self.n, self.sa, self.sa.itemsize, qbuf, np.ascontiguousarray(pos, dtype=np.int64),
+                         rows, 0 if group is None else rows.itemsize, shared, self.width, self._span(0),
+                         self._span(shared), best, where)
+            return best, where
         qwords = _words(qbuf)
         lo = np.zeros(len(pos), dtype=np.int64)
         hi = np.full(len(pos), self.n, dtype=np.int64)
@@ -177,13 +183,19 @@ class Matcher:
             hi[todo[~less]] = mid[~less]
             todo = todo[lo[todo] < hi[todo]]
 
+    def _span(self, skip: int) -> int:
+        """Characters a search step compares from character ``skip`` on: CAP - skip, rounded up
+        to whole words."""
+        return -(-(CAP - skip) // self.chars_per_word) * self.chars_per_word
+
     def _less(self, p: np.ndarray, q: np.ndarray, qbuf: np.ndarray, skip: int = 0) -> np.ndarray:
-        """text[p:] < query[q:] on their first CAP characters, word by word (ties read on), the
-        first ``skip`` known to be equal. A few pairs still tied after a word are compared
-        whole, as bytes (one memcmp each), instead of a numpy round per word."""
+        """text[p:] < query[q:] on characters [skip, skip + span) (the first CAP, rounded up to
+        whole words; the first ``skip`` known to be equal), word by word (ties read on). A few
+        pairs still tied after a word are compared whole, as bytes (one memcmp each), instead of
+        a numpy round per word."""
         out = np.zeros(len(p), dtype=bool)
-        tied, qwords = np.arange(len(p)), _words(qbuf)
-        for step in range(skip, CAP, self.chars_per_word):
+        tied, qwords, end = np.arange(len(p)), _words(qbuf), skip + self._span(skip)
+        for step in range(skip, end, self.chars_per_word):
             a, b = self.words[p[tied] + step], qwords[q[tied] + step]
             differ = a != b
             out[tied[differ]] = a[differ] < b[differ]
@@ -191,7 +203,7 @@ class Matcher:
             if len(tied) <= FEW:
                 for t in tied:  # big-endian codes: byte order is character order
                     lo = step + self.chars_per_word
-                    out[t] = self.buf[p[t] + lo:p[t] + CAP].tobytes() < qbuf[q[t] + lo:q[t] + CAP].tobytes()
+                    out[t] = self.buf[p[t] + lo:p[t] + end].tobytes() < qbuf[q[t] + lo:q[t] + end].tobytes()
                 break
         return out
 

@@ -166,15 +166,17 @@ class ProseDomain(Domain):
         m = res.metrics
         n = len(normed)
         counts = Counter(normed)  # in order of first occurrence
-        in_train = {w: w in stats.words for w in counts} if stats is not None else None
-        in_dict = pt.dictionary_verdicts(counts)
-        m["word_train"] = sum(c for w, c in counts.items() if in_train[w]) / n if in_train is not None and n else None
-        m["word_dict"] = sum(c for w, c in counts.items() if in_dict[w]) / n if in_dict is not None and n else None
+        # the words found, as sets (membership tested in C, not a Python loop per word)
+        in_train = stats.words.intersection(counts) if stats is not None else None
+        in_dict = pt.dictionary_words(counts)
+        m["word_train"] = sum(map(counts.__getitem__, in_train)) / n if in_train is not None and n else None
+        m["word_dict"] = sum(map(counts.__getitem__, in_dict)) / n if in_dict is not None and n else None
         if (in_train is None and in_dict is None) or not n:
             m["invented"] = None
             return
-        invented = [w for w in counts if not (in_train and in_train[w]) and not (in_dict and in_dict[w])]
-        m["invented"] = sum(counts[w] for w in invented) / n
+        known = (in_train or set()) | (in_dict or set())
+        invented = [w for w in counts if w not in known]
+        m["invented"] = sum(map(counts.__getitem__, invented)) / n
         if not invented:
             return
         where = ("in neither the training text nor the word list" if in_train is not None and in_dict is not None

@@ -128,11 +128,18 @@ _wordlists: dict[str, frozenset[str] | None] = {}
 
 def wordlist_path() -> Path | None:
     """The system word list (Debian's wamerican), or $GEN_WORDLIST; None when absent
-    ($GEN_WORDLIST set to an empty string disables it)."""
+    ($GEN_WORDLIST set to an empty string disables it). Looked for once per value of
+    $GEN_WORDLIST and process (three stat calls per sample cost more than its word checks)."""
     env = os.environ.get("GEN_WORDLIST")
-    if env is not None:
-        return Path(env) if env and Path(env).is_file() else None
-    return next((Path(p) for p in WORDLIST_PATHS if Path(p).is_file()), None)
+    if env not in _paths:
+        if env is not None:
+            _paths[env] = Path(env) if env and Path(env).is_file() else None
+        else:
+            _paths[env] = next((Path(p) for p in WORDLIST_PATHS if Path(p).is_file()), None)
+    return _paths[env]
+
+
+_paths: dict[str | None, Path | None] = {}  # $GEN_WORDLIST (None: unset) -> the word list found
 
 
 def load_wordlist() -> frozenset[str] | None:
@@ -164,26 +171,25 @@ def in_wordlist(word: str, wordlist: frozenset[str]) -> bool:
     return False
 
 
-_verdicts: dict[frozenset[str], dict[str, bool]] = {}  # word list -> word -> in_wordlist
+_verdicts: dict[frozenset[str], tuple[set[str], set[str]]] = {}  # word list -> (words in it, words not)
 MAX_VERDICTS = 1_000_000  # remembered words per list, at most (then forgotten and learned again)
 
 
-def dictionary_verdicts(words: Iterable[str]) -> dict[str, bool] | None:
-    """word -> :func:`in_wordlist` against the system word list (None without one), each word
-    decided once per process: samples share most of their vocabulary."""
+def dictionary_words(words: Iterable[str]) -> set[str] | None:
+    """Those of ``words`` that :func:`in_wordlist` accepts against the system word list (None
+    without one), each word decided once per process (samples share most of their vocabulary):
+    set operations in C over the remembered verdicts, Python only for words never seen."""
     wordlist = load_wordlist()
     if wordlist is None:
         return None
-    known = _verdicts.setdefault(wordlist, {})
-    if len(known) > MAX_VERDICTS:
-        known.clear()
-    out = {}
-    for w in words:
-        v = known.get(w)
-        if v is None:
-            v = known[w] = in_wordlist(w, wordlist)
-        out[w] = v
-    return out
+    yes, no = _verdicts.setdefault(wordlist, (set(), set()))
+    if len(yes) + len(no) > MAX_VERDICTS:
+        yes.clear()
+        no.clear()
+    seen = words.keys() if isinstance(words, dict) else set(words)  # a Counter's keys: no copy
+    for w in seen - yes - no:
+        (yes if in_wordlist(w, wordlist) else no).add(w)
+    return yes.intersection(seen)
 
 
 # ---- paragraphs, speakers, sentences ----------------------------------------------------

@@ -11,9 +11,21 @@ from conftest import shared_corpora_dir
 
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
-from gen.evals import copying, suffixes
+from gen.evals import compiled, copying, grams, suffixes
 from gen.evals.copying import CopyIndex, CopyingMetric, index_for
 from gen.evals.suffixes import dense_codes, suffix_array
+
+
+@pytest.fixture(autouse=True, params=["compiled", "numpy"])
+def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs on both inner loops: the C module (evals/_copyfast.c) where the
+    install built it, and the numpy versions an install without a compiler runs."""
+    if request.param == "compiled" and compiled.FAST is None:
+        pytest.skip("the C module was not built in this install")
+    if request.param == "numpy":
+        for module in (grams, suffixes, copying):
+            monkeypatch.setattr(module, "FAST", None)
+    return request.param
 
 
 def brute_sa(text: str) -> list[int]:
