@@ -97,14 +97,15 @@ static PyObject *lookup(PyObject *self, PyObject *args) {
         if (cv[j] < 0) bad = j;
     for (Py_ssize_t i = 0; i < m; i++) {
         /* three dependent reads per window, each likely a cache miss on a big corpus: fetched
-         * ahead (the bit and the slot 16 windows ahead, the slot's hashes 8 ahead) */
-        if (i + 16 < m) {
-            uint64_t y = hv[i + 16], t = y >> bshift;
+         * ahead (the bit and the slot 32 windows ahead, the slot's hashes 16 ahead: LaTeX's
+         * 0.4 MB 11 -> 7.5 ms) */
+        if (i + 32 < m) {
+            uint64_t y = hv[i + 32], t = y >> bshift;
             __builtin_prefetch(bv + (t >> 3));
             __builtin_prefetch(sv + (y >> shift) * sisz);
         }
-        if (i + 8 < m) {
-            uint64_t y = hv[i + 8], t = y >> bshift;
+        if (i + 16 < m) {
+            uint64_t y = hv[i + 16], t = y >> bshift;
             if ((bv[t >> 3] >> (t & 7)) & 1) __builtin_prefetch(g + at(sv, (Py_ssize_t)(y >> shift), sisz));
         }
         if (cv[i + n - 1] < 0) bad = i + n - 1;

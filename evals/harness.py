@@ -105,8 +105,9 @@ PARALLEL_MIN_CHARS = 200_000
 PARALLEL_MIN_AVG = 100
 # a pool starts only when what is left would take one process this long (measured on a chunk):
 # forking and handing results back cost 20-40 ms, so below this halving the work saves little
-# (LaTeX's checks alone, 0.4 MB in 0.03 s: 15 MB/s in one process, 8-10 with a pool)
-POOL_MIN_SECONDS = 0.2
+# (stop 24, 0.4 MB with --against, one process vs a forced pool: C 0.16 s, 2.4 -> 3.2 MB/s;
+# War and Peace 0.08 s, 4.8 -> 4.1-4.8; LaTeX 0.05 s, 8.5 -> 6.6)
+POOL_MIN_SECONDS = 0.1
 WORKERS_ENV = "GEN_EVAL_WORKERS"  # processes that score chunks (default: every core; 1 = this process)
 BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most, each
 

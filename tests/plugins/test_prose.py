@@ -249,7 +249,13 @@ def test_sentence_index_windows_equal_sentence_lengths() -> None:
             for s in [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]:
                 for e in range(s, len(text) + 3, 1 if text is odd else 7):
                     assert index.window(s, e) == pt.sentence_lengths(text[s:e], play), (play, s, e)
+            # many windows at once: each one's lengths, in order (empty and overlapping ones too)
+            rng = random.Random(len(text))
+            lines = [0] + [i + 1 for i, c in enumerate(text) if c == "\n"]
+            spans = [(s, s + rng.randint(0, 80)) for s in rng.choices(lines, k=60)] + [(len(text), len(text) + 5)]
+            assert index.windows(spans).tolist() == [n for s, e in spans for n in index.window(s, e)]
     assert SentenceIndex("", True).window(0, 10) == []
+    assert SentenceIndex("", True).windows([]).tolist() == []
 
 
 def test_repeated_ngram_share_counts_each_repeat_after_the_first() -> None:
@@ -399,3 +405,14 @@ def test_sweep_table_plot_and_the_temperature_trade_off(tmp_path: Path) -> None:
     saved = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
     assert saved["temperatures"] == [0.01, 3.0] and len(saved["rows"]) == 2
     assert (tmp_path / "sweep" / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_pooled_sentence_lengths_equal_each_samples_own() -> None:
+    """summarize() measures every sample in one pass (samples joined by newlines): the lengths
+    are each sample's sentence_lengths, in order, for play text and not, odd samples included."""
+    samples = ["", "One. Two words here. Three", "KING:\nNow is the: winter. Ends here.\n",
+               PLAY, "no end at all", "Stop! Go? Yes.\n\nFIRST CITIZEN:\nWe are. Accounted poor.", "\n\n. . ."]
+    for play in (False, True):
+        pooled = ProseDomain._pooled_lengths(samples, play)
+        assert list(pooled) == [n for s in samples for n in pt.sentence_lengths(s, play)], play
+
