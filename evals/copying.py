@@ -23,7 +23,7 @@ looked up: the filter, then its slot. That gives
 
 The probes and the suffix-array searches run compiled where the install built evals/_copyfast.c
 (evals/compiled.py; the same figures, tested against these numpy versions): on LaTeX's 0.4 MB
-the copy metric took 46 -> 24 ms.
+the copy metric took 45 -> 20 ms (evals/BENCHMARKS.md, stop 24).
 
 A 64-bit hash collision could count a window as found that is not: with a random base the
 chance is about (windows x training windows) / 2^64, and copy_longest is exact whatever happens

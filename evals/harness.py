@@ -105,9 +105,11 @@ PARALLEL_MIN_CHARS = 200_000
 PARALLEL_MIN_AVG = 100
 # a pool starts only when what is left would take one process this long (measured on a chunk):
 # forking and handing results back cost 20-40 ms, so below this halving the work saves little
-# (stop 24, 0.4 MB with --against, one process vs a forced pool: C 0.16 s, 2.4 -> 3.2 MB/s;
-# War and Peace 0.08 s, 4.8 -> 4.1-4.8; LaTeX 0.05 s, 8.5 -> 6.6)
-POOL_MIN_SECONDS = 0.1
+# (stop 24, 0.4 MB with --against, one process vs a forced pool: C 0.16 s, 2.0-2.5 -> 2.1-3.2
+# MB/s; War and Peace 0.08 s, 4.8 -> 4.1-4.8; LaTeX 0.05 s, 7.5-9.8 -> 5.4-6.6: its forked
+# workers fault in the pages of the memory-mapped index they read, so a lower bound picked a
+# pool for LaTeX whenever the machine ran slow, at half the speed)
+POOL_MIN_SECONDS = 0.2
 WORKERS_ENV = "GEN_EVAL_WORKERS"  # processes that score chunks (default: every core; 1 = this process)
 BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most, each
 

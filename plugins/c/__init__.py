@@ -308,12 +308,11 @@ def file_headers(part: str, ctx: EvalContext | None, stats: Any) -> tuple[c_name
 
 def train_documents(data: Any, stride: int = 1, chunk: int = 1 << 23) -> Iterator[str]:
     """Every ``stride``-th training document, found by the separator's id with numpy and
-    decoded with one table lookup each (CorpusData.documents decodes character by character;
-    this runs at disk speed: evals/BENCHMARKS.md, "Design measurements")."""
+    decoded from its ids alone (the corpus streamed in chunks would decode the skipped
+    documents too; this runs at disk speed: evals/BENCHMARKS.md, "Design measurements")."""
     ids = data.ids("train")
     sep = data.separator
     mark = data.vocab.stoi.get(sep[0]) if sep else None
-    table = np.array([ord(c) for c in data.vocab.chars], dtype=np.uint32)
     if mark is None:
         yield from (d for i, d in enumerate(data.documents("train")) if i % stride == 0)
         return
@@ -322,7 +321,7 @@ def train_documents(data: Any, stride: int = 1, chunk: int = 1 << 23) -> Iterato
     start = 0
     for n, end in enumerate(ends.tolist()):
         if n % stride == 0 and end > start:
-            doc = table[np.asarray(ids[start:end], dtype=np.int64)].tobytes().decode("utf-32-le")
+            doc = data.vocab.decode(np.asarray(ids[start:end]))
             if doc:
                 yield doc
         start = end + len(sep)

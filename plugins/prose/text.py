@@ -58,17 +58,20 @@ def strip_gutenberg(text: str) -> tuple[str, int, int]:
 WORD = re.compile(r"[^\W\d_]+(?:['\u2019][^\W\d_]+)*")
 LETTER = re.compile(r"[^\W\d_]")  # what a WORD ends with
 APOSTROPHES = ("'", "\u2019")
-_letters: np.ndarray | None = None  # code point -> is a letter in WORD's sense (built once, 1.1 MB)
+_letters: np.ndarray | None = None  # code point -> is a letter in WORD's sense (built on first use)
+BMP = 0x10000  # the table covers these code points first; all of Unicode once a text needs it
 
 
-def _letter_table() -> np.ndarray:
-    """A bool per code point: whether ``[^\\W\\d_]`` (WORD's letter) matches it. Built once
-    from the regex itself (0.1-0.2 s), so the two can never disagree."""
+def _letter_table(size: int = BMP) -> np.ndarray:
+    """A bool per code point below ``size`` at least: whether ``[^\\W\\d_]`` (WORD's letter)
+    matches it. Built from the regex itself, so the two can never disagree: the Basic
+    Multilingual Plane first (10 ms), all of Unicode (0.1-0.2 s, each prose eval paid it) only
+    once a text holds a character beyond it."""
     global _letters
-    if _letters is None:
-        every = "".join(map(chr, range(0x110000)))
-        table = np.zeros(0x110000, dtype=bool)
-        table[[m.start() for m in LETTER.finditer(every)]] = True
+    if _letters is None or len(_letters) < size:
+        n = BMP if size <= BMP else 0x110000
+        table = np.zeros(n, dtype=bool)
+        table[[m.start() for m in LETTER.finditer("".join(map(chr, range(n))))]] = True
         _letters = table
     return _letters
 
@@ -77,7 +80,7 @@ def _word_mask(text: str) -> tuple[np.ndarray, np.ndarray]:
     """(code points, mask of the characters inside WORD matches): letters, and apostrophes with
     a letter on each side. Per character in numpy, not per word in Python."""
     cps = code_points(text)
-    letter = _letter_table()[cps]
+    letter = _letter_table(int(cps.max()) + 1 if len(cps) else 0)[cps]
     inner = np.zeros_like(letter)
     if len(cps) > 2:
         apos = (cps[1:-1] == ord(APOSTROPHES[0])) | (cps[1:-1] == ord(APOSTROPHES[1]))

@@ -12,6 +12,8 @@ import re
 
 import numpy as np
 
+from gen.core.api import code_points
+
 from .tracker import DATA, PLAIN, WikiTracker
 
 _HEADING = re.compile(r"(?:^|(?<=>))=[^\n]*=[ \t]*$", re.M)  # a page's first line follows <text ...>
@@ -49,7 +51,7 @@ def wiki_features(text: str) -> dict[str, np.ndarray]:
     for m in _URL.finditer(text):
         feats["in_url"][m.start():m.end()] = 1.0
     if n:
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype=np.uint32)
+        codes = code_points(text)  # lone surrogates kept: a sample is untrusted text
         idx = np.arange(n)
         nl_at = np.where(codes == 10, idx, -1)
         prev_nl = np.concatenate([[-1], np.maximum.accumulate(nl_at)[:-1]])  # last newline before i

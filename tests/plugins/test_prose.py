@@ -211,6 +211,7 @@ def test_check_never_raises() -> None:
 
 TRICKY = ["", "a", "don't o'er banish’d rock''n'roll 'tis x'", "Ἀθῆναι café naïve ΟΔΟΣ. Σ! İstanbul",
           "ab1cd_ef x2 ½ ² ٣", "\x00\x01\x02 a.\x02b. c!\x01", "\ud800abc\udc00 d", "It ends.’ Yes? \"No!\" (ok.) x",
+          "\U0001d400bc x\U00010000y \U0001f600 \U00020000\U0002a6d6 ok",  # past the BMP: the full table
           "KING RICHARD III:\nNow is. The winter!\n\nAll:\nSpeak, speak.\nFirst Citizen:", "'a'", "a'", "''a''b"]
 
 

@@ -322,6 +322,9 @@ def test_features_mark_structure() -> None:
     assert on("in_text_element", "A [[b]]") and not f["in_text_element"][0]
     assert on("in_heading", "== H ==") and not f["in_heading"][text.index("A [[")]
     assert f["line_position"][text.index("A [[")] == 0 and f["line_position"][text.index("[[b")] == 2
+    # a sample is untrusted text: a lone surrogate is a character like any other, never an error
+    odd = wiki_features("== H ==\nx\ud800y\n")
+    assert odd["line_position"].tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3]
 
 
 # ---- the real enwik8 prefix ----------------------------------------------------------------
