@@ -1,10 +1,11 @@
 /* The copy detector's and repetition metric's inner loops, compiled (gen.evals._copyfast).
  *
- * Optional: setuptools builds it where a C compiler is present ("optional" in pyproject.toml)
- * and evals/fastpath.py falls back to the numpy versions (evals/grams.py, evals/suffixes.py)
- * where it is absent. Each function computes exactly what its numpy twin computes (the tests
- * compare them on random and real text); they exist because the numpy versions pay a Python
- * round per bisection step or probe, about 3x the loops' own time on LaTeX (BENCHMARKS.md,
+ * Optional: setuptools builds it where a C compiler is present ("optional" in pyproject.toml),
+ * and evals/compiled.py falls back to the numpy versions (evals/grams.py, evals/suffixes.py,
+ * evals/copying.py, evals/metrics.py) where it is absent. Each function computes exactly what
+ * its numpy twin computes (tests/evals/test_compiled.py and test_copying.py run both); they
+ * exist because the numpy versions pay a round of array calls per bisection step or probe: the
+ * copy metric on LaTeX's 0.4 MB took 45 ms in numpy, 20 ms with these (evals/BENCHMARKS.md,
  * stop 24). Every function writes into arrays the caller allocated, so no numpy headers are
  * needed: plain buffers, read through the buffer protocol, with the GIL released.
  */
@@ -20,8 +21,9 @@ static inline int64_t at(const char *base, Py_ssize_t i, Py_ssize_t isz) {
 }
 
 static int check_size(Py_buffer *b, Py_ssize_t isz, const char *what) {
-    if (isz <= 0 || b->len % isz) {
-        PyErr_Format(PyExc_ValueError, "%s: %zd bytes is not a whole number of %zd-byte items", what, b->len, isz);
+    if ((isz != 4 && isz != 8) || b->len % isz) {
+        PyErr_Format(PyExc_ValueError, "%s: %zd bytes is not a whole number of %zd-byte (4 or 8) items", what,
+                     b->len, isz);
         return 0;
     }
     return 1;
@@ -81,7 +83,7 @@ static PyObject *lookup(PyObject *self, PyObject *args) {
     if (!check_size(&h, 8, "h") || !check_size(&starts, sisz, "starts") || !check_size(&grams, 8, "grams") ||
         !check_size(&codes, 8, "codes"))
         goto done;
-    if (n < 1 || codes.len / 8 != m + n - 1 || out.len < m * 4 || bshift < 1 || bshift > 63 || shift < 1 || shift > 63 ||
+    if (n < 1 || codes.len / 8 != m + n - 1 || out.len < m * 4 || bshift < 8 || bshift > 63 || shift < 8 || shift > 63 ||
         (Py_ssize_t)(bits.len * 8) < ((Py_ssize_t)1 << (64 - bshift)) || slots < ((Py_ssize_t)1 << (64 - shift)) + 1) {
         PyErr_SetString(PyExc_ValueError, "lookup: tables and shifts do not match");
         goto done;
@@ -135,6 +137,7 @@ done:
  * (each buffer holds limit * width + 8 bytes); Matcher's padding ends every match before it */
 static inline int64_t common(const uint8_t *a, const uint8_t *b, int width, int64_t limit) {
     int64_t k = 0;
+    if (limit < 0) limit = 0;
     for (;;) {
         if (k >= limit * width) return limit;
         uint64_t x, y;
@@ -152,13 +155,14 @@ static inline int64_t common(const uint8_t *a, const uint8_t *b, int width, int6
     }
 }
 
-/* longest(text, n, sa, sa_isz, query, pos, group, group_isz, shared, width, span, best, where):
- * per query position, the longest prefix of query[pos:] in the text (suffixes.Matcher.longest).
- * text and query are code buffers of ``width`` bytes per character (big-endian), padded as
- * Matcher lays them out; the lower bound of the query among the suffixes is found by bisection
- * comparing ``span`` characters from character ``skip`` on (memcmp: byte order is character
- * order), within the row's group slice (start, size) where known (start >= 0; then skip =
- * shared), else the whole array; then the longer common prefix of the two suffixes beside it. */
+/* longest(text, n, sa, sa_isz, query, pos, group, group_isz, shared, width, span_whole,
+ * span_shared, best, where): per query position, the longest prefix of query[pos:] in the text
+ * (suffixes.Matcher.longest). text and query are code buffers of ``width`` bytes per character
+ * (big-endian), padded as Matcher lays them out; the lower bound of the query among the
+ * suffixes is found by bisection (memcmp: byte order is character order) within the row's
+ * group slice (start, size) where known (start >= 0), comparing span_shared characters from
+ * character ``shared`` on, else within the whole array comparing span_whole from the first;
+ * then the longer common prefix of the two suffixes beside that bound (ties: the first). */
 static PyObject *longest(PyObject *self, PyObject *args) {
     Py_buffer text, sa, query, pos, group, best, where;
     Py_ssize_t n, sisz, gisz, shared, span_shared, span_whole;
@@ -168,7 +172,8 @@ static PyObject *longest(PyObject *self, PyObject *args) {
         return NULL;
     PyObject *ret = NULL;
     Py_ssize_t m = pos.len / 8, rows = gisz > 0 ? group.len / (2 * gisz) : 0;
-    if (!check_size(&sa, sisz, "sa") || !check_size(&pos, 8, "pos")) goto done;
+    if (!check_size(&sa, sisz, "sa") || !check_size(&pos, 8, "pos") || (gisz && !check_size(&group, gisz, "group")))
+        goto done;
     if ((width != 1 && width != 2) || sa.len / sisz < n || text.len < (n + 8) * width ||
         best.len < m * 8 || where.len < m * 8 || (rows && rows < m) || shared < 0) {
         PyErr_SetString(PyExc_ValueError, "longest: buffers do not match");

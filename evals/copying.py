@@ -72,8 +72,6 @@ HEAD_RUNS = 4  # runs per query whose starts are looked up first (see longest_co
 MAX_LOOKUPS = 2048  # exact suffix-array lookups per sample (~2 us each); past that copy_longest is a lower bound
 
 
-
-
 class CopyIndex:
     """A training text's codes, window hashes and suffix array; answers "how much was copied?"."""
 
