@@ -181,14 +181,10 @@ class ProseDomain(Domain):
             return
         where = ("in neither the training text nor the word list" if in_train is not None and in_dict is not None
                  else "not in the training text" if in_train is not None else "not in the word list")
-        listed = set(invented[:MAX_LISTED])
-        for k, w in enumerate(normed):  # the first occurrence of each listed word, in order
-            if w in listed:
-                listed.discard(w)
-                at = int(starts[k])
-                res.issues.append(Issue("invented_word", f"{raw[k]!r} is {where}", at, excerpt(sample, at, 30)))
-                if not listed:
-                    break
+        for w in invented[:MAX_LISTED]:  # in order of first occurrence, as ``counts`` has them
+            k = normed.index(w)  # its first occurrence (a scan in C)
+            at = int(starts[k])
+            res.issues.append(Issue("invented_word", f"{raw[k]!r} is {where}", at, excerpt(sample, at, 30)))
         if len(invented) > MAX_LISTED:
             res.issues.append(Issue("invented_word", f"... and {len(invented) - MAX_LISTED} more invented words"))
 
