@@ -1,7 +1,7 @@
 """Which inner loops run compiled: ``FAST`` is the C module built from evals/_copyfast.c, or
 None where the install had no C compiler (the extension is optional) or GEN_PURE_NUMPY is set.
-Its callers (grams.window_hashes, CopyIndex._lookup, Matcher.longest, the repetition metric)
-then run their numpy versions, which give the same figures (tests/evals/test_compiled.py)."""
+Its callers (grams.window_hashes and distinct_count, CopyIndex._lookup, Matcher.longest) then
+run their numpy versions, which give the same figures (tests/evals/test_compiled.py)."""
 
 from __future__ import annotations
 

@@ -120,10 +120,6 @@ class CopyIndex:
         # uint32 indices as they come (a widening copy of 0.4 MB of text cost 2 ms)
         return self.lut[np.minimum(code_points(query), np.uint32(len(self.lut) - 1))]  # the last slot is -1
 
-    def found(self, codes: np.ndarray) -> np.ndarray:
-        """found[i]: the NGRAM-window at i occurs in training. bool (len - NGRAM + 1,)."""
-        return self.lookup(codes)[0]
-
     def lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(found, gram): whether each NGRAM-window occurs in training and, where it does, its
         index in ``grams`` (-1 elsewhere). Looked up in blocks of QUERY_BLOCK windows, so a 10 MB
@@ -292,8 +288,8 @@ _cache: dict[tuple[str, int, float], CopyIndex] = {}
 
 def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     """The copy index of a prepared corpus's training split, built once per process and kept
-    beside the corpus as ``copy_index.npy``, ``copy_grams.npy``, ``copy_buckets.npy`` and
-    ``copy_groups.npy``, each named with a digest of the text it indexes (so a changed corpus is
+    beside the corpus as ``copy_index.npy``, ``copy_grams.npy``, ``copy_buckets.npy``,
+    ``copy_bits.npy`` and ``copy_groups.npy``, each named with a digest of the text it indexes (so a changed corpus is
     never scored with a stale index) and loaded in well under a second; an unwritable corpus
     folder just means rebuilding next time."""
     train = Path(data.path) / "train.bin"
@@ -340,8 +336,8 @@ def _train_codes(data: CorpusData, max_chars: int) -> tuple[np.ndarray, np.ndarr
 def _load(path: Path, mmap: bool = False) -> np.ndarray | None:
     """The suffix array is read whole into memory (0.12 s for LaTeX's 100 MB): the lookups index
     it one element at a time, and a memory map's per-element access cost 5x an array's. The
-    window hashes and slot starts are memory-mapped (``mmap``): they are read by whole-array
-    numpy calls, which touch only the pages a batch needs (0.13 s less to load for LaTeX)."""
+    other four tables are memory-mapped (``mmap``): a batch touches only the pages it needs
+    (0.13 s less to load for LaTeX), and a probe reads them as fast from the map as from memory."""
     try:
         return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
     except (OSError, ValueError):

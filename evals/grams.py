@@ -81,6 +81,14 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
     return s[keep]
 
 
+def distinct_count(a: np.ndarray) -> int:
+    """How many distinct values ``a`` (uint64 hashes) holds: compiled (evals/compiled.py) in a
+    hash set (10M hashes 0.31 s), else by sorting (0.84 s)."""
+    if FAST is not None:
+        return FAST.distinct(np.ascontiguousarray(a, dtype=np.uint64))
+    return len(sorted_unique(a))
+
+
 BITS_PER_GRAM = 16  # presence bits per training window (rounded up to a power of two): ~5% false "maybe"s
 MAX_PRESENCE_BITS = 1 << 30  # 128 MB at most (LaTeX's 13.7M windows: 2^28 bits, 32 MB)
 

@@ -27,16 +27,13 @@ class RepetitionMetric(SampleMetric):
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
         """Every window hashed at once (numpy, 64-bit): a window is repeated when an earlier one
         has its hash, so repeated = windows - distinct hashes. Linear, and 10 MB costs ~0.3 GB
-        where a set of 10 million strings cost 1.3 GB (evals/BENCHMARKS.md). Compiled (evals/
-        compiled.py), the distinct hashes are counted in a hash set instead of sorted."""
+        where a set of 10 million strings cost 1.3 GB (evals/BENCHMARKS.md)."""
         n = len(sample) - WINDOW + 1
         if n <= 1:
             return CheckResult({"repetition": None})
-        from gen.evals.compiled import FAST
-        from gen.evals.grams import sorted_unique, window_hashes
+        from gen.evals.grams import distinct_count, window_hashes
 
-        hashes = window_hashes(code_points(sample).astype(np.int64), WINDOW)
-        distinct = FAST.distinct(hashes) if FAST is not None else len(sorted_unique(hashes))
+        distinct = distinct_count(window_hashes(code_points(sample).astype(np.int64), WINDOW))
         return CheckResult({"repetition": (n - distinct) / n})
 
     def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:

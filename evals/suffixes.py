@@ -101,11 +101,6 @@ def code_lut(cps: np.ndarray) -> np.ndarray:
     return np.where(present == 1, np.cumsum(present) - 1, -1)
 
 
-def dense_codes(text: str) -> np.ndarray:
-    """The codes of :func:`code_table`."""
-    return code_table(text)[0]
-
-
 def _words(buf: np.ndarray) -> np.ndarray:
     """word[i] = the 8 bytes of ``buf`` from character i on, as one big-endian uint64 (a view:
     no copy; the reads are unaligned, which numpy's gathers handle)."""

@@ -126,7 +126,7 @@ def format_eval(rows: list[dict[str, Any]]) -> str:
              str(r.get("workers", 1)),
              f"{r['checks']:.2f}", f"{r['copy']:.1f}", f"{r['against']:.2f}", f"{r['eval_against']:.2f}",
              _target(r)] for r in rows]
-    return ("eval throughput (MB/s of samples, best of 3; procs <= = processes allowed to score the samples (a pool starts "
+    return (f"eval throughput (MB/s of samples, best of {REPEATS}; procs <= = processes allowed to score the samples (a pool starts "
             "only when a timed chunk says it pays); checks = no corpus, "
             "copy = the copy metric alone (one process), --against = every check with the corpus, eval --against = "
             "that plus the real and corrupted baseline)\n"

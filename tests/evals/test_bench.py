@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 
 import pytest
 import torch
@@ -128,3 +129,31 @@ def test_baselines_are_the_same_model_as_ours():
     torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(h[-1], state[-1][0], rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(c[0], state[0][1], rtol=1e-5, atol=1e-5)
+
+
+def test_eval_section_scores_held_out_documents_of_1_to_6_kb(gen_cli, ws, run, tmp_path):
+    """`gen bench --eval`: a row per prepared corpus, every MB/s column finite and positive, the
+    domain's target judged, and the samples real held-out text cut into 1-6 KB documents."""
+    from gen.core import pipeline
+    from gen.evals.bench.evalspeed import DOC_MAX, DOC_MIN, bench_eval, held_out_documents
+
+    rng = random.Random(2)
+    words = "the king is dead and long live queen my lord shall we go now".split()
+    play = "\n\n".join(f"KING:\n{' '.join(rng.choice(words) for _ in range(rng.randint(20, 90)))}."
+                       for _ in range(900))
+    src = tmp_path / "play.txt"
+    src.write_text(play + "\n", encoding="utf-8")
+    run("prepare", "pl", "--domain", "prose", "--src", str(src))
+    _, data = pipeline.load_corpus("pl", ws)
+    docs = held_out_documents(data, False, 10_000)
+    assert docs and all(DOC_MIN <= len(d) <= DOC_MAX for d in docs)
+    held_out = set(data.text("val").splitlines())  # short documents (here: lines) are joined into one
+    assert all(set(d.splitlines()) <= held_out for d in docs) and 10_000 <= sum(map(len, docs)) < 10_000 + DOC_MAX
+    [row] = bench_eval(["pl"], ws, max_chars=10_000, log=lambda _: None)
+    assert row["domain"] == "prose" and row["chars"] == sum(map(len, docs))
+    assert all(_pos(row[k]) for k in ("checks", "copy", "against", "eval_against"))
+    res = gen_cli.invoke(cli, ["bench", "--configs", "none", "--eval", "pl", "--eval-mb", "0.01"],
+                         catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    line = next(ln for ln in res.output.splitlines() if ln.startswith("pl "))
+    assert "prose" in line and ("met 5" in line or "MISS 5" in line)
