@@ -1,4 +1,4 @@
-"""The public plugin API: everything a domain or metric plugin may import, in one module.
+"""The plugin API: everything a domain or metric plugin may import, in one module.
 
 A plugin imports ``gen.core.api`` and nothing else of gen (tests/test_layout.py enforces it),
 so the engine's internals can move without breaking plugins::
@@ -8,6 +8,8 @@ so the engine's internals can move without breaking plugins::
     class Morse(Domain):
         name = "morse"
         metrics = (MetricSpec("dots", None),)
+        def claim(self, source):  # gen prepare mine --src signals.morse: this domain, and why
+            return source.suffix_claim((".morse",), "Morse code")
         def check(self, sample, ctx):
             return CheckResult({"dots": sample.count(".")})
 
@@ -16,12 +18,17 @@ so the engine's internals can move without breaking plugins::
         register(Morse())
 """
 
-from gen.core.atomic import atomic_write, atomic_write_text
-from gen.core.corrupt import change_letters, drop_chars, generic_corrupt, shuffle_lines
+from gen.core.corrupt import generic_corrupt
 from gen.core.data import CorpusData
 from gen.core.domain import (
+    BY_FILE_SUFFIX,
+    BY_FORMAT,
+    BY_SHAPE,
+    FALLBACK,
     FREE,
     CheckResult,
+    Choice,
+    Claim,
     Constraint,
     CorpusSpec,
     Domain,
@@ -29,7 +36,10 @@ from gen.core.domain import (
     Issue,
     MetricSpec,
     Option,
+    PathValue,
+    Range,
     SampleMetric,
+    SourceSample,
     Tracker,
     excerpt,
 )
@@ -41,15 +51,17 @@ from gen.core.sources import (
     binary_reason,
     decode,
     iter_sources,
-    iter_text_files,
     matches,
     walk_files,
 )
 from gen.core.vocab import code_points, from_code_points
 
 __all__ = [
-    "ARCHIVE_SUFFIXES", "FREE", "CheckResult", "Constraint", "CorpusData", "CorpusSpec", "Domain", "EvalContext",
-    "GenError", "Issue", "MetricSpec", "Option", "PrepareReport", "SampleMetric", "Tracker", "atomic_write",
-    "atomic_write_text", "binary_reason", "change_letters", "code_points", "decode", "drop_chars", "excerpt", "from_code_points", "generic_corrupt", "hookimpl",
-    "iter_sources", "iter_text_files", "matches", "shuffle_lines", "walk_files",
+    # the contract: a domain and its parts, a metric for every domain, the hook marker
+    "Domain", "SampleMetric", "MetricSpec", "CheckResult", "Issue", "EvalContext", "Tracker", "Constraint", "FREE",
+    "Option", "Choice", "Range", "PathValue", "Claim", "SourceSample", "BY_FILE_SUFFIX", "BY_FORMAT", "BY_SHAPE",
+    "FALLBACK", "CorpusSpec", "CorpusData", "hookimpl", "GenError",
+    # helpers domains share: reading sources, reporting issues, damaging text, code points
+    "ARCHIVE_SUFFIXES", "PrepareReport", "binary_reason", "decode", "iter_sources", "matches", "walk_files",
+    "excerpt", "generic_corrupt", "code_points", "from_code_points",
 ]

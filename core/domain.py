@@ -1,13 +1,16 @@
-"""The whole plugin-facing API: what a domain plugin implements and what it is handed.
+"""The contract of a domain: the Domain base class and the small parts it is made of.
 
-A domain plugin is a module with a ``register_domains(register)`` hook that calls
-``register(MyDomain())``. Everything a domain can customise is a method or attribute of
+Plugins never import this module: they import ``gen.core.api``, the one plugin-facing module,
+which re-exports what is defined here. A domain plugin is a module with a
+``register_domains(register)`` hook that calls ``register(MyDomain())``. Everything a domain can customise is a method or attribute of
 :class:`Domain` below, with a working default, so a new domain overrides only what it needs
 and later features (guided sampling, neuron features) never force a rewrite.
 
 Lifecycle of the data a domain touches:
 
-* prepare:  ``documents(src, corpus, options, report)`` yields documents (str); the engine
+* prepare:  ``claim(source)`` says whether the domain reads a user's --src, and why (core asks
+  every domain, built-in or third-party, and picks the strongest claim);
+  ``documents(src, corpus, options, report)`` yields documents (str); the engine
   joins them with ``corpus.separator``, builds the vocabulary and writes train/val.
 * eval:     ``corpus_stats(corpus_data)`` builds what ``--against`` needs once (training
   names, identifiers, titles ...); ``check(sample, ctx)`` scores one sample and never raises;
@@ -75,23 +78,96 @@ class CheckResult:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """An option value from a fixed set: ``Option("mode", "...", "auto", Choice(("auto", "window")))``."""
+
+    choices: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Range:
+    """A number within bounds: ``Range(int, min=1)``, ``Range(float, min=0.1, max=1.0)``."""
+
+    kind: type = int
+    min: float | None = None
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class PathValue:
+    """A path that must exist: a file (``dir_okay=False``), a folder (``file_okay=False``) or either."""
+
+    file_okay: bool = True
+    dir_okay: bool = True
+
+
+@dataclass(frozen=True)
 class Option:
     """A domain's own command-line option, declared once (``prepare_options`` / ``eval_options``).
 
-    The core builds a click option from it, so ``gen prepare``/``gen eval`` validate it and show
-    it in ``--help``; the parsed value reaches the domain under ``name`` (prepare ``options``,
-    ``EvalContext.options``). Examples: ``--text-only``, ``--max-file-kb 512``, ``--gcc``.
+    The core builds a click option from it (core/options.py), so ``gen prepare``/``gen eval``
+    validate it and show it in ``--help``; the parsed value reaches the domain under ``name``
+    (prepare ``options``, ``EvalContext.options``). Examples: ``--text-only``, ``--max-file-kb 512``.
     """
 
     name: str  # python name: text_only -> command-line --text-only
     help: str
     default: Any = False  # a bool default makes it a flag; otherwise the value's type parses it
-    type: Any = None  # a Python type or a click type (click.Choice, click.IntRange); None: type(default)
+    type: Any = None  # int, float, str, or gen's Choice, Range, PathValue; None: type(default)
     multiple: bool = False  # repeatable (``--include-dir A --include-dir B``): the value is a tuple
 
     @property
     def flag(self) -> str:
         return "--" + self.name.replace("_", "-")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A domain's answer to "is this --src yours?": the reason shown to the user, and how strongly
+    it claims (the strongest claim of all domains picks the domain of a new user corpus)."""
+
+    reason: str
+    strength: float
+
+
+# how strongly the common kinds of evidence claim a source; a domain may use any float
+BY_FILE_SUFFIX = 2.0  # most files carry the domain's suffixes (plus their share, so the larger share wins)
+BY_FORMAT = 1.5  # the text is in the domain's own format (an XML dialect, a header line)
+BY_SHAPE = 1.0  # the text has the domain's shape (one short entry per line)
+FALLBACK = 0.0  # any text at all
+
+
+@dataclass
+class SourceSample:
+    """What domain inference reads of a --src before a domain is picked: file names (inside a
+    folder or an archive, at most a few thousand) and the first bytes of the first text file."""
+
+    names: list[str]
+    head: bytes
+    complete: bool  # head holds the whole first file
+    stdin: bool = False
+
+    @property
+    def text(self) -> str:
+        """The head as text ("" when it looks binary)."""
+        from gen.core.sources import binary_reason
+
+        return self.head.decode("utf-8", errors="ignore") if not binary_reason(self.head[:8192]) else ""
+
+    def lines(self) -> list[str]:
+        """Non-empty lines of the head (a line cut by the head's end left out)."""
+        lines = self.text.splitlines()
+        return [line for line in (lines if self.complete else lines[:-1]) if line.strip()]
+
+    def suffix_claim(self, suffixes: tuple[str, ...], what: str) -> Claim | None:
+        """The claim of a domain whose files end in ``suffixes``: at least a tenth of the files
+        (and one) do; the larger that share, the stronger the claim."""
+        import os
+
+        count = sum(1 for n in self.names if os.path.splitext(n)[1].lower() in suffixes)
+        if not count or count < len(self.names) // 10:
+            return None
+        return Claim(f"{count} of {len(self.names)} files are {what}", BY_FILE_SUFFIX + count / len(self.names))
 
 
 @dataclass
@@ -183,10 +259,16 @@ class Domain:
     prepare_options: tuple[Option, ...] = ()  # flags of `gen prepare` for this domain's corpora
     eval_options: tuple[Option, ...] = ()  # flags of `gen eval DOMAIN`; values in EvalContext.options
     serial_options: tuple[str, ...] = ()  # eval options that run their own tool pool: no eval process pool
+    stats_version: int = 1  # bump when corpus_stats changes shape: cached statistics are rebuilt
     # hyperparameter overrides of TrainConfig by device kind; corpus manifests override these
     defaults: dict[str, dict[str, Any]] = {}
 
     # ---- prepare -------------------------------------------------------------------------
+    def claim(self, source: SourceSample) -> Claim | None:
+        """Whether a user's --src is text of this domain, and why (``gen prepare NAME --src``
+        without ``--domain``). Default: no claim."""
+        return None
+
     def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
                   report: PrepareReport) -> Iterator[str]:
         """Yield the documents of ``src`` (a file or a tree). Default: text files matching the
@@ -267,6 +349,10 @@ class SampleMetric:
 
     def check(self, sample: str, ctx: EvalContext) -> CheckResult:
         return CheckResult()
+
+    def check_many(self, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
+        """Score a whole set; override to share work across samples."""
+        return [self.check(s, ctx) for s in samples]
 
     def summarize(self, samples: list[str], results: list[CheckResult], ctx: EvalContext) -> dict[str, float]:
         return {}

@@ -1,6 +1,7 @@
 """Domain-declared options (:class:`gen.core.domain.Option`) as click options.
 
-A domain declares each of its flags once; the core turns the declarations into click options,
+A domain declares each of its flags once, in gen's own types (``Choice``, ``Range``,
+``PathValue`` or a Python type), so no plugin imports click; the core turns the declarations into click options,
 so ``gen prepare`` and ``gen eval DOMAIN`` validate them (type, choices, ranges) and show them in
 ``--help`` and ``gen domains DOMAIN``, for built-in and third-party domains alike.
 """
@@ -12,7 +13,7 @@ from typing import Any
 
 import click
 
-from gen.core.domain import Option
+from gen.core.domain import Choice, Option, PathValue, Range
 
 
 def device_option(f):
@@ -31,13 +32,26 @@ def precision_option(f):
                              "text within 0.01 nats/char of fp32; else fp32")(f)
 
 
+def click_type(typ: Any) -> Any:
+    """gen's option types as click's (a Python type passes through)."""
+    if isinstance(typ, Choice):
+        return click.Choice(list(typ.choices))
+    if isinstance(typ, Range):
+        cls = click.IntRange if typ.kind is int else click.FloatRange
+        return cls(min=typ.min, max=typ.max)
+    if isinstance(typ, PathValue):
+        return click.Path(exists=True, file_okay=typ.file_okay, dir_okay=typ.dir_okay)
+    return typ
+
+
 def click_option(opt: Option) -> click.Option:
     """The click option of one declaration: a flag for a bool default, else a typed value."""
     if isinstance(opt.default, bool) and opt.type is None:
         return click.Option([opt.flag, opt.name], is_flag=True, default=opt.default, help=opt.help)
     if opt.multiple:
-        return click.Option([opt.flag, opt.name], type=opt.type or str, multiple=True, default=(), help=opt.help)
-    typ = opt.type if opt.type is not None else (type(opt.default) if opt.default is not None else str)
+        return click.Option([opt.flag, opt.name], type=click_type(opt.type) or str, multiple=True, default=(),
+                            help=opt.help)
+    typ = click_type(opt.type) if opt.type is not None else (type(opt.default) if opt.default is not None else str)
     return click.Option([opt.flag, opt.name], type=typ, default=opt.default, show_default=opt.default is not None,
                         help=opt.help)
 

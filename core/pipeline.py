@@ -16,8 +16,8 @@ from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
 from gen.core.download import fetch, sha256_of
 from gen.core.errors import GenError
-from gen.core.registry import all_corpora, default_source, get_domain, resolve_corpus
-from gen.core.usercorpora import infer_domain, new_user_spec, save_user_corpus
+from gen.core.registry import all_corpora, default_source, get_domain, infer_domain, resolve_corpus
+from gen.core.usercorpora import new_user_spec, save_user_corpus
 
 if TYPE_CHECKING:  # torch loads only where a command trains or samples (`gen eval` of a file never does)
     from gen.core.sample import SampleOptions, SampleStats

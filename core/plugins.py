@@ -1,8 +1,10 @@
 """Plugin manager: loads every plugin, built-in or third-party, from the `gen` entry points.
 
-The built-in domains are declared as entry points in pyproject.toml exactly like a third-party
-package would declare its own, so there is one loading path. ``GEN_PLUGINS`` (comma-separated
-entry-point names) limits which plugins load; ``GEN_PLUGINS=`` (empty) loads none.
+The built-ins are the entry points gen's own distribution declares (pyproject.toml's
+``[project.entry-points.gen]`` table is their one list), loaded exactly like a third-party
+package's, so there is one loading path. Built-ins always load; ``GEN_PLUGINS``
+(comma-separated entry-point names) limits which third-party plugins load, and
+``GEN_PLUGINS=`` (empty) loads none of them.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from gen.core import hookspecs
 
 ENTRY_POINT_GROUP = "gen"
 ENV_LIMIT = "GEN_PLUGINS"
+DISTRIBUTION = "gen-charrnn"  # the entry points this distribution declares are the built-ins
 
 pm = pluggy.PluginManager("gen")
 pm.add_hookspecs(hookspecs)
@@ -44,7 +47,7 @@ def load_plugins() -> pluggy.PluginManager:
     _loaded = True
     allowed = _allowed()
     for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if allowed is not None and ep.name not in allowed:
+        if allowed is not None and ep.name not in allowed and not is_builtin(ep):
             continue
         if pm.get_plugin(ep.name) is not None:
             continue
@@ -57,6 +60,16 @@ def load_plugins() -> pluggy.PluginManager:
         dist = f" (dist {ep.dist.name} {ep.dist.version})" if ep.dist else ""
         origins[ep.name] = f"entry point {ep.value}{dist}"
     return pm
+
+
+def is_builtin(ep: importlib.metadata.EntryPoint) -> bool:
+    """An entry point of gen's own distribution: loaded whatever GEN_PLUGINS says."""
+    return ep.dist is not None and ep.dist.name == DISTRIBUTION
+
+
+def builtins() -> tuple[str, ...]:
+    """The names of the built-in plugins, in the order they load."""
+    return tuple(ep.name for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP) if is_builtin(ep))
 
 
 def register_plugin(module: ModuleType | object, name: str) -> None:

@@ -1,6 +1,7 @@
 """Name lookups: domains, corpora and generic metrics gathered from all loaded plugins.
 
-Corpora come from the TOML manifests shipped in ``corpora/`` (package ``gen.corpora``) and from
+A new user corpus's domain is the one whose ``claim`` of the source is strongest
+(:func:`infer_domain`). Corpora come from the TOML manifests shipped in ``corpora/`` (package ``gen.corpora``) and from
 plugins' ``register_corpora`` hooks. A CORPUS argument may be a corpus name or a domain name
 (meaning that domain's default corpus). Unknown names raise GenError listing the valid ones.
 """
@@ -8,6 +9,7 @@ plugins' ``register_corpora`` hooks. A CORPUS argument may be a corpus name or a
 from __future__ import annotations
 
 import importlib.resources
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,11 +34,13 @@ _generation = -1  # plugins.generation the registry was built for
 
 
 def _call_each(hook_name: str, collect) -> None:
-    """Call a hook on every plugin separately so we know which plugin registered what."""
+    """Call a hook through pluggy once per plugin (a subset caller holding that plugin alone),
+    so we know which plugin registered what."""
     pm = load_plugins()
-    hook = getattr(pm.hook, hook_name)
-    for impl in hook.get_hookimpls():
-        impl.function(register=lambda obj, _p=impl.plugin_name: collect(obj, _p))
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        others = [p for name, p in pm.list_name_plugin() if name != impl.plugin_name]
+        pm.subset_hook_caller(hook_name, remove_plugins=others)(
+            register=lambda obj, _p=impl.plugin_name: collect(obj, _p))
 
 
 def manifest_from_toml(text: str, origin: str) -> CorpusSpec:
@@ -119,6 +123,29 @@ def resolve_corpus(name: str, ws: Path | None = None) -> CorpusSpec:
     raise GenError(f"unknown corpus or domain {name!r}. Corpora: {', '.join(sorted(corpora)) or '(none)'}; "
                    f"domains: {', '.join(sorted(reg.domains)) or '(none)'}. To prepare your own text under "
                    f"this name: gen prepare {name} --src PATH [--domain DOMAIN]")
+
+
+def infer_domain(src: str, domains: dict[str, Domain] | None = None) -> tuple[str, str]:
+    """(domain, why) for a --src: every domain (default: every loaded one) is asked whether it
+    claims the source, and the strongest claim wins (a domain whose claim raises is passed
+    over, and said)."""
+    from gen.core.usercorpora import sample_source
+
+    domains = get_registry().domains if domains is None else domains
+    source = sample_source(src)
+    claims: list[tuple[float, str, str]] = []
+    for name, domain in sorted(domains.items()):
+        try:
+            claim = domain.claim(source)
+        except Exception as exc:  # noqa: BLE001 - a third-party domain's bug must not stop prepare
+            print(f"gen: warning: domain {name!r} failed to look at {src}: {exc}", file=sys.stderr)
+            continue
+        if claim is not None:
+            claims.append((claim.strength, name, claim.reason))
+    if not claims:
+        raise GenError(f"no domain claims {src}; name one with --domain ({', '.join(sorted(domains))})")
+    strength, name, why = max(claims, key=lambda c: c[0])  # equal strengths: the first name
+    return name, why
 
 
 def default_source(spec: CorpusSpec) -> str | None:

@@ -44,7 +44,7 @@ def corpus_digest(path: Path) -> str:
 
 
 def cache_path(data: Any, domain: Any) -> Path:
-    version = getattr(domain, "stats_version", 1)
+    version = domain.stats_version
     return Path(data.path) / f"stats-{domain.name}-v{version}.{corpus_digest(Path(data.path))}.json"
 
 

@@ -2,7 +2,8 @@
 
 Their manifests live in the workspace (``manifests/NAME.toml``) beside the prepared data, so
 `gen corpora`, `gen train mybook`, `gen sample mybook` and `gen eval ... --against mybook` treat
-them like built-in corpora. The domain is given, or inferred from the source and said.
+them like built-in corpora. The domain is given, or inferred from the source and said: every
+domain is asked whether it claims the source (``Domain.claim``), built-in or third-party alike.
 """
 
 from __future__ import annotations
@@ -16,14 +17,12 @@ from typing import Any
 import tomllib
 
 from gen.core.atomic import atomic_write_text
-from gen.core.domain import CorpusSpec
+from gen.core.domain import CorpusSpec, SourceSample
 from gen.core.errors import GenError
-from gen.core.sources import ARCHIVE_SUFFIXES, binary_reason
+from gen.core.sources import ARCHIVE_SUFFIXES
 from gen.core.workspace import check_name, corpus_dir, remove_tree, runs_dir
 
-SUFFIX_DOMAINS = {".c": "c", ".h": "c", ".tex": "latex", ".sty": "latex"}
 SNIFF_BYTES = 1 << 16  # how much of a source the inference reads
-MAX_NAME_LINE = 40  # "one short line per entry": every line at most this long
 
 
 def manifests_dir(ws: Path) -> Path:
@@ -85,55 +84,36 @@ def remove_user_corpus(ws: Path, spec: CorpusSpec) -> list[str]:
     return gone
 
 
-def _sample_bytes(src: Path) -> tuple[list[str], bytes]:
-    """File names (for a folder or archive) and the first bytes of the first text file."""
-    if src.is_dir():
+def sample_source(src: str) -> SourceSample:
+    """What domains are shown of a --src to claim it: file names (for a folder or archive) and
+    the first bytes of the first text file."""
+    if src == "-":
+        return SourceSample([], b"", complete=False, stdin=True)
+    path = Path(src)
+    if not path.exists():
+        raise GenError(f"--src {src} does not exist. Pass a file, a directory, an archive or '-' for stdin.")
+    if path.is_dir():
         names = []
-        for root, dirs, files in os.walk(src):
+        for root, dirs, files in os.walk(path):
             dirs.sort()
             names += [os.path.join(root, f) for f in sorted(files)]
             if len(names) > 2000:
                 break
         first = next((n for n in names if not os.path.islink(n)), None)
-        return names, Path(first).read_bytes()[:SNIFF_BYTES] if first else b""
-    if src.name.endswith(ARCHIVE_SUFFIXES):
+        head = Path(first).read_bytes()[:SNIFF_BYTES] if first else b""
+    elif path.name.endswith(ARCHIVE_SUFFIXES):
         import tarfile
 
-        with tarfile.open(src) as tar:
-            return [m.name for m in tar.getmembers()[:2000] if m.isfile()], b""
-    if zipfile.is_zipfile(src):
-        with zipfile.ZipFile(src) as zf:
+        with tarfile.open(path) as tar:
+            names, head = [m.name for m in tar.getmembers()[:2000] if m.isfile()], b""
+    elif zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
             names = zf.namelist()[:2000]
-            return names, zf.read(names[0])[:SNIFF_BYTES] if names else b""
-    with open(src, "rb") as fh:
-        return [src.name], fh.read(SNIFF_BYTES)
-
-
-def infer_domain(src: str) -> tuple[str, str]:
-    """(domain, why) for a --src: .c/.h -> c, .tex -> latex, MediaWiki XML -> wiki, one short
-    line per entry -> names, anything else -> text."""
-    if src == "-":
-        return "text", "standard input (give --domain to pick another)"
-    path = Path(src)
-    if not path.exists():
-        raise GenError(f"--src {src} does not exist. Pass a file, a directory, an archive or '-' for stdin.")
-    names, head = _sample_bytes(path)
-    by_suffix: dict[str, int] = {}
-    for n in names:
-        dom = SUFFIX_DOMAINS.get(os.path.splitext(n)[1].lower())
-        if dom:
-            by_suffix[dom] = by_suffix.get(dom, 0) + 1
-    if by_suffix and max(by_suffix.values()) >= max(1, len(names) // 10):
-        dom = max(by_suffix, key=by_suffix.get)
-        return dom, f"{by_suffix[dom]} of {len(names)} files are {'C sources' if dom == 'c' else 'LaTeX'}"
-    text = head.decode("utf-8", errors="ignore") if not binary_reason(head[:8192]) else ""
-    if "<mediawiki" in text[:4096] or ("<page>" in text and "<title>" in text):
-        return "wiki", "it is MediaWiki XML"
-    lines = [line for line in text.splitlines()[:-1] if line.strip()] if len(head) == SNIFF_BYTES else \
-        [line for line in text.splitlines() if line.strip()]
-    if len(lines) >= 20 and all(len(line) <= MAX_NAME_LINE and len(line.split()) <= 3 for line in lines):
-        return "names", f"one short entry per line ({len(lines)} lines read, none over {MAX_NAME_LINE} characters)"
-    return "text", "none of the structured domains fits (give --domain to pick one)"
+            head = zf.read(names[0])[:SNIFF_BYTES] if names else b""
+    else:
+        with open(path, "rb") as fh:
+            names, head = [path.name], fh.read(SNIFF_BYTES)
+    return SourceSample(names, head, complete=len(head) < SNIFF_BYTES)
 
 
 def new_user_spec(name: str, domain: str, src: str, default: CorpusSpec | None,

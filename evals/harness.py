@@ -81,14 +81,12 @@ def _safe_check(checker, sample: str, ctx: EvalContext) -> CheckResult:
 
 
 def _safe_check_many(checker, samples: list[str], ctx: EvalContext) -> list[CheckResult]:
-    many = getattr(checker, "check_many", None)
-    if many is not None:
-        try:
-            results = many(samples, ctx)
-            if len(results) == len(samples):
-                return results
-        except Exception:  # noqa: BLE001 - fall back to one sample at a time, each guarded
-            pass
+    try:
+        results = checker.check_many(samples, ctx)
+        if len(results) == len(samples):
+            return results
+    except Exception:  # noqa: BLE001 - fall back to one sample at a time, each guarded
+        pass
     return [_safe_check(checker, s, ctx) for s in samples]
 
 

@@ -17,8 +17,10 @@ from typing import Any
 import numpy as np
 
 from gen.core.api import (
+    BY_SHAPE,
     FREE,
     CheckResult,
+    Claim,
     Constraint,
     CorpusData,
     CorpusSpec,
@@ -27,12 +29,14 @@ from gen.core.api import (
     Issue,
     MetricSpec,
     PrepareReport,
+    SourceSample,
     Tracker,
     hookimpl,
     iter_sources,
 )
 
 MAX_LEN = 40  # longer lines are not names (a data error); guided sampling ends a name here
+MAX_NAME_LINE = 40  # a source is a names list when every line is at most this long (and 3 words)
 
 
 def parse_name_line(line: str) -> str:
@@ -106,6 +110,13 @@ class NamesDomain(Domain):
         "gpu": {"n_layer": 3, "n_hidden": 512, "n_embd": 64, "dropout": 0.3, "batch_size": 256, "seq_len": 64,
                 "max_steps": 5000, "eval_every": 500},
     }
+
+    def claim(self, source: SourceSample) -> Claim | None:
+        lines = source.lines()
+        if len(lines) >= 20 and all(len(line) <= MAX_NAME_LINE and len(line.split()) <= 3 for line in lines):
+            return Claim(f"one short entry per line ({len(lines)} lines read, none over {MAX_NAME_LINE} "
+                         "characters)", BY_SHAPE)
+        return None
 
     def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
                   report: PrepareReport) -> Iterator[str]:

@@ -19,7 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from gen.core.api import CheckResult, CorpusData, Domain, EvalContext, Issue, MetricSpec, excerpt, hookimpl
+from gen.core.api import (
+    FALLBACK,
+    CheckResult,
+    Claim,
+    CorpusData,
+    Domain,
+    EvalContext,
+    Issue,
+    MetricSpec,
+    SourceSample,
+    excerpt,
+    hookimpl,
+)
 
 PAIRS = {")": "(", "]": "[", "}": "{"}
 OPENERS = frozenset(PAIRS.values())
@@ -56,6 +68,12 @@ class TextDomain(Domain):
         "gpu": {"n_layer": 3, "n_hidden": 512, "n_embd": 64, "seq_len": 256, "batch_size": 64, "dropout": 0.2,
                 "max_steps": 20000, "eval_every": 1000},
     }
+
+    def claim(self, source: SourceSample) -> Claim:
+        """Any text: the claim that holds when no structured domain's does."""
+        if source.stdin:
+            return Claim("standard input (give --domain to pick another)", FALLBACK)
+        return Claim("none of the structured domains fits (give --domain to pick one)", FALLBACK)
 
     def corpus_stats(self, data: CorpusData) -> TextStats:
         words: set[str] = set()

@@ -31,18 +31,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from gen.core.api import (
     CheckResult,
+    Claim,
     CorpusSpec,
     Domain,
     EvalContext,
     Issue,
     MetricSpec,
     Option,
+    PathValue,
     PrepareReport,
+    SourceSample,
     Tracker,
     excerpt,
     hookimpl,
@@ -116,7 +118,7 @@ class CDomain(Domain):
     eval_options = (
         Option("gcc", "also run gcc -fsyntax-only on every sample (gcc_syntax_ok; headers from --include-dir)"),
         Option("include_dir", "a folder of headers the samples include (names declared there are known; "
-               "also passed to --gcc as -I)", (), click.Path(exists=True, file_okay=False), multiple=True),
+               "also passed to --gcc as -I)", (), PathValue(file_okay=False), multiple=True),
     )
     stats_version = 2  # v2: header paths and completeness beside the names
     serial_options = ("gcc",)
@@ -133,6 +135,9 @@ class CDomain(Domain):
     }
 
     # ---- prepare ---------------------------------------------------------------------------
+    def claim(self, source: SourceSample) -> Claim | None:
+        return source.suffix_claim((".c", ".h"), "C sources")
+
     def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
                   report: PrepareReport) -> Iterator[str]:
         from gen.core.api import iter_sources

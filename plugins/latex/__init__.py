@@ -28,11 +28,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import click
 import numpy as np
 
 from gen.core.api import (
     CheckResult,
+    Choice,
+    Claim,
     CorpusData,
     CorpusSpec,
     Domain,
@@ -40,7 +41,10 @@ from gen.core.api import (
     Issue,
     MetricSpec,
     Option,
+    PathValue,
     PrepareReport,
+    Range,
+    SourceSample,
     Tracker,
     decode,
     excerpt,
@@ -166,11 +170,11 @@ class LatexDomain(Domain):
                None, int),
         Option("latex_mode", "judge stray closers/unclosed openers as a window of a document, a whole "
                "document, or by whether the text has \\documentclass", "auto",
-               click.Choice(["auto", "window", "document"])),
-        Option("compile_timeout", "seconds per pdflatex run", 20.0, click.FloatRange(min=0.1)),
-        Option("compile_workers", "parallel pdflatex runs", 2, click.IntRange(min=1)),
+               Choice(("auto", "window", "document"))),
+        Option("compile_timeout", "seconds per pdflatex run", 20.0, Range(float, min=0.1)),
+        Option("compile_workers", "parallel pdflatex runs", 2, Range(int, min=1)),
         Option("compile_preamble", "a file whose preamble the compiled samples get", None,
-               click.Path(exists=True, dir_okay=False)),
+               PathValue(dir_okay=False)),
     )
     serial_options = ("compile",)  # pdflatex runs in its own pool of compile_workers
     defaults = {
@@ -182,6 +186,9 @@ class LatexDomain(Domain):
     }
 
     # ---- prepare -------------------------------------------------------------------------
+    def claim(self, source: SourceSample) -> Claim | None:
+        return source.suffix_claim((".tex", ".sty"), "LaTeX")
+
     def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
                   report: PrepareReport) -> Iterator[str]:
         strip = bool(options.get("strip_comments"))

@@ -32,7 +32,9 @@ from typing import Any
 import numpy as np
 
 from gen.core.api import (
+    BY_FORMAT,
     CheckResult,
+    Claim,
     CorpusSpec,
     Domain,
     EvalContext,
@@ -40,6 +42,7 @@ from gen.core.api import (
     MetricSpec,
     Option,
     PrepareReport,
+    SourceSample,
     Tracker,
     excerpt,
     hookimpl,
@@ -128,6 +131,12 @@ class WikiDomain(Domain):
     }
 
     # ---- prepare ---------------------------------------------------------------------------
+    def claim(self, source: SourceSample) -> Claim | None:
+        text = source.text
+        if "<mediawiki" in text[:4096] or ("<page>" in text and "<title>" in text):
+            return Claim("it is MediaWiki XML", BY_FORMAT)
+        return None
+
     def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
                   report: PrepareReport) -> Iterator[str]:
         yield from iter_documents(src, corpus.patterns, report, text_only=bool(options.get("text_only")))

@@ -2,7 +2,9 @@
 
 * core/ imports nothing from gen.evals or gen.plugins (evals and domains arrive through hooks);
 * a plugin imports gen.core.api and nothing else of gen: no other core module, no evals, no
-  other plugin (its own package's modules by relative import only);
+  other plugin (its own package's modules by relative import only), and not click (its option
+  types are gen's own);
+* core names no built-in domain or corpus: what a domain does, the domain says;
 * no import cycle inside core/ or inside a plugin package, hidden in a function or not;
 * the plugin API module lists what it exports.
 """
@@ -79,6 +81,34 @@ def test_plugins_import_only_the_public_api():
                 continue  # a module of the plugin's own package
             bad.append(f"{p.relative_to(ROOT)}:{line} imports {mod}")
     assert not bad, "plugins may import only gen.core.api:\n" + "\n".join(bad)
+
+
+def test_plugins_do_not_import_click():
+    bad = [f"{p.relative_to(ROOT)}:{line}" for p in _files("plugins") for line, mod in _imports(p)
+           if mod == "click" or mod.startswith("click.")]
+    assert not bad, "plugins declare options with gen's own types (gen.core.api Choice, Range, PathValue):\n" + \
+        "\n".join(bad)
+
+
+def _builtin_names() -> set[str]:
+    domains = {p.stem for p in (ROOT / "plugins").iterdir()
+               if (p.suffix == ".py" or p.is_dir()) and not p.name.startswith("_")}
+    return domains | {p.stem for p in (ROOT / "corpora").glob("*.toml")}
+
+
+def test_core_names_no_builtin_domain():
+    """A built-in domain or corpus name as a string in core is a rule core should ask a domain
+    for (a JSON field that happens to share the name, a dict key or a subscript, is not)."""
+    names, bad = _builtin_names(), []
+    for p in _files("core"):
+        tree = ast.parse(p.read_text(encoding="utf-8"))
+        fields = {id(k) for n in ast.walk(tree) if isinstance(n, ast.Dict) for k in n.keys if k is not None}
+        fields |= {id(n.slice) for n in ast.walk(tree) if isinstance(n, ast.Subscript)}
+        fields |= {id(a) for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute)
+                   and n.func.attr == "get" for a in n.args[:1]}
+        bad += [f"{p.relative_to(ROOT)}:{n.lineno} {n.value!r}" for n in ast.walk(tree)
+                if isinstance(n, ast.Constant) and n.value in names and id(n) not in fields]
+    assert not bad, "core names built-in domains or corpora:\n" + "\n".join(bad)
 
 
 def _graph(folder: str) -> dict[str, set[str]]:

@@ -96,12 +96,21 @@ def _entry_point_env(tmp_path: Path) -> dict[str, str]:
     site = tmp_path / "site"
     site.mkdir()
     (site / "gen_thirdparty.py").write_text(textwrap.dedent('''
-        from gen.core.domain import Domain
-        from gen.core.hookspecs import hookimpl
+        from gen.core.api import CheckResult, Choice, Domain, MetricSpec, Option, hookimpl
 
         class Morse(Domain):
             name = "morse"
             description = "dots and dashes (third-party test plugin)"
+            metrics = (MetricSpec("symbol_share", None, "share of the chosen symbol"),)
+            eval_options = (Option("symbol", "which symbol to count", ".", Choice((".", "-"))),)
+
+            def claim(self, source):
+                return source.suffix_claim((".morse",), "Morse code")
+
+            def check(self, sample, ctx):
+                marks = [c for c in sample if c in ".-"]
+                share = marks.count(ctx.options["symbol"]) / len(marks) if marks else None
+                return CheckResult({"symbol_share": share})
 
         @hookimpl
         def register_domains(register):
@@ -130,11 +139,37 @@ def test_entry_point_plugin_loads_like_builtins(tmp_path):
     assert "entry point gen.plugins.names" in out
 
 
-def test_env_var_limits_plugins(tmp_path):
+def test_env_var_limits_third_party_plugins_only(tmp_path):
     env = _entry_point_env(tmp_path)
     env["GEN_PLUGINS"] = "morse"
     out = _gen(["domains"], env)
-    assert "morse" in out and "names " not in out
+    assert "morse" in out and "names " in out  # built-ins always load
+    assert "morse" in _gen(["eval", "--help"], env)  # and so does gen eval (a built-in plugin)
+    env["GEN_PLUGINS"] = "other"
+    out = _gen(["domains"], env)
+    assert "morse" not in out and "names " in out
+
+
+def test_third_party_domain_claims_its_sources_and_declares_options(tmp_path):
+    """A third-party domain, installed like a pip package, is inferred from the sources it claims
+    (and says why) and its option of gen's own type works on `gen eval`."""
+    env = _entry_point_env(tmp_path)
+    env["GEN_HOME"] = str(tmp_path / "ws")
+    src = tmp_path / "signals.morse"
+    src.write_text("... --- ...\n.-.. --- .-. . --\n" * 200)
+    out = _gen(["prepare", "x", "--src", str(src)], env)
+    assert "new corpus 'x': domain morse (1 of 1 files are Morse code)" in out
+    samples = tmp_path / "s.jsonl"
+    samples.write_text('{"text": "..-"}\n{"text": "-"}\n')
+    dots = json.loads(_gen(["eval", "morse", str(samples), "--symbol", ".", "--json", "--no-baseline"], env)
+                      .split("wrote")[0])
+    dashes = json.loads(_gen(["eval", "morse", str(samples), "--symbol", "-", "--json", "--no-baseline"], env)
+                        .split("wrote")[0])
+    assert dots["metrics"]["symbol_share"]["value"] == pytest.approx((2 / 3 + 0) / 2)
+    assert dashes["metrics"]["symbol_share"]["value"] == pytest.approx((1 / 3 + 1) / 2)
+    bad = subprocess.run([sys.executable, "-m", "gen.core.cli", "eval", "morse", str(samples), "--symbol", "x"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "'x' is not one of '.', '-'" in bad.stderr
 
 
 def test_every_hook_has_a_test():

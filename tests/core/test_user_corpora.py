@@ -14,7 +14,7 @@ from conftest import make_names
 
 from gen.core.api import CorpusSpec, hookimpl
 from gen.core.plugins import register_plugin, unregister_plugin
-from gen.core.usercorpora import infer_domain
+from gen.core.registry import infer_domain
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4", "--seq-len", "32",
