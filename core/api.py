@@ -1,6 +1,6 @@
 """The plugin API: everything a domain or metric plugin may import, in one module.
 
-A plugin imports ``gen.core.api`` and nothing else of gen (tests/test_layout.py enforces it),
+A plugin imports ``gen.core.api`` and nothing else of gen (tests/core/test_layout.py enforces it),
 so the engine's internals can move without breaking plugins::
 
     from gen.core.api import CheckResult, Domain, MetricSpec, hookimpl
@@ -18,14 +18,16 @@ so the engine's internals can move without breaking plugins::
         register(Morse())
 """
 
-from gen.core.corrupt import generic_corrupt
+from gen.core.corrupt import cut_spans, generic_corrupt
 from gen.core.data import CorpusData
 from gen.core.domain import (
+    BRACKETS,
     BY_FILE_SUFFIX,
     BY_FORMAT,
     BY_SHAPE,
     FALLBACK,
     FREE,
+    OPENER_OF,
     CheckResult,
     Choice,
     Claim,
@@ -63,5 +65,5 @@ __all__ = [
     "FALLBACK", "CorpusSpec", "CorpusData", "hookimpl", "GenError",
     # helpers domains share: reading sources, reporting issues, damaging text, code points
     "ARCHIVE_SUFFIXES", "PrepareReport", "binary_reason", "decode", "iter_sources", "matches", "walk_files",
-    "excerpt", "generic_corrupt", "code_points", "from_code_points",
+    "excerpt", "BRACKETS", "OPENER_OF", "cut_spans", "generic_corrupt", "code_points", "from_code_points",
 ]

@@ -17,7 +17,7 @@ import torch
 
 from gen.core.atomic import atomic_write
 from gen.core.errors import GenError
-from gen.core.model import CharRNN, ModelArgs
+from gen.core.model import SHAPE, CharRNN, ModelArgs
 from gen.core.vocab import Vocab
 
 FORMAT_NAME = "gen-checkpoint"
@@ -84,9 +84,9 @@ def check_resumable(ckpt: dict[str, Any], corpus: str, vocab: Vocab, model_args:
         raise GenError("cannot resume: the corpus vocabulary changed since the checkpoint was written "
                        f"({len(ckpt['vocab']['chars'])} -> {len(vocab)} characters); the corpus was probably "
                        "re-prepared from a different source. Re-prepare from the original source or train anew.")
-    saved = ckpt["model_args"]
-    diff = {k: (saved.get(k), v) for k, v in model_args.to_dict().items() if saved.get(k) != v}
+    saved, now = ckpt["model_args"], model_args.to_dict()
+    diff = [k for k in SHAPE if saved.get(k) != now[k]]
     if diff:
-        detail = ", ".join(f"{k}: checkpoint {a!r} vs now {b!r}" for k, (a, b) in diff.items())
-        raise GenError(f"cannot resume: the model shape differs from the checkpoint ({detail}). "
-                       "Drop the conflicting options or train a new run.")
+        detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r}, asked {now[k]!r}" for k in diff)
+        raise GenError(f"cannot resume with a different model shape ({detail}): the weights have the "
+                       f"checkpoint's shape. Drop those options, or train a new run.")

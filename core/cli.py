@@ -5,14 +5,14 @@ from __future__ import annotations
 import errno
 import os
 import sys
-import time
 from pathlib import Path
 
 import click
 
 # STARTED: when this command began, before torch loaded (a --max-time budget covers all of it)
-from gen.core import STARTED, pipeline
+from gen.core import STARTED
 from gen.core import workspace as ws_mod
+from gen.core.config import SampleOptions
 from gen.core.errors import GenError
 from gen.core.options import device_option, precision_option
 
@@ -149,8 +149,9 @@ def corpora(remove: str | None) -> None:
         return
     rows = []
     for name, spec in sorted(all_corpora(ws).items()):
-        prepared = ws_mod.is_prepared(ws, name)
-        meta = ws_mod.corpus_meta(ws, name) if prepared else {}
+        folder = ws_mod.CorpusDir.of(ws, name)
+        prepared = folder.is_prepared()
+        meta = folder.read_meta() if prepared else {}
         src = meta.get("src") or spec.src or default_source(spec) or spec.download.get("url") or "needs --src"
         size = f"{(meta.get('train_chars', 0) + meta.get('val_chars', 0)) / 1e6:.2f}M chars" if prepared else "-"
         rows.append([name + (" *" if spec.user else ""), spec.domain, "prepared" if prepared else "not prepared",
@@ -170,11 +171,12 @@ def prepare(ctx: click.Context, corpus: str, src: str | None, domain_name: str |
     under a name of your choosing (gen prepare mybook --src mybook.txt). The domain's own flags
     may follow (`gen domains DOMAIN` lists them)."""
     from gen.core import options
+    from gen.core.corpora import corpus_to_prepare, prepare_corpus
     from gen.core.registry import get_domain
 
-    spec = pipeline.corpus_to_prepare(corpus, src, _ws(), domain_name, click.echo)
+    spec = corpus_to_prepare(corpus, src, _ws(), domain_name, click.echo)
     opts = options.parse(get_domain(spec.domain).prepare_options, ctx.args, f"gen prepare {corpus}")
-    meta = pipeline.prepare_corpus(corpus, src, _ws(), opts, log=click.echo, spec=spec)
+    meta = prepare_corpus(corpus, src, _ws(), opts, log=click.echo, spec=spec)
     rep = meta["report"]
     click.echo(f"prepared {meta['corpus']} ({meta['domain']}) from {meta['src']}: {rep['documents']:,} documents, "
                f"{meta['train_chars']:,} train + {meta['val_chars']:,} val chars, vocab {meta['vocab_size']}, "
@@ -183,7 +185,7 @@ def prepare(ctx: click.Context, corpus: str, src: str | None, domain_name: str |
         click.echo(f"  skipped {n:,}: {reason}")
     for note in rep["notes"]:
         click.echo(f"  note: {note}")
-    click.echo(f"wrote {ws_mod.corpus_dir(_ws(), meta['corpus'])}")
+    click.echo(f"wrote {ws_mod.CorpusDir.of(_ws(), meta['corpus'])}")
 
 
 class Duration(click.ParamType):
@@ -224,17 +226,20 @@ def _train_options(f):
 def train(corpus: str, config_file: str | None, show_config: bool, resume: str | None, run_name: str | None,
           quiet: bool, **overrides) -> None:
     """Train a model on a prepared corpus with the domain's defaults (options override them)."""
-    plan = pipeline.plan_training(corpus, _ws(), overrides, config_file, resume)
+    from gen.core.plan import plan_training, run_training
+    from gen.core.units import bpc
+
+    plan = plan_training(corpus, _ws(), overrides, config_file, resume)
     if show_config:
         click.echo(format_config(plan.cfg))
         return
-    res = pipeline.run_training(plan, _ws(), run_name, STARTED, log=click.echo, progress=not quiet)
+    res = run_training(plan, _ws(), run_name, STARTED, log=click.echo, progress=not quiet)
     run_dir = res.run_dir
     from gen.core.device import is_main_process
 
     if not is_main_process():  # under torchrun only rank 0 reports and writes
         return
-    best = (f"best val loss {res.best_val:.4f} nats ({res.best_val / 0.6931:.3f} bpc)" if res.best_val < float("inf")
+    best = (f"best val loss {res.best_val:.4f} nats ({bpc(res.best_val):.3f} bpc)" if res.best_val < float("inf")
             else "no validation ran yet, so there is no best.pt")
     click.echo(f"stopped ({res.stopped}) at step {res.step}: {best}")
     run = ws_mod.RunDir(run_dir)
@@ -274,11 +279,11 @@ def run_writers() -> list:
 @click.option("-n", "--num", default=1, show_default=True, type=click.IntRange(1), help="number of samples")
 @click.option("-l", "--length", default=None, type=click.IntRange(1),
               help="max characters per sample [default: 50 for names, else 1000]")
-@click.option("-t", "--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0),
+@click.option("-t", "--temperature", default=SampleOptions.temperature, show_default=True, type=click.FloatRange(0.0),
               help="below 1 sharper, above 1 flatter; 0 = always the likeliest character")
-@click.option("--top-k", default=0, show_default=True, type=click.IntRange(0),
+@click.option("--top-k", default=SampleOptions.top_k, show_default=True, type=click.IntRange(0),
               help="sample from the k most likely characters (0 = all)")
-@click.option("--top-p", default=1.0, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
+@click.option("--top-p", default=SampleOptions.top_p, show_default=True, type=click.FloatRange(0.0, 1.0, min_open=True),
               help="nucleus sampling threshold (1 = off)")
 @click.option("--prime", default="", help="text the samples start with")
 @click.option("--prime-file", type=click.Path(exists=True, dir_okay=False), help="read the prime from a file")
@@ -296,18 +301,20 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
            constraints: tuple[str, ...], novel_only: bool, out: str | None, jsonl: bool, device: str,
            precision: str) -> None:
     """Generate from a checkpoint, or from a corpus's latest trained run."""
+    from gen.core.models import load_model
     from gen.core.samplesfile import write_samples
 
-    loaded = pipeline.load_model(target, _ws())
+    loaded = load_model(target, _ws())
     domain = loaded.domain
     if prime_file:
         prime = Path(prime_file).read_text(encoding="utf-8")
+    opts = SampleOptions(n=num, length=length, temperature=temperature, top_k=top_k, top_p=top_p, prime=prime,
+                         stop=[s.encode().decode("unicode_escape") for s in stop] or None, seed=seed,
+                         guided=guided, constraints=list(constraints) or None, novel_only=novel_only,
+                         device=device, precision=precision)
     stream = num == 1 and sys.stdout.isatty() and not domain.samples_per_line
     on_char = (lambda s, ch: (sys.stdout.write(ch), sys.stdout.flush())) if stream else None
-    texts, stats = loaded.generate(_ws(), num, length, temperature, top_k, top_p, prime,
-                                   [s.encode().decode("unicode_escape") for s in stop] or None, seed, guided,
-                                   list(constraints) or None, novel_only, on_char, device, precision)
-    guided = guided or novel_only
+    texts, stats = loaded.generate(_ws(), opts, on_char)
     if stats.unknown_prime:
         click.echo(f"note: the prime has characters the model never saw; encoded as "
                    f"{', '.join(f'{k!r}->{v!r}' for k, v in stats.unknown_prime.items())}", err=True)
@@ -316,11 +323,11 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
         click.echo(sep.join(texts))
     else:
         click.echo()
-    if guided:
+    if guided or novel_only:
         click.echo(f"guided: {stats.masked_steps} masked steps, {stats.fallbacks} fallbacks to unmasked", err=True)
     if out is None:
         suffix = ".jsonl" if jsonl or not domain.samples_per_line else ".txt"
-        out = str(loaded.run.samples / (time.strftime("%Y%m%d-%H%M%S") + suffix))
+        out = str(loaded.run.samples / (ws_mod.timestamp() + suffix))
     elif jsonl and not out.endswith(".jsonl"):
         out += ".jsonl"
     path = write_samples(out, texts, per_line=domain.samples_per_line)
@@ -328,8 +335,8 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
 
 
 # set by `gen train` once everything is written: the process then ends without the interpreter's
-# module teardown, which took 1.5 s after the last file on a 2-core Zen 3 (torch, matplotlib and
-# TensorBoard unloading) and made a `--max-time 12s` command take 14.5 s of wall time
+# module teardown (torch, matplotlib and TensorBoard unloading), which took seconds after the
+# last file was written and made a `--max-time 12s` command take 14.5 s of wall time
 _FINISHED_TRAINING: list[bool] = []
 
 

@@ -1,9 +1,11 @@
-"""Training configuration: one dataclass, a comment on every default, and where each value came from.
+"""Options and their defaults: training (:class:`TrainConfig`) and sampling (:class:`SampleOptions`).
 
-Resolution order (later wins): these defaults -> the domain's defaults for the device kind
-(cpu/gpu) -> the corpus manifest's defaults -> a ``--config`` TOML file -> command-line options.
-A resume starts from the checkpoint's config instead. Every value is checked against
-:data:`RANGES` / :data:`CHOICES`, which also give the command line its click types.
+Training resolution order (later wins, :func:`resolve_config`): these defaults -> the domain's
+defaults for the device kind (cpu/gpu) -> the corpus manifest's defaults -> a ``--config`` TOML
+file -> command-line options. A resume starts from the checkpoint's config instead
+(:func:`resume_config`). Every value is checked against :data:`RANGES` / :data:`CHOICES`, which
+also give the command line its click types. Sampling options have one set of defaults, here,
+that the command line, the Python API and every caller of the sampler share.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import math
 import re
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import tomllib
 
 from gen.core.errors import GenError
+
+if TYPE_CHECKING:
+    from gen.core.domain import CorpusSpec, Domain
 
 # numeric fields: (lowest, highest) allowed, None = unbounded; dropout must stay below 1
 RANGES: dict[str, tuple[float | None, float | None]] = {
@@ -106,6 +111,79 @@ class TrainConfig:
 
     def origin(self, key: str) -> str:
         return self.origins.get(key, "default")
+
+    def model_kwargs(self, vocab_size: int) -> dict[str, Any]:
+        """The model's arguments (core/model.py ModelArgs) for a vocabulary of ``vocab_size``."""
+        return {"vocab_size": vocab_size, "cell": self.cell, "n_layer": self.n_layer, "n_hidden": self.n_hidden,
+                "n_embd": self.n_embd, "dropout": self.dropout}
+
+
+def resolve_config(spec: CorpusSpec, domain: Domain, overrides: dict[str, Any], gpu: bool | None = None,
+                   config_file: str | Path | None = None, variant: str | None = None) -> TrainConfig:
+    """TrainConfig defaults <- domain defaults <- manifest defaults <- config file <- overrides,
+    for the device kind (cpu/gpu); each value remembers where it came from. ``variant`` ("bf16")
+    adds that sub-table of the kind's defaults (``[defaults.cpu.bf16]``: a recipe for CPUs
+    where the precision probe picks bf16) over the kind's own."""
+    file_values = read_config_file(config_file) if config_file else {}
+    device = overrides.get("device") or file_values.get("device") or "auto"
+    if gpu is None:
+        import torch
+
+        gpu = torch.cuda.is_available()
+    kind = "cpu" if device == "cpu" or not gpu else "gpu"
+    cfg = TrainConfig()
+    for source, table in ((f"domain {domain.name}", domain.defaults), (f"manifest {spec.origin}", spec.defaults)):
+        own = table.get(kind, {})
+        cfg.update({k: v for k, v in own.items() if not isinstance(v, dict)}, f"{source} ({kind})")
+        if variant and isinstance(own.get(variant), dict):
+            cfg.update(own[variant], f"{source} ({kind}, {variant})")
+    cfg.update(file_values, f"file {config_file}")
+    cfg.update(overrides, "command line")
+    return cfg
+
+
+def resume_config(ckpt: dict[str, Any], overrides: dict[str, Any],
+                  config_file: str | Path | None = None) -> tuple[TrainConfig, list[str]]:
+    """A resume's config: the checkpoint's, then only what a file or the command line names.
+    Returns it and one line per changed option (whether the model's shape may change is the
+    checkpoint's rule: core/checkpoint.py check_resumable)."""
+    saved = TrainConfig().update(ckpt["config"], "checkpoint")
+    cfg = TrainConfig().update(ckpt["config"], "checkpoint")
+    cfg.update(read_config_file(config_file) if config_file else {}, f"file {config_file}")
+    cfg.update(overrides, "command line")
+    changed = [k for k in TrainConfig.field_names() if getattr(cfg, k) != getattr(saved, k)]
+    return cfg, [f"{k}: {getattr(saved, k)!r} -> {getattr(cfg, k)!r} ({cfg.origin(k)})" for k in changed]
+
+
+@dataclass
+class SampleOptions:
+    """Everything a sample is drawn with: `gen sample`, the Python API, evolution samples, sweeps."""
+
+    n: int = 1  # independent streams generated together
+    length: int | None = None  # maximum characters per sample after the prime; None: the domain's
+    temperature: float = 0.8  # < 1 sharper, > 1 flatter; <= 1e-3 means argmax (greedy)
+    top_k: int = 0  # keep only the k most likely characters (0 = off)
+    top_p: float = 1.0  # nucleus sampling: smallest set with this much probability (1 = off)
+    prime: str = ""  # text the model reads first; samples continue it (and include it)
+    stop: list[str] | None = None  # a sample ends at the first of these (not included); None: the domain's
+    seed: int | None = None  # reproducible sampling
+    guided: bool = False  # mask characters that would break the domain's structure (its tracker)
+    constraints: list[str] | None = None  # guided: only these constraint families (None: all)
+    novel_only: bool = False  # guided: never a training name (needs the training corpus)
+    close: bool = True  # guided: append what closes open structure when a sample hits `length`
+    device: str = "cpu"  # auto (CUDA when present) | cpu | cuda | cuda:N: where the streams step
+    precision: str = "auto"  # auto | fp32 | bf16 | int8: the stepper's matmuls (core/precision.py)
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or (self.length is not None and self.length < 1):
+            raise GenError(f"-n and --length must be at least 1 (got {self.n} and {self.length})")
+        if self.temperature < 0 or self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise GenError(f"temperature must be >= 0, top-k >= 0 and top-p in (0, 1] "
+                           f"(got {self.temperature}, {self.top_k}, {self.top_p})")
+
+    def chars(self, per_line: bool) -> int:
+        """The sample length: as given, else 50 for a line-per-sample domain (a name), else 1000."""
+        return self.length or (50 if per_line else 1000)
 
 
 def check_value(key: str, value: Any, origin: str = "option") -> None:

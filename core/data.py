@@ -29,7 +29,7 @@ from gen.core.domain import CorpusSpec, Domain
 from gen.core.errors import GenError
 from gen.core.sources import PrepareReport
 from gen.core.vocab import Vocab
-from gen.core.workspace import prepare_lock, prepare_orphans, remove_tree
+from gen.core.workspace import CorpusDir, remove_tree
 
 if TYPE_CHECKING:
     import torch
@@ -103,12 +103,12 @@ def _encode_to(path: Path, chunks: Iterator[str], vocab: Vocab) -> int:
 
 
 def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[str, Any],
-                      report: PrepareReport, work: Path, counts: dict[int, int]) -> tuple[int, int]:
+                      report: PrepareReport, work: CorpusDir, counts: dict[int, int]) -> tuple[int, int]:
     """Pass 1: the domain's documents into work/train.txt (and val.txt for a per-document split),
     joined by the separator, counting characters. Returns (train chars, val chars)."""
     per_doc = spec.split == "hash"
-    train_sink = _TextSink(work / "train.txt", counts)
-    val_sink = _TextSink(work / "val.txt", counts) if per_doc else None
+    train_sink = _TextSink(work.text("train"), counts)
+    val_sink = _TextSink(work.text("val"), counts) if per_doc else None
     threshold = int(spec.val_fraction * 10_000)
     # '-' (stdin) and 'package:...' are not paths; everything else is
     source = src if src == "-" or src.startswith("package:") else Path(src)
@@ -129,52 +129,53 @@ def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[
     return train_sink.chars, (val_sink.chars if val_sink else 0)
 
 
-def _encode_splits(work: Path, vocab: Vocab, train_chars: int, val_chars: int, val_fraction: float) -> tuple[int, int]:
+def _encode_splits(work: CorpusDir, vocab: Vocab, train_chars: int, val_chars: int, val_fraction: float) -> tuple[int, int]:
     """Pass 2: text -> ids in work/train.bin and val.bin, in chunks (bounded memory)."""
     if val_chars > 0:
-        n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt"), vocab)
-        n_val = _encode_to(work / "val.bin", _read_chunks(work / "val.txt"), vocab)
+        n_train = _encode_to(work.ids("train"), _read_chunks(work.text("train")), vocab)
+        n_val = _encode_to(work.ids("val"), _read_chunks(work.text("val")), vocab)
     else:  # tail split (or a per-document split that drew no val document): cut the stream
         cut = max(1, int(train_chars * (1 - val_fraction)))
-        n_train = _encode_to(work / "train.bin", _read_chunks(work / "train.txt", cut), vocab)
-        with open(work / "train.txt", encoding="utf-8", newline="") as fh:
+        n_train = _encode_to(work.ids("train"), _read_chunks(work.text("train"), cut), vocab)
+        with open(work.text("train"), encoding="utf-8", newline="") as fh:
             fh.read(cut)  # skip the train part; the rest is val (streamed, bounded memory)
-            n_val = _encode_to(work / "val.bin", iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
-    for name in ("train.txt", "val.txt"):
-        if (work / name).exists():
-            os.unlink(work / name)
+            n_val = _encode_to(work.ids("val"), iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
+    for split in CorpusDir.SPLITS:
+        if work.text(split).exists():
+            os.unlink(work.text(split))
     return n_train, n_val
 
 
-def _swap_in(work: Path, out_dir: Path) -> None:
-    """Replace out_dir by the finished folder; the previous one survives until this point."""
+def _swap_in(work: CorpusDir, out: CorpusDir) -> None:
+    """Replace the corpus folder by the finished one; the previous one survives until this point."""
     old = None
-    if out_dir.exists():
-        old = out_dir.with_name(f".{out_dir.name}.old-{os.getpid()}")
-        os.replace(out_dir, old)
-    os.replace(work, out_dir)
+    if out.path.exists():
+        old = out.replaced()
+        os.replace(out.path, old)
+    os.replace(work.path, out.path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path,
+def prepare(spec: CorpusSpec, domain: Domain, src: str, out: CorpusDir,
             options: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Prepare corpus ``spec`` from ``src`` into ``out_dir``; returns the metadata written.
+    """Prepare corpus ``spec`` from ``src`` into the folder ``out``; returns the metadata written.
 
-    One prepare per corpus at a time (a lock beside ``out_dir``); under the lock, temporary
+    One prepare per corpus at a time (a lock beside the folder); under the lock, temporary
     folders that a killed prepare left are removed first (and reported)."""
-    with prepare_lock(out_dir):
+    out = CorpusDir(out)
+    with out.lock():
         report = PrepareReport()
-        for orphan in prepare_orphans(out_dir):
+        for orphan in out.orphans():
             size = remove_tree(orphan)
             report.note(f"removed {orphan.name} ({size / 1e6:.1f} MB), left by an interrupted prepare")
-        return _prepare(spec, domain, src, out_dir, {**spec.options, **(options or {})}, report)
+        return _prepare(spec, domain, src, out, {**spec.options, **(options or {})}, report)
 
 
-def _prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path, options: dict[str, Any],
+def _prepare(spec: CorpusSpec, domain: Domain, src: str, out: CorpusDir, options: dict[str, Any],
              report: PrepareReport) -> dict[str, Any]:
     t0 = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.prepare-", dir=out_dir.parent))
+    work = CorpusDir(tempfile.mkdtemp(prefix=out.work_prefix, dir=out.path.parent))
     try:
         counts: dict[int, int] = {}
         train_chars, val_chars = _stream_documents(spec, domain, src, options, report, work, counts)
@@ -193,12 +194,12 @@ def _prepare(spec: CorpusSpec, domain: Domain, src: str, out_dir: Path, options:
             "mb_per_s": round(report.bytes_in / 1e6 / max(seconds, 1e-9), 2),
             "report": report.to_dict(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        vocab.save(work / "vocab.json")
-        atomic_write_text(work / "meta.json", json.dumps(meta, indent=2, ensure_ascii=False))
-        _swap_in(work, out_dir)
+        vocab.save(work.vocab)
+        atomic_write_text(work.meta, json.dumps(meta, indent=2, ensure_ascii=False))
+        _swap_in(work, out)
         return meta
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(work.path, ignore_errors=True)
         raise
 
 
@@ -207,16 +208,17 @@ class CorpusData:
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        if not (self.path / "meta.json").is_file():
+        self.folder = CorpusDir(self.path)
+        if not self.folder.meta.is_file():
             raise GenError(f"{self.path} is not a prepared corpus (no meta.json). "
                            f"Run: gen prepare {self.path.name} --src PATH")
-        self.meta = json.loads((self.path / "meta.json").read_text(encoding="utf-8"))
-        self.vocab = Vocab.load(self.path / "vocab.json")
+        self.meta = json.loads(self.folder.meta.read_text(encoding="utf-8"))
+        self.vocab = Vocab.load(self.folder.vocab)
         self.name = self.meta["corpus"]
         self.separator = self.meta.get("separator", "\n")
 
     def ids(self, split: str) -> np.ndarray:
-        path = self.path / f"{split}.bin"
+        path = self.folder.ids(split)
         if path.stat().st_size == 0:
             return np.zeros(0, dtype=self.vocab.dtype)
         return np.memmap(path, dtype=self.vocab.dtype, mode="r")
@@ -271,16 +273,22 @@ class StreamBatches:
     """
 
     def __init__(self, ids: np.ndarray, batch_size: int, seq_len: int, rank: int = 0, world: int = 1) -> None:
-        n_streams = batch_size * world
-        stream_len = (len(ids) - 1) // n_streams
-        self.steps_per_epoch = stream_len // seq_len
-        if self.steps_per_epoch < 1:
-            need = n_streams * seq_len + 1
-            raise GenError(f"the data has {len(ids)} characters, too few for {n_streams} streams of "
-                           f"{seq_len} (needs {need}). Lower --batch-size or --seq-len, or use more text.")
+        self.steps_per_epoch = self.check(len(ids), batch_size, seq_len, world)
+        stream_len = (len(ids) - 1) // (batch_size * world)
         self.ids, self.seq_len = ids, seq_len
         starts = (np.arange(batch_size) + rank * batch_size) * stream_len
         self._offsets = starts[:, None] + np.arange(seq_len + 1)[None, :]  # (B, T+1)
+
+    @staticmethod
+    def check(n_ids: int, batch_size: int, seq_len: int, world: int = 1) -> int:
+        """Steps per epoch of ``n_ids`` characters, or a GenError that says how to fix it."""
+        n_streams = batch_size * world
+        steps = (n_ids - 1) // n_streams // seq_len
+        if steps < 1:
+            raise GenError(f"the data has {n_ids} characters, too few for {n_streams} streams of "
+                           f"{seq_len} (needs {n_streams * seq_len + 1}). Lower --batch-size or --seq-len, "
+                           "or use more text.")
+        return steps
 
     def get(self, pos: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Inputs and targets ``(B, T)`` for window ``pos`` of the epoch."""

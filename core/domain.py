@@ -61,6 +61,11 @@ class Issue:
         return {"kind": self.kind, "message": self.message, "offset": self.offset, "excerpt": self.excerpt}
 
 
+# the brackets every domain's checks share: opener -> closer, and closer -> opener
+BRACKETS = {"(": ")", "[": "]", "{": "}"}
+OPENER_OF = {closer: opener for opener, closer in BRACKETS.items()}
+
+
 def excerpt(text: str, offset: int, width: int = 40) -> str:
     """A one-line window of ``text`` around ``offset``, for issue reports."""
     lo, hi = max(0, offset - width), min(len(text), offset + width)

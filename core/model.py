@@ -32,6 +32,9 @@ class ModelArgs:
         return asdict(self)
 
 
+# the arguments the weights' shapes depend on: a resume cannot change them (dropout it can)
+SHAPE = ("vocab_size", "cell", "n_layer", "n_hidden", "n_embd")
+
 Hidden = tuple[torch.Tensor, torch.Tensor] | torch.Tensor  # (h, c) for LSTM, h otherwise
 
 
@@ -183,10 +186,9 @@ def int8_available() -> bool:
     return ("fbgemm" in engines or "x86" in engines) and hasattr(torch.ops.quantized, "linear_dynamic")
 
 
-# An int8 product (fbgemm, dynamic quantization) costs ~40-50 us more per call than fp32's addmm
-# (quantizing its input), so it pays only from about a million multiply-adds per call. Measured on
-# a 2-core Zen 3, 1 thread, (N, K) x (K, M): N=1 256x1024 int8 0.56x fp32, 512x1024 1.29x,
-# 512x2048 1.81x; N=8 256x1024 1.82x; N=64 1.8-2.4x (evals/BENCHMARKS.md).
+# An int8 product (fbgemm, dynamic quantization) pays a fixed cost per call over fp32's addmm
+# (quantizing its input), so it pays only from about a million multiply-adds per call
+# (evals/BENCHMARKS.md, "int8 sampling").
 INT8_MIN_MACS = 1 << 20
 
 

@@ -1,8 +1,9 @@
 """``precision = "auto"``: pick fp32 or bf16 autocast by measuring, not by guessing.
 
 On a GPU bf16 is used where the device supports it. On a CPU it depends on the chip: with native
-bf16 (AVX512_BF16 / AMX) bf16 autocast trained 2x512 LSTMs 2.0-2.4x faster than fp32 here, and
-on a Zen 3 with no bf16 units it was 14-47x slower. So a short probe builds the run's own model
+bf16 (AVX512_BF16 / AMX) bf16 autocast trains 2x512 LSTMs about twice as fast as fp32, and on a
+chip with no bf16 units it is many times slower (evals/BENCHMARKS.md, "Current figures"). So a
+short probe builds the run's own model
 shape, times a few forward/backward/optimizer steps in each precision, and picks bf16 when it is
 at least ``BF16_MIN_SPEEDUP`` faster and its loss is finite. The answer is cached per machine,
 torch version, thread count and model shape (a JSON file in the workspace), so later runs start
@@ -19,6 +20,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -104,6 +106,15 @@ def probe(args: ModelArgs, steps: int = PROBE_STEPS) -> Pick:
     return Pick(pick, speedup, f"probe: bf16 {speedup:.2f}x fp32 on this CPU")
 
 
+def settle(cfg: Any, args: ModelArgs, device: torch.device, cache: Path | None = None) -> str:
+    """Decide ``cfg.precision = "auto"`` for this model on this device, in place (the value
+    remembers why); returns the line that says so. `gen train` settles it once, in its plan
+    (core/plan.py); :func:`gen.core.train.train` settles it only when called with "auto"."""
+    pick = pick_precision(args, device, cache)
+    cfg.update({"precision": pick.precision}, f"auto: {pick.why}")
+    return f"precision: {pick.precision} ({pick.why})"
+
+
 def pick_precision(args: ModelArgs, device: torch.device, cache: Path | None = None) -> Pick:
     """The precision ``auto`` means for this model on this device (see the module docstring)."""
     if device.type == "cuda":
@@ -155,11 +166,10 @@ def _read(path: Path) -> dict:
 # weights sit in cache): see evals/BENCHMARKS.md, "Sampling precision".
 SAMPLE_BF16_MIN_HIDDEN = 256  # below this the fp32 stepper was as fast or faster (measured)
 # one stream is latency-bound (rounding its tiny products costs more than the bytes it saves);
-# more streams are compute-bound. Trained 2x512 on a Zen 5, chars/s fp32 -> bf16: 1 stream
-# 3,753 -> 3,036; 8 streams 7,725 -> 19,291; 16: 11,735 -> 29,295; 64: 16,877 -> 41,434
+# more streams are compute-bound, where bf16 units pay (BENCHMARKS.md, "Sampling precision")
 SAMPLE_BF16_MIN_STREAMS = 8
-# int8 weights (fbgemm) on a Zen 3, sample() chars/s int8 / fp32: 2x128 0.85-0.98x (nothing to
-# gain), 2x256 1.4-1.5x from 8 streams, 2x512 1.4-1.8x for 1 stream and 1.6-2.6x for 8-64
+# int8 weights (fbgemm) gain nothing on small models, whose weights sit in cache
+# (BENCHMARKS.md, "int8 sampling")
 SAMPLE_INT8_MIN_HIDDEN = 256
 SAMPLE_MAX_NLL_DRIFT = 0.01  # nats/char: low-precision sampling must score text within this of fp32
 SAMPLE_CHECK_CHARS = 64

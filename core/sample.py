@@ -13,31 +13,17 @@ distribution and the fallback is counted, so guidance never dead-ends.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
+from gen.core.config import SampleOptions
 from gen.core.device import pick_device
 from gen.core.domain import Constraint, Domain, Tracker
 from gen.core.errors import GenError
 from gen.core.model import CharRNN, FusedStepper
 from gen.core.precision import sampling_dtype, sampling_name
 from gen.core.vocab import Vocab
-
-
-@dataclass
-class SampleOptions:
-    n: int = 1  # independent streams generated together
-    length: int = 500  # maximum characters per sample (after the prime)
-    temperature: float = 1.0  # < 1 sharper, > 1 flatter; <= 1e-3 means argmax (greedy)
-    top_k: int = 0  # keep only the k most likely characters (0 = off)
-    top_p: float = 1.0  # nucleus sampling: smallest set with this much probability (1 = off)
-    prime: str = ""  # text the model reads first; samples continue it (and include it)
-    stop: list[str] | None = None  # a sample ends at the first of these (not included); None: the domain's
-    seed: int | None = None  # reproducible sampling
-    close: bool = True  # guided: append what closes open structure when a sample hits `length`
-    device: str = "cpu"  # auto (CUDA when present) | cpu | cuda | cuda:N: where the streams step
-    precision: str = "auto"  # auto | fp32 | bf16: the stepper's matmuls (core/precision.py)
 
 
 @dataclass
@@ -130,6 +116,8 @@ def sample(model: CharRNN, vocab: Vocab, opts: SampleOptions, *, separator: str 
     ``trackers``: one per stream (:func:`make_trackers`) for structure-guided sampling.
     ``on_char(stream, ch)`` streams output as it is made."""
     stop = opts.stop if opts.stop is not None else ([domain.stop] if domain is not None and domain.stop else [])
+    if opts.length is None:
+        opts = replace(opts, length=opts.chars(domain is not None and domain.samples_per_line))
     with _threads(opts.n, model.args.n_hidden, model.args.n_layer):
         return _generate(model, vocab, opts, stop, trackers, on_char, separator)
 

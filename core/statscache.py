@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from gen.core.atomic import atomic_write_text
+from gen.core.workspace import CorpusDir
 
 FORMAT = 1  # bump when the file layout changes
-DIGEST_FILES = ("train.bin", "val.bin", "vocab.json")
 
 
 class Unsupported(TypeError):
@@ -33,8 +33,7 @@ class Unsupported(TypeError):
 def corpus_digest(path: Path) -> str:
     """sha256 over the corpus's token files and vocabulary (what every statistic is made from)."""
     h = hashlib.sha256()
-    for name in DIGEST_FILES:
-        f = path / name
+    for f in CorpusDir(path).digested:
         if f.exists():
             with open(f, "rb") as fh:
                 for block in iter(lambda: fh.read(1 << 22), b""):
@@ -44,8 +43,7 @@ def corpus_digest(path: Path) -> str:
 
 
 def cache_path(data: Any, domain: Any) -> Path:
-    version = domain.stats_version
-    return Path(data.path) / f"stats-{domain.name}-v{version}.{corpus_digest(Path(data.path))}.json"
+    return CorpusDir(data.path).stats(domain.name, domain.stats_version, corpus_digest(Path(data.path)))
 
 
 def load_or_build(domain: Any, data: Any) -> Any:
@@ -61,7 +59,7 @@ def load_or_build(domain: Any, data: Any) -> Any:
     stats = domain.corpus_stats(data)
     try:
         text = json.dumps({"format": FORMAT, "domain": domain.name, "stats": encode(stats)}, ensure_ascii=False)
-        for old in path.parent.glob(f"stats-{domain.name}-*.json"):  # another corpus state's figures
+        for old in CorpusDir(data.path).stale_stats(domain.name):  # another corpus state's figures
             old.unlink(missing_ok=True)
         atomic_write_text(path, text)
     except (Unsupported, OSError):

@@ -25,20 +25,21 @@ import torch
 
 from gen.core import checkpoint as ckpt_io
 from gen.core.budget import Budget, lr_at
-from gen.core.config import TrainConfig
+from gen.core.config import SampleOptions, TrainConfig
 from gen.core.data import CorpusData, StreamBatches
 from gen.core.device import any_rank, autocast_for, init_distributed, is_main_process
 from gen.core.errors import GenError
 from gen.core.model import CharRNN, ModelArgs, cross_entropy, detach_hidden
 from gen.core.plot import plot_losses
-from gen.core.sample import SampleOptions, sample
+from gen.core.precision import settle
+from gen.core.sample import sample
 from gen.core.signals import StopSignals
 from gen.core.tblog import TBLog
+from gen.core.units import bpc
 from gen.core.workspace import RunDir
 
 __all__ = ["TrainResult", "evaluate", "lr_at", "make_optimizer", "train"]
 
-LN2 = math.log(2)
 MAX_BAD_STEPS = 5  # consecutive non-finite losses before the run stops with advice
 BAR_UNITS = 1000  # the progress bar counts thousandths of the budget, whichever budget it is
 BAR_FORMAT = "{percentage:3.0f}%|{bar}| {elapsed}<{remaining} {postfix}"
@@ -135,22 +136,17 @@ class _Run:
 
 
 def _setup(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resume: dict[str, Any] | None,
-           log: Callable[[str], None]) -> _Run:
+           log: Callable[[str], None], placement: tuple[int, int, torch.device] | None = None) -> _Run:
     """Model, optimizer and data streams, restored from ``resume`` when given."""
-    rank, world, device = init_distributed(cfg)
+    rank, world, device = placement or init_distributed(cfg)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    args = ModelArgs(vocab_size=len(data.vocab), cell=cfg.cell, n_layer=cfg.n_layer, n_hidden=cfg.n_hidden,
-                     n_embd=cfg.n_embd, dropout=cfg.dropout)
+    args = ModelArgs(**cfg.model_kwargs(len(data.vocab)))
     model = CharRNN(args).to(device)
-    if cfg.precision == "auto":  # called directly (not through the pipeline): measure, uncached
-        from gen.core.precision import pick_precision
-
-        pick = pick_precision(args, device)
-        cfg.update({"precision": pick.precision}, f"auto: {pick.why}")
-        log(f"precision: {pick.precision} ({pick.why})")
+    if cfg.precision == "auto":  # train() called directly, not from a plan: measured here, uncached
+        log(settle(cfg, args, device))
     r = _Run(cfg, data, RunDir(run_dir), domain, model, model, make_optimizer(model, cfg),
              StreamBatches(data.ids("train"), cfg.batch_size, cfg.seq_len, rank, world), device, world,
              rank == 0, log)
@@ -194,14 +190,14 @@ def _validate(r: _Run, max_chars: int | None = None) -> None:
     t0 = time.monotonic()
     r.last_val = evaluate(r.model, r.data, r.cfg, r.device, max_chars)
     t1 = time.monotonic()
-    entry = {"step": r.step, "val_loss": r.last_val, "val_bpc": r.last_val / LN2, "time": time.perf_counter() - r.t_start}
+    entry = {"step": r.step, "val_loss": r.last_val, "val_bpc": bpc(r.last_val), "time": time.perf_counter() - r.t_start}
     if max_chars is not None:
         entry["val_chars"] = max_chars  # a shortened final validation: another sample of the split
     r.record(entry)
     if not r.main:
         r.budget.validated(t1 - t0, 0.0)
         return
-    msg = f"step {r.step}: val loss {r.last_val:.4f} nats, {r.last_val / LN2:.3f} bpc"
+    msg = f"step {r.step}: val loss {r.last_val:.4f} nats, {bpc(r.last_val):.3f} bpc"
     if max_chars is not None:
         # a few windows of the split score far from the whole split (1.23 on 1 KB where the whole
         # split scored 1.44): never a "best", or best.pt would be chosen by luck
@@ -218,11 +214,11 @@ def _validate(r: _Run, max_chars: int | None = None) -> None:
 
 
 def _evolution_sample(r: _Run) -> None:
-    """A short sample at temperature 0.8 with its own seeded generator: the global RNG (and so
+    """A short sample at the default temperature with its own seeded generator: the global RNG (and so
     an exact resume) is untouched."""
     was = r.model.training
     r.model.eval()
-    texts, _ = sample(r.model, r.data.vocab, SampleOptions(length=r.cfg.sample_chars, temperature=0.8,
+    texts, _ = sample(r.model, r.data.vocab, SampleOptions(length=r.cfg.sample_chars,
                                                            seed=r.cfg.seed + r.step, stop=[]),
                       separator=r.data.separator)
     r.model.train(was)
@@ -267,10 +263,10 @@ def _log_step(r: _Run, loss: float, window: list) -> None:
     now = time.perf_counter()
     cps = window[1] * r.cfg.batch_size * r.cfg.seq_len * r.world / max(now - window[0], 1e-9)
     window[:] = [now, 0]
-    r.record({"step": r.step, "loss": loss, "bpc": loss / LN2, "lr": r.optimizer.param_groups[0]["lr"],
+    r.record({"step": r.step, "loss": loss, "bpc": bpc(loss), "lr": r.optimizer.param_groups[0]["lr"],
               "chars_per_s": cps, "time": r.elapsed})
     if r.bar:
-        r.bar.set_postfix_str(f"step {r.step:,} loss {loss:.3f} ({loss / LN2:.3f} bpc) {cps:,.0f} chars/s")
+        r.bar.set_postfix_str(f"step {r.step:,} loss {loss:.3f} ({bpc(loss):.3f} bpc) {cps:,.0f} chars/s")
 
 
 def _progress(r: _Run) -> None:
@@ -337,7 +333,7 @@ def _finish(r: _Run, stopped: str) -> TrainResult:
 def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
           resume: dict[str, Any] | None = None, log: Callable[[str], None] = print,
           progress: bool = True, on_step: Callable[[int, float], bool] | None = None,
-          deadline: float | None = None) -> TrainResult:
+          deadline: float | None = None, placement: tuple[int, int, torch.device] | None = None) -> TrainResult:
     """Train on a prepared corpus, writing checkpoints and logs into ``run_dir``.
 
     ``on_step(step, loss)`` runs after every optimizer step; returning True stops the run the way
@@ -348,7 +344,7 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
     if lock:
         lock.acquire()  # one process per run folder: a second training or resume is refused
     try:
-        return _train(data, cfg, run_dir, domain, resume, log, progress, on_step, deadline)
+        return _train(data, cfg, run_dir, domain, resume, log, progress, on_step, deadline, placement)
     finally:
         if lock:
             lock.release()
@@ -356,9 +352,9 @@ def train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str,
 
 def _train(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resume: dict[str, Any] | None,
            log: Callable[[str], None], progress: bool, on_step: Callable[[int, float], bool] | None,
-           deadline: float | None) -> TrainResult:
+           deadline: float | None, placement: tuple[int, int, torch.device] | None) -> TrainResult:
     """The loop itself (see the module docstring), run under the run folder's lock."""
-    r = _setup(data, cfg, run_dir, domain, resume, log)
+    r = _setup(data, cfg, run_dir, domain, resume, log, placement)
     _start(r, progress, resume is not None, deadline)
     bad_steps, stopped = 0, "steps"
     r.t_start = time.perf_counter() - r.elapsed

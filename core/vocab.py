@@ -111,7 +111,7 @@ class Vocab:
     def decode(self, ids: Iterable[int]) -> str:
         if isinstance(ids, np.ndarray):  # megabytes of ids: one table lookup, no Python loop
             # the ids index the table as they are (uint8/16: no int64 copy) and str() reads the
-            # gathered code points in place: 26M characters 0.48 -> 0.08 s (evals/BENCHMARKS.md)
+            # gathered code points in place: no per-character Python (evals/BENCHMARKS.md)
             return str(self._cps.astype(np.uint32, copy=False)[ids], "utf-32-le")
         chars = self.chars
         return "".join(chars[int(i)] for i in ids)

@@ -1,8 +1,9 @@
 """Where prepared corpora and training runs live.
 
-One workspace directory holds ``corpora/<name>/`` (train.bin, val.bin, vocab.json, meta.json)
-and ``runs/<corpus>/<run>/`` (checkpoints, metrics.jsonl, loss.png, samples), and ``cache/``
-(measurements such as the precision probe's, safe to delete). Default:
+One workspace directory holds ``corpora/<name>/`` (:class:`CorpusDir` names its files),
+``runs/<corpus>/<run>/`` (:class:`RunDir` names its files), ``downloads/<corpus>/``,
+``manifests/`` (user corpora), ``evals/`` and ``cache/`` (measurements such as the precision
+probe's, safe to delete). Default:
 ``$XDG_DATA_HOME/gen`` (usually ``~/.local/share/gen``); ``GEN_HOME`` or ``--workspace``
 override it.
 """
@@ -48,24 +49,19 @@ def corpus_dir(ws: Path, corpus: str) -> Path:
     return ws / "corpora" / check_name(corpus, "corpus name")
 
 
-def corpus_meta(ws: Path, corpus: str) -> dict[str, Any]:
-    """A prepared corpus's meta.json ({} when unreadable)."""
-    try:
-        return json.loads((corpus_dir(ws, corpus) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return {}
+def downloads_dir(ws: Path, corpus: str) -> Path:
+    """Where a corpus's download is fetched and kept."""
+    return ws / "downloads" / check_name(corpus, "corpus name")
 
 
-def prepare_lock(out_dir: Path) -> FolderLock:
-    """Held while a corpus is prepared into ``out_dir`` (beside it: the folder itself is swapped)."""
-    return FolderLock(out_dir.parent / f".{out_dir.name}.lock", f"corpus {out_dir.name!r} (being prepared)")
+def evals_dir(ws: Path, what: str) -> Path:
+    """A fresh folder name for an eval's output: ``evals/WHAT-TIMESTAMP``."""
+    return ws / "evals" / f"{what}-{timestamp()}"
 
 
-def prepare_orphans(out_dir: Path) -> list[Path]:
-    """Temporary folders that an interrupted prepare of ``out_dir`` left beside it
-    (``.NAME.prepare-*`` work folders, ``.NAME.old-PID`` replaced data)."""
-    pattern = re.compile(rf"\.{re.escape(out_dir.name)}\.(prepare-[^/]+|old-\d+)")
-    return sorted(p for p in out_dir.parent.glob(f".{out_dir.name}.*") if pattern.fullmatch(p.name))
+def timestamp() -> str:
+    """The time as gen names folders and files by it (sortable, no separators a shell minds)."""
+    return time.strftime("%Y%m%d-%H%M%S")
 
 
 def remove_tree(path: Path) -> int:
@@ -75,11 +71,6 @@ def remove_tree(path: Path) -> int:
     return size
 
 
-def is_prepared(ws: Path, corpus: str) -> bool:
-    d = corpus_dir(ws, corpus)
-    return (d / "meta.json").is_file() and (d / "train.bin").is_file()
-
-
 def runs_dir(ws: Path, corpus: str) -> Path:
     return ws / "runs" / corpus
 
@@ -87,6 +78,91 @@ def runs_dir(ws: Path, corpus: str) -> Path:
 def precision_cache(ws: Path) -> Path:
     """The precision probe's answers, per machine, torch version and model shape."""
     return ws / "cache" / "precision.json"
+
+
+class CorpusDir:
+    """One prepared corpus's folder: the only place that names its files, as RunDir does for runs.
+
+    ``train.bin``/``val.bin`` (ids), ``vocab.json``, ``meta.json``, and caches derived from them
+    (a domain's statistics, the copy detector's index, the n-gram baselines), each named with a
+    digest of the text it was built from, so a re-prepared corpus never meets a stale cache."""
+
+    SPLITS = ("train", "val")
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
+    @classmethod
+    def of(cls, ws: Path, corpus: str) -> CorpusDir:
+        return cls(corpus_dir(ws, corpus))
+
+    # ---- the files of a corpus -------------------------------------------------------------
+    def ids(self, split: str) -> Path:  # "train" | "val": uint16/uint32 character ids
+        return self.path / f"{split}.bin"
+
+    def text(self, split: str) -> Path:  # prepare's scratch text of a split, in its work folder
+        return self.path / f"{split}.txt"
+
+    vocab = property(lambda self: self.path / "vocab.json")
+    meta = property(lambda self: self.path / "meta.json")
+    digested = property(lambda self: (self.ids("train"), self.ids("val"), self.vocab))  # what caches depend on
+
+    def stats(self, domain: str, version: int, digest: str) -> Path:
+        """A domain's cached corpus statistics (core/statscache.py)."""
+        return self.path / f"stats-{domain}-v{version}.{digest}.json"
+
+    def stale_stats(self, domain: str) -> list[Path]:
+        return sorted(self.path.glob(f"stats-{domain}-*.json"))
+
+    def index(self, name: str, digest: str) -> Path:
+        """An array cached beside the corpus (``NAME.DIGEST.npy``: the copy detector's index)."""
+        return self.path / f"{name}.{digest}.npy"
+
+    def stale_indexes(self, name: str) -> list[Path]:
+        return sorted(self.path.glob(f"{name}.*.npy"))
+
+    def baseline(self, order: int, digest: str) -> Path:
+        """The n-gram baselines of orders 1..``order`` (evals/baselines)."""
+        return self.path / f"ngram-k{order}.{digest}.json"
+
+    def stale_baselines(self) -> list[Path]:
+        return sorted(self.path.glob("ngram-k*.json"))
+
+    # ---- state ------------------------------------------------------------------------------
+    def is_prepared(self) -> bool:
+        return self.meta.is_file() and self.ids("train").is_file()
+
+    def read_meta(self) -> dict[str, Any]:
+        """meta.json ({} when missing or unreadable)."""
+        try:
+            return json.loads(self.meta.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            return {}
+
+    def lock(self) -> FolderLock:
+        """Held while the corpus is prepared (beside the folder: the folder itself is swapped)."""
+        return FolderLock(self.path.parent / f".{self.path.name}.lock", f"corpus {self.path.name!r} (being prepared)")
+
+    @property
+    def work_prefix(self) -> str:
+        """How the temporary folder that a prepare writes before swapping it in begins."""
+        return f".{self.path.name}.prepare-"
+
+    def replaced(self) -> Path:
+        """Where the previous data waits while a prepare swaps the new data in."""
+        return self.path.with_name(f".{self.path.name}.old-{os.getpid()}")
+
+    def orphans(self) -> list[Path]:
+        """Temporary folders that an interrupted prepare left beside this one (:meth:`work`
+        folders, :meth:`replaced` data)."""
+        pattern = re.compile(rf"\.{re.escape(self.path.name)}\.(prepare-[^/]+|old-\d+)")
+        return sorted(p for p in self.path.parent.glob(f".{self.path.name}.*") if pattern.fullmatch(p.name))
 
 
 class RunDir:
@@ -194,7 +270,7 @@ def _read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
 def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> RunDir:
     """A fresh run folder, named by time unless a name is given."""
     base = runs_dir(ws, corpus)
-    name = check_name(name, "run name") if name is not None else time.strftime("%Y%m%d-%H%M%S")
+    name = check_name(name, "run name") if name is not None else timestamp()
     path, n = base / name, 1
     while path.exists():
         n += 1

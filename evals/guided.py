@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from gen.core import table
+from gen.core.config import SampleOptions
 from gen.core.hookspecs import hookimpl
 from gen.core.options import device_option
 from gen.core.table import fmt_num
 from gen.core.vocab import Vocab
+from gen.core.workspace import evals_dir
 from gen.evals.harness import BETTER
 
 if TYPE_CHECKING:  # torch loads when a comparison runs, not when the CLI starts
@@ -48,21 +50,20 @@ def compare(target: str, ws: Path, n: int, length: int, temperature: float, seed
             against: str | None, constraints: list[str] | None = None, log=lambda _m: None,
             device: str = "cpu") -> dict[str, Any]:
     """Sample unguided and guided with identical settings; evaluate both. Returns a summary dict."""
-    from gen.core import pipeline
+    from gen.core.models import load_model, sample_texts
     from gen.core.registry import get_domain
-    from gen.core.sample import SampleOptions
-    from gen.evals.harness import score
+    from gen.evals.harness import eval_context, score
 
-    loaded = pipeline.load_model(target, ws)
+    loaded = load_model(target, ws)
     domain = get_domain(loaded.ckpt["domain"])
-    ctx = pipeline.eval_context(domain, against, ws, {})
+    ctx = eval_context(domain, against, ws, {})
     result: dict[str, Any] = {"checkpoint": str(loaded.path), "domain": domain.name, "n": n, "length": length,
                               "temperature": temperature, "seed": seed, "sets": {}}
     for guided in (False, True):
         log(f"sampling {n} x {length} characters {'with' if guided else 'without'} guidance ...")
-        opts = SampleOptions(n=n, length=length, temperature=temperature, seed=seed, device=device)
-        texts, stats = pipeline.sample_texts(loaded, opts, guided=guided, constraints=constraints,
-                                             stats=ctx.stats if guided else None)
+        opts = SampleOptions(n=n, length=length, temperature=temperature, seed=seed, device=device, guided=guided,
+                             constraints=constraints)
+        texts, stats = sample_texts(loaded, opts, stats=ctx.stats if guided else None)
         scored = score(domain, texts, ctx)
         nll = [v for v in log_likelihood(loaded.model, loaded.vocab, texts, loaded.separator) if not math.isnan(v)]
         values = dict(scored.values)
@@ -79,17 +80,16 @@ def guided_cost(target: str, ws: Path, length: int = 2000, rounds: int = 3, seed
     import statistics
     import time
 
-    from gen.core import pipeline
-    from gen.core.sample import SampleOptions
+    from gen.core.models import load_model, sample_texts
 
-    loaded = pipeline.load_model(target, ws)
+    loaded = load_model(target, ws)
     times: dict[bool, list[float]] = {False: [], True: []}
     for r in range(rounds):
         for guided in (False, True):
             # stop=[] keeps the domain's stop string off, so every sample is `length` long
-            opts = SampleOptions(n=1, length=length, temperature=0.8, seed=seed + r, stop=[], close=False)
+            opts = SampleOptions(n=1, length=length, seed=seed + r, stop=[], close=False, guided=guided)
             t0 = time.perf_counter()
-            texts, _ = pipeline.sample_texts(loaded, opts, guided=guided)
+            texts, _ = sample_texts(loaded, opts)
             times[guided].append((time.perf_counter() - t0) / max(1, len(texts[0])))
     u, g = statistics.median(times[False]), statistics.median(times[True])
     return {"checkpoint": str(loaded.path), "domain": loaded.ckpt["domain"], "unguided_chars_per_s": 1 / u,
@@ -111,7 +111,8 @@ def register_commands(cli):
     @click.argument("target")
     @click.option("-n", "--num", default=20, show_default=True, type=click.IntRange(1))
     @click.option("-l", "--length", default=1000, show_default=True, type=click.IntRange(1))
-    @click.option("-t", "--temperature", default=0.8, show_default=True, type=click.FloatRange(0.0))
+    @click.option("-t", "--temperature", default=SampleOptions.temperature, show_default=True,
+                  type=click.FloatRange(0.0))
     @click.option("--seed", default=0, show_default=True)
     @click.option("--against", default=None, help="training corpus for corpus-aware checks")
     @click.option("--constraint", "constraints", multiple=True, help="only these constraint families")
@@ -120,14 +121,12 @@ def register_commands(cli):
     @device_option
     def guided(target, num, length, temperature, seed, against, constraints, as_json, device):
         """Compare guided and unguided samples from one checkpoint (same temperature and seed)."""
-        import time
-
         from gen.core.atomic import atomic_write_text
 
         ws = click.get_current_context().obj
         result = compare(target, ws, num, length, temperature, seed, against, list(constraints) or None,
                          log=lambda m: click.echo(m, err=True), device=device)
         click.echo(format_comparison(result))
-        path = Path(as_json) if as_json else ws / "evals" / f"guided-{result['domain']}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        path = Path(as_json) if as_json else evals_dir(ws, f"guided-{result['domain']}").with_suffix(".json")
         atomic_write_text(path, json.dumps(result, indent=2, ensure_ascii=False))
         click.echo(f"wrote {path}", err=True)

@@ -22,7 +22,8 @@ from typing import Any
 from gen.core import table
 from gen.core.atomic import atomic_write_text
 from gen.core.domain import CheckResult, Domain, EvalContext, Issue, MetricSpec
-from gen.core.registry import get_registry
+from gen.core.errors import GenError
+from gen.core.registry import get_domain, get_registry
 from gen.core.table import fmt_num
 
 BETTER = {True: "higher", False: "lower", None: "-"}  # a metric's direction, as tables show it
@@ -95,18 +96,16 @@ CHUNK_CHARS = 256_000  # characters per chunk, at most (one huge sample is a chu
 CHUNK_MIN_CHARS = 8_000  # a pool's chunks are no smaller (per-chunk costs: a lookup batch, the hand-over)
 PARALLEL_SLICES = 4  # chunks per worker, at least, when the set is big enough
 PROBE_SHARE = 64  # the timed chunk before a pool holds about 1/64 of the characters (one sample at least)
-# below this a pool costs more than it saves: forking and handing results back is ~20-30 ms
-# (2 cores, evals/BENCHMARKS.md: 0.4 MB of C 1.25 -> 2.28 MB/s with 2 workers, 0.11 MB of prose 3.2 -> 2.3)
+# below this a pool costs more than it saves: forking and handing results back has a fixed cost
+# (evals/BENCHMARKS.md, "Current figures": eval pool)
 PARALLEL_MIN_CHARS = 200_000
 # samples shorter than this on average (names) stay in one process: their checks cost less than
-# handing their results back (65k names: 1.8 MB/s alone, 1.5 with 2 workers)
+# handing their results back
 PARALLEL_MIN_AVG = 100
 # a pool starts only when what is left would take one process this long (measured on a chunk):
-# forking and handing results back cost 20-40 ms, so below this halving the work saves little
-# (stop 24, 0.4 MB with --against, one process vs a forced pool: C 0.16 s, 2.0-2.5 -> 2.1-3.2
-# MB/s; War and Peace 0.08 s, 4.8 -> 4.1-4.8; LaTeX 0.05 s, 7.5-9.8 -> 5.4-6.6: its forked
+# below it halving the work saves less than the fork and hand-over cost; and LaTeX's forked
 # workers fault in the pages of the memory-mapped index they read, so a lower bound picked a
-# pool for LaTeX whenever the machine ran slow, at half the speed)
+# pool for LaTeX whenever the machine ran slow, at half the speed (BENCHMARKS.md, stop 24)
 POOL_MIN_SECONDS = 0.2
 WORKERS_ENV = "GEN_EVAL_WORKERS"  # processes that score chunks (default: every core; 1 = this process)
 BASELINE_MAX_CHARS = 1_000_000  # real (and corrupted) held-out text scored beside the samples, at most, each
@@ -303,6 +302,36 @@ def baseline_lengths(samples: list[str], max_chars: int = BASELINE_MAX_CHARS) ->
     while sum(picked) > max_chars and len(picked) > 1:
         picked.pop()
     return picked
+
+
+def eval_context(domain: Domain, against: str | None, ws: Path, options: dict[str, Any]) -> EvalContext:
+    """What the checks of one eval are handed: the --against corpus (loaded once) and the options."""
+    data = None
+    if against:
+        from gen.core.corpora import load_corpus
+
+        spec, data = load_corpus(against, ws)
+        if spec.domain != domain.name:
+            raise GenError(f"--against {against!r} is a {spec.domain!r} corpus, not {domain.name!r}")
+    return EvalContext(domain, data, options)
+
+
+def score_texts(domain: str, texts: list[str], against: str | None, ws: Path, baseline: bool = True,
+          out: str | Path | None = None, sink: Callable[[list[dict]], None] | None = None,
+          options: dict[str, Any] | None = None) -> EvalReport:
+    """`gen eval DOMAIN FILE` on texts: the domain's eval options checked (defaults filled in),
+    the context built once, the set scored; ``out`` also writes records.jsonl and summary.json."""
+    dom = get_domain(domain)
+    values = {o.name: o.default for o in dom.eval_options}
+    unknown = set(options or {}) - set(values)
+    if unknown:
+        raise GenError(f"unknown eval option(s) {sorted(unknown)} for domain {domain!r}; "
+                       f"its options: {sorted(values) or 'none'}")
+    report = evaluate(dom, texts, eval_context(dom, against, ws, {**values, **(options or {})}), baseline=baseline,
+                      sink=sink)
+    if out is not None:
+        write_report(report, Path(out))
+    return report
 
 
 def evaluate(domain: Domain, samples: list[str], ctx: EvalContext, baseline: bool = True,

@@ -3,7 +3,7 @@
 * repetition: share of a sample's 16-character windows already seen earlier in the same sample
   (a low-temperature loop drives it towards 1);
 * unique_share: share of distinct samples in the set (mode collapse shows here);
-* copying (from evals/copying.py, when a training corpus is given): verbatim spans from training.
+* copying (from evals/copydetect/copying.py, when a training corpus is given): verbatim spans from training.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class RepetitionMetric(SampleMetric):
         n = len(sample) - WINDOW + 1
         if n <= 1:
             return CheckResult({"repetition": None})
-        from gen.evals.grams import distinct_count, window_hashes
+        from gen.evals.copydetect.grams import distinct_count, window_hashes
 
         distinct = distinct_count(window_hashes(code_points(sample).astype(np.int64), WINDOW))
         return CheckResult({"repetition": (n - distinct) / n})
@@ -49,7 +49,7 @@ class RepetitionMetric(SampleMetric):
 def register_metrics(register):
     register(RepetitionMetric())
     try:
-        from gen.evals.copying import CopyingMetric
+        from gen.evals.copydetect.copying import CopyingMetric
     except ImportError:  # copying index not available in this install
         return
     register(CopyingMetric())

@@ -42,7 +42,7 @@ def diversity(samples: Sequence[str], window: int = DIVERSITY_WINDOW) -> float |
 
 
 def score_set(domain: Domain, samples: list[str], ctx: EvalContext) -> tuple[dict[str, float | None], dict[str, bool]]:
-    """Summary values and higher-is-better flags of one set, through the eval pipeline's scorer
+    """Summary values and higher-is-better flags of one set, through the harness's scorer
     (domain checks + generic metrics)."""
     from gen.evals.harness import score
 
@@ -125,8 +125,9 @@ def run_sweep(checkpoint: str | Path, ctx: EvalContext, temperatures: Sequence[f
               device: str = "cpu") -> SweepResult:
     """Sample ``n`` x ``length`` at each temperature from ``checkpoint`` and score each set
     with ``ctx`` (its domain, and its ``data`` as the training corpus when given)."""
-    from gen.core.pipeline import load_checkpoint
-    from gen.core.sample import SampleOptions, sample
+    from gen.core.config import SampleOptions
+    from gen.core.models import load_checkpoint
+    from gen.core.sample import sample
 
     loaded = load_checkpoint(checkpoint)
     ckpt, domain = loaded.ckpt, ctx.domain
@@ -167,9 +168,9 @@ def run_sweep(checkpoint: str | Path, ctx: EvalContext, temperatures: Sequence[f
 
 def main(argv: list[str] | None = None) -> int:
     from gen.core.errors import GenError
-    from gen.core.pipeline import eval_context
     from gen.core.registry import get_domain
     from gen.core.workspace import workspace_dir
+    from gen.evals.harness import eval_context
 
     ap = argparse.ArgumentParser(prog="python -m gen.evals.sweep", description=__doc__.split("\n")[0])
     ap.add_argument("checkpoint")

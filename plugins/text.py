@@ -20,7 +20,9 @@ from typing import Any
 import numpy as np
 
 from gen.core.api import (
+    BRACKETS,
     FALLBACK,
+    OPENER_OF,
     CheckResult,
     Claim,
     CorpusData,
@@ -33,8 +35,6 @@ from gen.core.api import (
     hookimpl,
 )
 
-PAIRS = {")": "(", "]": "[", "}": "{"}
-OPENERS = frozenset(PAIRS.values())
 WORD = re.compile(r"\w+")
 STATS_CHARS = 20_000_000  # training text read for the word list (the rest adds few new words)
 MAX_ISSUES = 5
@@ -117,9 +117,9 @@ class TextDomain(Domain):
                 col, q = 0, False
             else:
                 col += 1
-            if c in OPENERS:
+            if c in BRACKETS:
                 d += 1
-            elif c in PAIRS and d:
+            elif c in OPENER_OF and d:
                 d -= 1
             elif c == '"':
                 q = not q
@@ -132,9 +132,9 @@ def _brackets(text: str, issues: list[Issue]) -> tuple[int, int]:
     stack: list[tuple[str, int]] = []
     errors = 0
     for i, c in _bracket_chars(text):
-        if c in OPENERS:
+        if c in BRACKETS:
             stack.append((c, i))
-        elif stack and stack[-1][0] == PAIRS[c]:
+        elif stack and stack[-1][0] == OPENER_OF[c]:
             stack.pop()
         else:
             errors += 1

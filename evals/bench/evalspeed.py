@@ -20,10 +20,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from gen.core import pipeline
+from gen.core.corpora import load_corpus
 from gen.core.domain import EvalContext
 from gen.core.registry import get_domain
 from gen.core.table import render
+from gen.evals.harness import eval_context
 
 DOC_MIN, DOC_MAX = 1000, 6000  # characters: "whole documents of 1-6 KB"
 
@@ -89,18 +90,18 @@ def _rate(chars: int, fn, *args) -> float:
 
 def bench_eval(corpora: list[str], ws: Path, max_chars: int = 400_000, log=print) -> list[dict[str, Any]]:
     """One row per prepared corpus: MB/s (of sample text) for each way of scoring it."""
-    from gen.evals.copying import CopyingMetric
+    from gen.evals.copydetect.copying import CopyingMetric
     from gen.evals.harness import eval_workers, evaluate, score
 
     rows = []
     for name in corpora:
-        spec, data = pipeline.load_corpus(name, ws)
+        spec, data = load_corpus(name, ws)
         domain = get_domain(spec.domain)
         texts = held_out_documents(data, domain.samples_per_line, max_chars)
         chars = sum(map(len, texts))
         log(f"eval {name} ({domain.name}): {len(texts):,} held-out samples, {chars / 1e6:.2f} MB ...")
         t0 = time.perf_counter()
-        ctx = pipeline.eval_context(domain, name, ws, {})
+        ctx = eval_context(domain, name, ws, {})
         CopyingMetric().check_many(texts[:1], ctx)  # the copy index, loaded or built, outside the timing
         plain = EvalContext(domain)
         for c in (plain, ctx):  # and what the checks load once (word lists, tables, corpus statistics)

@@ -39,6 +39,7 @@ from gen.core.precision import SAMPLE_DTYPES, nll_drift, pick_precision, probe, 
 from gen.core.sample import SampleOptions, sample
 from gen.core.train import train
 from gen.core.vocab import Vocab
+from gen.core.workspace import CorpusDir
 from gen.evals.bench.machine import loadavg, machine_info, matmul_peak, peak_mb, reset_peak, sync
 
 VOCAB = 65  # tiny-shakespeare's character count: char-rnn's benchmark data
@@ -152,11 +153,12 @@ def synthetic_corpus(path: Path, case: Case, steps: int = 8, seed: int = 0) -> C
     Throughput does not depend on the text, and no real corpus has to be present."""
     vocab = Vocab(chr(c) for c in range(32, 32 + VOCAB))
     rng = np.random.default_rng(seed)
+    folder = CorpusDir(path)
     path.mkdir(parents=True, exist_ok=True)
     for split, n in (("train", case.batch * case.seq * steps + 1), ("val", case.batch * case.seq + 1)):
-        rng.integers(0, VOCAB, n, dtype=np.uint8).tofile(path / f"{split}.bin")
-    vocab.save(path / "vocab.json")
-    atomic_write_text(path / "meta.json", '{"corpus": "bench", "domain": "bench", "separator": "\\n"}')
+        rng.integers(0, VOCAB, n, dtype=np.uint8).tofile(folder.ids(split))
+    vocab.save(folder.vocab)
+    atomic_write_text(folder.meta, '{"corpus": "bench", "domain": "bench", "separator": "\\n"}')
     return CorpusData(path)
 
 

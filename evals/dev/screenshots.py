@@ -56,7 +56,7 @@ def screenshot(url: str, out: Path, size: tuple[int, int] = (1100, 640), timeout
 @click.option("--out", default="docs", show_default=True, type=click.Path(file_okay=False))
 def main(checkpoint: str, corpus: str | None, text_file: str | None, chars: int, offset: int,
          feature: str | None, cell: str | None, pos: int | None, out: str) -> None:
-    from gen.core.pipeline import load_model
+    from gen.core.models import load_model
     from gen.core.registry import get_domain
     from gen.evals.inspect.commands import load_text
     from gen.evals.inspect.neurons import find_cells, pinned_cells

@@ -26,7 +26,7 @@ def _ws() -> Path:
 def held_out_text(corpus: str, ws: Path, chars: int, offset: int = 0) -> tuple[str, str]:
     """A window of ``chars`` characters of the corpus's validation split, starting at a document
     boundary at or after ``offset``; returns (text, description)."""
-    from gen.core.pipeline import load_corpus
+    from gen.core.corpora import load_corpus
 
     spec, data = load_corpus(corpus, ws)
     split = "val" if len(data.ids("val")) > 0 else "train"
@@ -124,7 +124,7 @@ def viz(checkpoint: str, text_file: str | None, corpus: str | None, chars: int |
         max_mb: float, cells: tuple[str, ...], out: str | None, device: str) -> None:
     """Write one HTML page showing a text through the model's eyes: top-5 guesses under each
     character, per-character loss, and any cell's activation as colour."""
-    from gen.core.pipeline import load_model
+    from gen.core.models import load_model
     from gen.evals.inspect.viz import write_page
 
     loaded = load_model(checkpoint, _ws())
@@ -149,7 +149,7 @@ def viz(checkpoint: str, text_file: str | None, corpus: str | None, chars: int |
 def neurons(checkpoint: str, text_file: str | None, corpus: str | None, chars: int | None, offset: int,
             max_mb: float, domain_name: str | None, top: int, out: str | None, device: str) -> None:
     """Find interpretable cells: correlate every cell with the domain's structural features."""
-    from gen.core.pipeline import load_model
+    from gen.core.models import load_model
     from gen.core.registry import get_domain
     from gen.evals.inspect.neurons import find_cells, format_table, write_outputs
 

@@ -12,7 +12,6 @@ how many cells match some feature strongly, with a link into the viz page colour
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from gen.core import table
+from gen.core.units import bpc
 from gen.evals.inspect.viz import Trace, cell_key
 
 THRESHOLDS = (0.8, 0.5)
@@ -158,7 +158,7 @@ def write_outputs(out_dir: Path, tr: Trace, rep: NeuronReport, title: str, info:
     write_page(page, tr, title, info, pinned=pinned_cells(rep), max_bytes=max_bytes)
     data = {**info, **rep.to_dict(str(page))}
     atomic_write_text(out_dir / "neurons.json", json.dumps(data, indent=2, ensure_ascii=False))
-    bits = np.mean(tr.loss) / math.log(2)
+    bits = bpc(float(np.mean(tr.loss)))
     atomic_write_text(out_dir / "neurons.md", f"# {title}\n\n{len(tr.text):,} characters, {bits:.3f} bits/char\n\n"
                       + format_table(rep, str(page)) + "\n")
     return {"page": page, "json": out_dir / "neurons.json", "table": out_dir / "neurons.md"}

@@ -17,6 +17,7 @@ from typing import Any
 from gen.core.atomic import atomic_write_text
 from gen.core.errors import GenError
 from gen.core.plot import plot_losses
+from gen.core.units import LN2, bpc
 from gen.core.workspace import RunDir
 from gen.evals.inspect.templates import render
 
@@ -30,10 +31,10 @@ def summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
         out["steps"] = max(m.get("step", 0) for m in metrics)
         out["training time"] = f"{max(m.get('time', 0.0) for m in metrics):,.0f} s"
     if train:
-        out["last train loss"] = f"{train[-1]['loss']:.4f} nats ({train[-1]['loss'] / math.log(2):.3f} bpc)"
+        out["last train loss"] = f"{train[-1]['loss']:.4f} nats ({bpc(train[-1]['loss']):.3f} bpc)"
     if val:
         best = min(val, key=lambda m: m["val_loss"])
-        out["best val loss"] = f"{best['val_loss']:.4f} nats ({best['val_loss'] / math.log(2):.3f} bpc) at step {best['step']}"
+        out["best val loss"] = f"{best['val_loss']:.4f} nats ({bpc(best['val_loss']):.3f} bpc) at step {best['step']}"
         out["last val loss"] = f"{val[-1]['val_loss']:.4f} nats at step {val[-1]['step']}"
     if cps:
         out["throughput"] = f"{statistics.median(cps):,.0f} chars/s (median)"
@@ -71,7 +72,7 @@ def render_page(run_dir: str | Path, out: Path | None = None) -> str:
     links = sorted(p.relative_to(run.path).as_posix() for p in run.path.rglob("*.html") if p != out and p.is_file())
     return render("run.html", title=f"Run {run.path.name}" + (f" · {config['corpus']}" if "corpus" in config else ""),
                   path=str(run.path.resolve()), head={**head, **summary(metrics)}, loss_png=_loss_png(run, metrics),
-                  val=[m for m in metrics if "val_loss" in m], ln2=math.log(2), evolution=_evolution(run),
+                  val=[m for m in metrics if "val_loss" in m], ln2=LN2, evolution=_evolution(run),
                   links=links, config=config)
 
 

@@ -223,7 +223,7 @@ class CDomain(Domain):
 @dataclass
 class Found:
     """Everything the checks found in one sample, before it becomes metrics (the agreement
-    harness in evals/agreement.py reads the issues with their offsets)."""
+    harness in evals/agreement/ reads the issues with their offsets)."""
 
     tally: c_sem.Tally
     issues: list[tuple[str, int, str]]  # (kind, character offset, message), up to ISSUES_KEPT per kind

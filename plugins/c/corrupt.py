@@ -19,6 +19,8 @@ import string
 
 import tree_sitter as ts
 
+from gen.core.api import cut_spans
+
 from . import grammar as G
 from . import lex as c_lex
 from . import sem as c_sem
@@ -82,9 +84,7 @@ def _drop_closers(text: str, rng: random.Random) -> str:
     """Delete one code ``}``, one code ``)`` and one string quote (each if there is one)."""
     bal = c_lex.balance(text, want_closers=True)
     drop = [rng.choice(group) for group in (bal.closers["}"], bal.closers[")"], bal.quotes) if group]
-    for i in sorted(drop, reverse=True):
-        text = text[:i] + text[i + 1:]
-    return text
+    return cut_spans(text, ((i, i + 1) for i in drop))
 
 
 def _shuffle_lines(text: str, rng: random.Random) -> str:

@@ -24,8 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-PAIRS = {"(": ")", "[": "]", "{": "}"}
-OPENERS = {v: k for k, v in PAIRS.items()}
+from gen.core.api import BRACKETS, OPENER_OF
 
 _STR = r'"(?:[^"\\\n]|\\(?:(?s:.)|\Z))*(?:"|(?=\n)|\Z)'
 _CHR = r"'(?:[^'\\\n]|\\(?:(?s:.)|\Z))*(?:'|(?=\n)|\Z)"
@@ -116,14 +115,14 @@ def balance(text: str, want_closers: bool = False) -> Balance:
             ch = m.group()
             if want_closers and ch in out.closers:
                 out.closers[ch].append(m.start())
-            if ch in PAIRS:
+            if ch in BRACKETS:
                 if top is not None and top[3] >= STACK_LIMIT:
                     extra += 1
                 else:
                     top = _push(top, ch, m.start())
                 out.depth = max(out.depth, top[3] + extra)
                 continue
-            want = OPENERS[ch]
+            want = OPENER_OF[ch]
             if extra:
                 extra -= 1  # closes one of the untracked, deepest brackets
             elif top is None:
@@ -205,7 +204,7 @@ def _describe(top: tuple | None, extra: int) -> str:
 
 
 def _closers(kinds: list[str]) -> str:
-    return "".join("\n}" if ch == "{" else PAIRS[ch] for ch in reversed(kinds))
+    return "".join("\n}" if ch == "{" else BRACKETS[ch] for ch in reversed(kinds))
 
 
 def _closing(text: str, last: re.Match | None, kinds: list[str], conds: list[list]) -> str:

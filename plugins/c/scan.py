@@ -4,7 +4,7 @@ per-character features for neuron search.
 The state is what the first phases of a C compiler know: inside code, a ``//`` or ``/* */``
 comment, a string or a character literal; a pending backslash; whether the line is a
 preprocessor directive; and the stack of open brackets. Preprocessor rules match
-:mod:`gen.plugins.c_lex` (the regex lexer of the checks), so the tracker and the checks agree:
+:mod:`.lex` (the regex lexer of the checks), so the tracker and the checks agree:
 brackets inside directives are ignored, and each ``#elif``/``#else`` branch restarts from the
 bracket stack at its ``#if``, the state after ``#endif`` being the end of the first branch.
 Real kernel code therefore never counts a violation (tested on the shared subset).
@@ -18,7 +18,7 @@ import numpy as np
 
 from gen.core.api import Constraint, Tracker
 
-FILE_SEP = "\u241c"  # the corpus file separator's marker character (see plugins/c.py)
+FILE_SEP = "\u241c"  # the corpus file separator's marker character (see plugins/c/__init__.py)
 
 CODE, LCOM, BCOM, STR, CHR = range(5)
 _CLOSE_OF = {"(": ")", "I": ")", "[": "]", "{": "}"}  # "I": the parenthesis of an if condition

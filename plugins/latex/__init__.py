@@ -14,7 +14,7 @@
 Eval options (``ctx.options``): ``compile`` (bool) compiles every sample with pdflatex, as written (``compile_ok``) and as a completed window (``compile_ok_repaired``);
 ``pylatexenc``: True parses every sample, an integer N only samples of at most N characters
 (the bound keeps it from dominating eval time); ``latex_mode`` ``auto``/``window``/``document``
-picks how strictly stray closers and unclosed openers are judged (see ``latex_scan``);
+picks how strictly stray closers and unclosed openers are judged (see :mod:`.scan`);
 ``compile_timeout`` (s), ``compile_workers`` and ``compile_preamble`` (a file) tune the compile.
 """
 

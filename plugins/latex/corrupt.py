@@ -13,6 +13,8 @@ import random
 import re
 from collections.abc import Callable
 
+from gen.core.api import cut_spans
+
 ENV_NAMES = ("proof", "lemma", "enumerate", "definition", "theorem", "remark", "itemize", "equation")
 _END = re.compile(r"\\end\{([^{}\n]*)\}")
 _ENV = re.compile(r"\\(begin|end)\{([^{}\n]+)\}")
@@ -28,6 +30,12 @@ def _pick(pattern: re.Pattern, text: str, rng: random.Random) -> re.Match | None
     return rng.choice(found) if found else None
 
 
+def _drop_one(pattern: re.Pattern, text: str, rng: random.Random) -> str:
+    """One random match of ``pattern`` deleted."""
+    m = _pick(pattern, text, rng)
+    return text if m is None else cut_spans(text, [m.span()])
+
+
 def rename_end(text: str, rng: random.Random) -> str:
     """\\end{lemma} -> \\end{proof}: the blog's mismatched environment."""
     m = _pick(_END, text, rng)
@@ -39,23 +47,19 @@ def rename_end(text: str, rng: random.Random) -> str:
 
 def drop_end(text: str, rng: random.Random) -> str:
     """An environment never closed (its \\end line removed)."""
-    m = _pick(_END, text, rng)
-    return text if m is None else text[:m.start()] + text[m.end():]
+    return _drop_one(_END, text, rng)
 
 
 def drop_brace(text: str, rng: random.Random) -> str:
-    m = _pick(_BRACE, text, rng)
-    return text if m is None else text[:m.start()] + text[m.end():]
+    return _drop_one(_BRACE, text, rng)
 
 
 def drop_dollar(text: str, rng: random.Random) -> str:
-    m = _pick(_DOLLAR, text, rng)
-    return text if m is None else text[:m.start()] + text[m.end():]
+    return _drop_one(_DOLLAR, text, rng)
 
 
 def drop_right(text: str, rng: random.Random) -> str:
-    m = _pick(_RIGHT, text, rng)
-    return text if m is None else text[:m.start()] + text[m.end():]
+    return _drop_one(_RIGHT, text, rng)
 
 
 def misspell_command(text: str, rng: random.Random) -> str:

@@ -1,7 +1,7 @@
 """Incremental LaTeX structure, one character at a time: guided sampling and neuron features.
 
 :class:`LatexTracker` keeps the open environments, braces, math and ``\\left`` frames on one
-stack (the same semantics as ``latex_scan``, which judges finished text) and says which next
+stack (the same semantics as :mod:`.scan`, which judges finished text) and says which next
 characters would break them:
 
 * ``env``: after ``\\end{`` only the name of the innermost open environment may follow (then
@@ -70,8 +70,10 @@ class LatexTracker(TrackerConstraints, Tracker):
         self._feed(ch)
 
     def feed_text(self, text: str) -> None:
-        """Same as feeding every character, faster: plain text, command names, comments and
-        verbatim bodies are skipped at C speed (no constraint bans a character there)."""
+        """Same as feeding every character, faster: plain text, inline formulas without
+        structure, command names, comments and verbatim bodies are skipped at C speed (no
+        constraint bans a character there); every other character goes through :meth:`feed`,
+        so the grammar's rules are written once, in ``_feed``."""
         i, n = 0, len(text)
         plain, letters = S.PLAIN_RUN.match, S.LETTER_RUN.match
         while i < n:
@@ -85,29 +87,10 @@ class LatexTracker(TrackerConstraints, Tracker):
                         i = m.end()
                         if i >= n:
                             break
-                    # the commonest specials, exactly as _feed handles them, without two calls
-                    ch = text[i]
-                    if ch == "{":
-                        self.stack.append(("{", None, self.math))
-                    elif ch == "}" and self.stack and self.stack[-1][0] in S.BRACES:
-                        self.math = self.stack.pop()[2]
-                    elif ch == "\\":
-                        self.mode, self.cmd = S.CMD, ""
-                    elif ch == "\n" and not self.math:
-                        self.nl = True
-                        i += 1
-                        continue
-                    elif ch == "$" and not self.math and (m := S.FORMULA(text, i)) is not None and m.end() < n:
+                    if text[i] == "$" and not self.math and (m := S.FORMULA(text, i)) is not None and m.end() < n:
                         i = m.end()  # a whole $...$ without structure inside: nothing to check or keep
                         self.nl = False
                         continue
-                    else:
-                        self.feed(ch)
-                        i += 1
-                        continue
-                    self.nl = False
-                    i += 1
-                    continue
                 elif mode == S.CMD:
                     m = letters(text, i)
                     if m is not None:

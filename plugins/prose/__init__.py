@@ -11,7 +11,7 @@ would notice, per sample, with excerpts:
   blocks (``NAME:`` then lines) and whether the speakers exist in training;
 * repetition: repeated word 4-grams, the low-temperature loop.
 
-Copying from training is measured for every domain by ``gen.evals.copying``.
+Copying from training is measured for every domain by ``gen.evals.copydetect.copying``.
 """
 
 from __future__ import annotations
@@ -257,7 +257,7 @@ class ProseDomain(Domain):
     def _pooled_lengths(samples: list[str], play: bool) -> np.ndarray:
         """Every sample's ``sentence_lengths``, in one pass: the samples joined by newlines, each
         a window of that text from a line start (the same figures, see SentenceIndex.windows;
-        0.3 MB of War and Peace 8 -> 2 ms). Any string is read (lone surrogates included); a
+        a quarter of the time). Any string is read (lone surrogates included); a
         failure all the same is the harness's to record as a set issue."""
         size = np.fromiter(map(len, samples), dtype=np.int64, count=len(samples))
         start = np.cumsum(size + 1) - size - 1

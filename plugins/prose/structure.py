@@ -17,21 +17,19 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from gen.core.api import FREE, Constraint, Tracker
+from gen.core.api import BRACKETS, FREE, OPENER_OF, Constraint, Tracker
 
 from .text import (
-    CLOSERS,
     MAX_SPEAKER_WORDS,
-    OPENERS,
     PARA_BREAK,
     QUOTE_CLOSE,
     QUOTE_OPEN,
     SPEAKER,
 )
 
-_CLOSE_OF = {**OPENERS, '"': '"', QUOTE_OPEN: QUOTE_CLOSE}
+_CLOSE_OF = {**BRACKETS, '"': '"', QUOTE_OPEN: QUOTE_CLOSE}
 _QUOTES = ('"', QUOTE_OPEN)
-_SPECIAL = frozenset(OPENERS) | frozenset(CLOSERS) | {'"', QUOTE_OPEN, QUOTE_CLOSE, "\n"}
+_SPECIAL = frozenset(BRACKETS) | frozenset(OPENER_OF) | {'"', QUOTE_OPEN, QUOTE_CLOSE, "\n"}
 
 
 class ProseTracker(Tracker):
@@ -61,7 +59,7 @@ class ProseTracker(Tracker):
         o = self._open
         brackets = o["("] + o["["] + o["{"]
         # a quote opened before the innermost bracket would be closed across that bracket
-        quote_below = top in OPENERS and (o['"'] + o[QUOTE_OPEN]) > 0
+        quote_below = top in BRACKETS and (o['"'] + o[QUOTE_OPEN]) > 0
         return top, self.newlines == 1 and brackets > 0, quote_below, o[QUOTE_OPEN] > 0
 
     def constraint(self) -> Constraint:
@@ -74,7 +72,7 @@ class ProseTracker(Tracker):
     def _build(self, top: str, no_break: bool, quote_below: bool, typo_open: bool) -> Constraint:
         ban: set[str] = set()
         if self._brackets:
-            ban |= set(CLOSERS) - ({OPENERS[top]} if top in OPENERS else set())
+            ban |= set(OPENER_OF) - ({BRACKETS[top]} if top in BRACKETS else set())
             if no_break:
                 ban.add("\n")
         if self._quotes:
@@ -122,10 +120,10 @@ class ProseTracker(Tracker):
         elif self._quotes and ch == QUOTE_CLOSE:
             if self._open[QUOTE_OPEN]:
                 self._pop_through(QUOTE_OPEN)
-        elif self._brackets and ch in OPENERS:
+        elif self._brackets and ch in BRACKETS:
             self._push(ch)
-        elif self._brackets and ch in CLOSERS and self._open[CLOSERS[ch]]:
-            self._pop_through(CLOSERS[ch])
+        elif self._brackets and ch in OPENER_OF and self._open[OPENER_OF[ch]]:
+            self._pop_through(OPENER_OF[ch])
 
     def closing(self) -> str:
         return "".join(_CLOSE_OF[s] for s in reversed(self.stack))

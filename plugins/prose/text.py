@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gen.core.api import code_points, from_code_points
+from gen.core.api import BRACKETS, OPENER_OF, code_points, from_code_points
 
 # ---- cleaning sources -------------------------------------------------------------------
 
@@ -65,7 +65,7 @@ BMP = 0x10000  # the table covers these code points first; all of Unicode once a
 def _letter_table(size: int = BMP) -> np.ndarray:
     """A bool per code point below ``size`` at least: whether ``[^\\W\\d_]`` (WORD's letter)
     matches it. Built from the regex itself, so the two can never disagree: the Basic
-    Multilingual Plane first (17 ms), all of Unicode (0.1-0.2 s, each prose eval paid it) only
+    Multilingual Plane first (a small table), all of Unicode (a large one, each prose eval paid it) only
     once a text holds a character beyond it."""
     global _letters
     if _letters is None or len(_letters) < size:
@@ -281,8 +281,6 @@ def ks_distance(sample: Iterable[int], reference_sorted: np.ndarray) -> float | 
 
 # ---- pairing ----------------------------------------------------------------------------
 
-OPENERS = {"(": ")", "[": "]", "{": "}"}
-CLOSERS = {v: k for k, v in OPENERS.items()}
 QUOTE_OPEN, QUOTE_CLOSE = "\u201c", "\u201d"  # typographic; '"' toggles
 
 
@@ -307,9 +305,9 @@ def bracket_error(paragraph: str) -> int | None:
     stack: list[tuple[str, int]] = []
     for m in BRACKET.finditer(paragraph):
         ch, i = m.group(), m.start()
-        if ch in OPENERS:
+        if ch in BRACKETS:
             stack.append((ch, i))
-        elif not stack or stack[-1][0] != CLOSERS[ch]:
+        elif not stack or stack[-1][0] != OPENER_OF[ch]:
             return i
         else:
             stack.pop()

@@ -2,20 +2,20 @@
 
 The blog trained on enwik8 raw: the model learned ``[[links]]``, ``{{templates}}``, headings and
 the dump's XML, and invented URLs, timestamps and page ids. This plugin prepares such dumps
-(plain or compressed, streamed page by page; see ``wiki_source``) and judges samples on three
+(plain or compressed, streamed page by page; see :mod:`.source`) and judges samples on three
 layers, each a module of its own:
 
-* XML (``wiki_xml``): well-formedness and nesting of the dump's elements, with a tag-stack
+* XML (:mod:`.xmlcheck`): well-formedness and nesting of the dump's elements, with a tag-stack
   scanner and expat guarded as defusedxml guards it (no DTD, no entity expansion, no fetching:
   a sample may be an entity bomb);
-* wikitext (``wiki_text``): ``[[ ]]``, ``{{ }}``, ``'' '''``, headings, tables, ``<ref>``;
+* wikitext (:mod:`.text`): ``[[ ]]``, ``{{ }}``, ``'' '''``, headings, tables, ``<ref>``;
 * invention: link targets that name pages the training corpus knows, well-formed URLs, valid
   timestamps, numeric ids; optionally mwparserfromhell as a second parser (``mwparser`` eval
   option; slow on real text and superlinear on broken markup, so off by default and
-  time-limited in a worker process, ``mwp``).
+  time-limited in a worker process, :mod:`.mwp`).
 
-Guided sampling lives in ``wiki_tracker``, neuron features in ``wiki_features``, the
-calibration damage in ``wiki_corrupt``.
+Guided sampling lives in :mod:`.tracker`, neuron features in :mod:`.features`, the
+calibration damage in :mod:`.corrupt`.
 """
 
 from __future__ import annotations

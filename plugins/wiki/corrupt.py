@@ -12,6 +12,8 @@ import random
 import re
 from collections.abc import Callable
 
+from gen.core.api import cut_spans
+
 _CLOSE_TAG = re.compile(r"</([A-Za-z_][\w.:-]*)>")
 _EMPH = re.compile(r"(?<!')'{2,3}(?!')")
 _HEADING_END = re.compile(r"^(=+[^=\n]+?)(=+)[ \t]*$", re.M)
@@ -26,9 +28,7 @@ _ID = re.compile(r"(<id>\d)(\d*</id>)")
 def _drop(text: str, pattern: re.Pattern[str] | str, rng: random.Random, n: int) -> str:
     """Delete ``n`` random matches of ``pattern``."""
     spans = [m.span() for m in re.finditer(pattern, text)]
-    for start, end in sorted(rng.sample(spans, min(n, len(spans))), reverse=True):
-        text = text[:start] + text[end:]
-    return text
+    return cut_spans(text, rng.sample(spans, min(n, len(spans))))
 
 
 def _each(text: str, pattern: re.Pattern[str], rng: random.Random, p: float,

@@ -1,4 +1,4 @@
-"""Structure tracker for wiki text (guided sampling; ``wiki_features`` reuses it for neurons).
+"""Structure tracker for wiki text (guided sampling; :mod:`.features` reuses it for neurons).
 
 The tracker is a small state machine fed one character at a time. It follows two layers:
 

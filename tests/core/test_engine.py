@@ -153,7 +153,7 @@ def test_resume_refuses_other_shape(tmp_path, names_file):
     resume = ckpt_io.load(tmp_path / "r" / "last.pt")
     cfg = _cfg(max_steps=6)
     cfg.n_hidden = 32
-    with pytest.raises(GenError, match="n_hidden: checkpoint 24 vs now 32"):
+    with pytest.raises(GenError, match="n_hidden: checkpoint 24, asked 32"):
         train(data, cfg, tmp_path / "r", "names", resume=resume, progress=False, log=lambda m: None)
 
 

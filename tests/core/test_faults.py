@@ -273,10 +273,10 @@ def test_every_command_writes_only_into_the_workspace_or_out(tmp_path, names_fil
 
 
 def test_a_corpus_being_prepared_is_locked(tmp_path, names_file):
-    from gen.core.workspace import corpus_dir, prepare_lock
+    from gen.core.workspace import CorpusDir
 
     ws = tmp_path / "ws"
-    with prepare_lock(corpus_dir(ws, "nm")):  # this process "is preparing" names
+    with CorpusDir.of(ws, "nm").lock():  # this process "is preparing" names
         out = _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file), check=False)
         assert out.returncode == 1 and f"in use by process {os.getpid()}" in out.stderr
     assert "prepared nm" in _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file)).stdout

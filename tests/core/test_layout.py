@@ -12,12 +12,14 @@
 from __future__ import annotations
 
 import ast
+import importlib
+import re
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = {"core": "gen.core", "plugins": "gen.plugins", "evals": "gen.evals"}
+PACKAGES = {"api": "gen", "core": "gen.core", "plugins": "gen.plugins", "evals": "gen.evals"}
 
 
 def _module_name(path: Path) -> str:
@@ -154,3 +156,55 @@ def test_files_stay_readable():
     long = [f"{p.relative_to(ROOT)} ({n} lines)" for top in PACKAGES for p in _files(top)
             if (n := len(p.read_text(encoding="utf-8").splitlines())) > 450]
     assert not long, "split these by job: " + ", ".join(long)
+
+
+_MOD_ROLE = re.compile(r":mod:`([\w.]+)`")
+_DOTTED = re.compile(r"\bgen(?:\.\w+)+")
+_PATH = re.compile(r"\b((?:api|core|plugins|evals|tests|corpora|docs)/[\w./-]*\w\.(?:py|c|md|toml|html|js|png))\b")
+
+
+def _texts(tree: ast.AST, source: str) -> list[tuple[int, str]]:
+    """(line, text) of every docstring and comment of a module."""
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+            doc = ast.get_docstring(node, clean=False)
+            if doc:
+                out.append((node.body[0].lineno, doc))
+    out += [(i, line.split("#", 1)[1]) for i, line in enumerate(source.splitlines(), 1) if "#" in line]
+    return out
+
+
+def _resolves(dotted: str) -> bool:
+    """A module, or an attribute of the longest importable prefix."""
+    parts = dotted.rstrip(".").split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:cut]))
+        except ImportError:
+            continue
+        for attr in parts[cut:]:
+            if not hasattr(obj, attr):
+                return False
+            obj = getattr(obj, attr)
+        return True
+    return False
+
+
+def test_docstrings_and_comments_name_modules_that_exist():
+    """A module, dotted name or file a docstring or comment names exists (:mod:`.x` relative to
+    the file's package), so the prose cannot drift from the layout."""
+    bad = []
+    for top in PACKAGES:
+        for p in _files(top):
+            source = p.read_text(encoding="utf-8")
+            package = _module_name(p) if p.name == "__init__.py" else _module_name(p).rpartition(".")[0]
+            for line, text in _texts(ast.parse(source), source):
+                for ref in _MOD_ROLE.findall(text):
+                    full = package + ref if ref.startswith(".") else ref
+                    if not _resolves(full):
+                        bad.append(f"{p.relative_to(ROOT)}:{line} :mod:`{ref}`")
+                bad += [f"{p.relative_to(ROOT)}:{line} {ref}" for ref in _DOTTED.findall(text) if not _resolves(ref)]
+                bad += [f"{p.relative_to(ROOT)}:{line} {ref}" for ref in _PATH.findall(text)
+                        if not (ROOT / ref).exists()]
+    assert not bad, "these name what does not exist:\n" + "\n".join(sorted(set(bad)))

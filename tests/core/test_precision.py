@@ -7,8 +7,9 @@ import json
 
 import pytest
 
-from gen.core import pipeline
+from gen.core import plan
 from gen.core import workspace as ws_mod
+from gen.core.corpora import load_corpus
 from gen.core.domain import CorpusSpec
 from gen.core.model import ModelArgs
 from gen.core.precision import FORCE_ENV, machine_id, pick_precision, probe
@@ -71,9 +72,9 @@ SPEC = CorpusSpec(name="toy", domain="names", origin="test", defaults={
 @pytest.mark.parametrize("answer", ["fp32", "bf16"])
 def test_bf16_recipe_applies_only_when_bf16_is_picked(answer, ws, names_file, run, monkeypatch):
     run("prepare", "nm", "--domain", "names", "--src", str(names_file))
-    data = pipeline.load_corpus("nm", ws)[1]
+    data = load_corpus("nm", ws)[1]
     monkeypatch.setenv(FORCE_ENV, answer)
-    cfg, note = pipeline.resolve_precision(SPEC, data, {"device": "cpu"}, ws)
+    cfg, note = plan.resolve_precision(SPEC, data, {"device": "cpu"}, ws)
     assert cfg.precision == answer and answer in note and FORCE_ENV in note
     assert cfg.origin("precision").startswith("auto:")
     if answer == "bf16":
@@ -81,10 +82,10 @@ def test_bf16_recipe_applies_only_when_bf16_is_picked(answer, ws, names_file, ru
     else:
         assert (cfg.n_hidden, cfg.dropout) == (64, 0.1)
     # an option on the command line still wins over either recipe
-    cfg, _ = pipeline.resolve_precision(SPEC, data, {"device": "cpu", "n_hidden": 40}, ws)
+    cfg, _ = plan.resolve_precision(SPEC, data, {"device": "cpu", "n_hidden": 40}, ws)
     assert cfg.n_hidden == 40
     # a precision the user names is not probed
-    cfg, note = pipeline.resolve_precision(SPEC, data, {"device": "cpu", "precision": "fp32"}, ws)
+    cfg, note = plan.resolve_precision(SPEC, data, {"device": "cpu", "precision": "fp32"}, ws)
     assert cfg.precision == "fp32" and (cfg.n_hidden, cfg.dropout) == (64, 0.1) and "command line" in note
 
 

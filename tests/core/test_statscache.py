@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from gen.core import pipeline, statscache
+from gen.core import statscache
+from gen.core.corpora import load_corpus
 from gen.core.domain import EvalContext
 from gen.core.registry import get_domain
 
@@ -15,7 +16,7 @@ def _stats_files(ws, corpus):
 
 def test_stats_are_built_once_then_loaded(ws, names_file, run, monkeypatch):
     run("prepare", "nm", "--domain", "names", "--src", str(names_file))
-    data = pipeline.load_corpus("nm", ws)[1]
+    data = load_corpus("nm", ws)[1]
     domain = get_domain("names")
     built = EvalContext(domain, data).stats
     (path,) = _stats_files(ws, "nm")
@@ -32,11 +33,11 @@ def test_stats_are_built_once_then_loaded(ws, names_file, run, monkeypatch):
 def test_a_changed_corpus_gets_fresh_stats(ws, names_file, tmp_path, run):
     run("prepare", "nm", "--domain", "names", "--src", str(names_file))
     domain = get_domain("names")
-    first = EvalContext(domain, pipeline.load_corpus("nm", ws)[1]).stats
+    first = EvalContext(domain, load_corpus("nm", ws)[1]).stats
     other = tmp_path / "other.txt"
     other.write_text("Zed\nYara\nXena\n" * 20, encoding="utf-8")
     run("prepare", "nm", "--domain", "names", "--src", str(other))
-    again = EvalContext(domain, pipeline.load_corpus("nm", ws)[1]).stats
+    again = EvalContext(domain, load_corpus("nm", ws)[1]).stats
     assert again["names"] and again["names"] <= {"Zed", "Yara", "Xena"} and not again["names"] & first["names"]
     assert len(_stats_files(ws, "nm")) == 1  # the stale file is gone
 
@@ -45,7 +46,7 @@ def test_prose_dataclass_round_trips_and_a_tampered_cache_is_rebuilt(ws, tmp_pat
     src = tmp_path / "play.txt"
     src.write_text("KING:\nWe go now, my lord.\n\nQUEEN:\nAnd we shall stay.\n\n" * 200, encoding="utf-8")
     run("prepare", "pl", "--domain", "prose", "--src", str(src))
-    data = pipeline.load_corpus("pl", ws)[1]
+    data = load_corpus("pl", ws)[1]
     domain = get_domain("prose")
     built = EvalContext(domain, data).stats
     assert EvalContext(domain, data).stats == built  # from the cache: the same dataclass

@@ -134,7 +134,7 @@ def test_baselines_are_the_same_model_as_ours():
 def test_eval_section_scores_held_out_documents_of_1_to_6_kb(gen_cli, ws, run, tmp_path):
     """`gen bench --eval`: a row per prepared corpus, every MB/s column finite and positive, the
     domain's target judged, and the samples real held-out text cut into 1-6 KB documents."""
-    from gen.core import pipeline
+    from gen.core.corpora import load_corpus
     from gen.evals.bench.evalspeed import DOC_MAX, DOC_MIN, bench_eval, held_out_documents
 
     rng = random.Random(2)
@@ -144,7 +144,7 @@ def test_eval_section_scores_held_out_documents_of_1_to_6_kb(gen_cli, ws, run, t
     src = tmp_path / "play.txt"
     src.write_text(play + "\n", encoding="utf-8")
     run("prepare", "pl", "--domain", "prose", "--src", str(src))
-    _, data = pipeline.load_corpus("pl", ws)
+    _, data = load_corpus("pl", ws)
     docs = held_out_documents(data, False, 10_000)
     assert docs and all(DOC_MIN <= len(d) <= DOC_MAX for d in docs)
     held_out = set(data.text("val").splitlines())  # short documents (here: lines) are joined into one

@@ -1,4 +1,4 @@
-"""The compiled inner loops (evals/_copyfast.c) against their numpy twins: the same values on
+"""The compiled inner loops (evals/copydetect/_copyfast.c) against their numpy twins: the same values on
 random and adversarial input, bad buffers refused with an error, and the numpy fallback."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 
 from gen.core.domain import EvalContext
-from gen.evals import compiled, copying, grams, suffixes
-from gen.evals.copying import CopyIndex
-from gen.evals.grams import sorted_unique, window_hashes, window_hashes_numpy
+from gen.evals.copydetect import compiled, copying, grams, suffixes
+from gen.evals.copydetect.copying import CopyIndex
+from gen.evals.copydetect.grams import sorted_unique, window_hashes, window_hashes_numpy
 from gen.evals.metrics import RepetitionMetric
 
 FAST = compiled.FAST
@@ -106,7 +106,7 @@ def test_bad_buffers_raise_instead_of_reading_out_of_bounds() -> None:
 
 def test_pure_numpy_switch_and_fallback() -> None:
     env = dict(os.environ, GEN_PURE_NUMPY="1")
-    code = ("from gen.evals.compiled import FAST; from gen.evals.copying import CopyIndex; "
+    code = ("from gen.evals.copydetect.compiled import FAST; from gen.evals.copydetect.copying import CopyIndex; "
             "print(FAST, CopyIndex('abcdefghij' * 40).score('xx' + 'abcdefghij' * 3)['longest'])")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["None", "30"]

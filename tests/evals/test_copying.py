@@ -1,4 +1,4 @@
-"""The copy detector (evals/copying.py): suffix array, matching statistics, the generic metric."""
+"""The copy detector (evals/copydetect/copying.py): suffix array, matching statistics, the generic metric."""
 
 from __future__ import annotations
 
@@ -11,14 +11,14 @@ from conftest import shared_corpora_dir
 
 from gen.core.data import CorpusData, prepare
 from gen.core.domain import CorpusSpec, Domain, EvalContext
-from gen.evals import compiled, copying, grams, suffixes
-from gen.evals.copying import CopyIndex, CopyingMetric, index_for
-from gen.evals.suffixes import code_table, suffix_array
+from gen.evals.copydetect import compiled, copying, grams, suffixes
+from gen.evals.copydetect.copying import CopyIndex, CopyingMetric, index_for
+from gen.evals.copydetect.suffixes import code_table, suffix_array
 
 
 @pytest.fixture(autouse=True, params=["compiled", "numpy"])
 def engine(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs on both inner loops: the C module (evals/_copyfast.c) where the
+    """Every test here runs on both inner loops: the C module (evals/copydetect/_copyfast.c) where the
     install built it, and the numpy versions an install without a compiler runs."""
     if request.param == "compiled" and compiled.FAST is None:
         pytest.skip("the C module was not built in this install")
@@ -286,7 +286,7 @@ def test_filter_and_slots_hold_every_training_window_and_found_stays_exact() -> 
 
 def test_window_hashes_by_doubling_equal_horners_rule() -> None:
     """The doubling form gives exactly the plain rule's values (cached tables depend on them)."""
-    from gen.evals.grams import HASH_BASE, HASH_MIX, window_hashes
+    from gen.evals.copydetect.grams import HASH_BASE, HASH_MIX, window_hashes
 
     def plain(codes: np.ndarray, n: int) -> np.ndarray:
         w = len(codes) - n + 1

@@ -7,10 +7,11 @@ import random
 
 import pytest
 
-from gen.core import pipeline
 from gen.core.domain import EvalContext
 from gen.core.registry import get_domain
-from gen.evals import copying, harness
+from gen.evals import harness
+from gen.evals.copydetect import copying
+from gen.evals.harness import eval_context
 
 
 def _c_like(rng: random.Random, n: int) -> list[str]:
@@ -30,7 +31,7 @@ def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_fil
     if domain_name == "names":
         samples = [line for line in names_file.read_text().splitlines()] * 3
         run("prepare", "nm", "--domain", "names", "--src", str(names_file))
-        ctx = pipeline.eval_context(get_domain("names"), "nm", ws, {})
+        ctx = eval_context(get_domain("names"), "nm", ws, {})
     elif domain_name == "c":
         samples, ctx = _c_like(rng, 700), EvalContext(get_domain("c"))
     else:
@@ -39,7 +40,7 @@ def test_a_process_pool_scores_exactly_as_one_process(domain_name, ws, names_fil
         src = ws.parent / "play.txt"
         src.write_text("\n\n".join(f"KING:\n{s}" for s in samples[::7]) + "\n", encoding="utf-8")
         run("prepare", "pl", "--domain", "prose", "--src", str(src))
-        ctx = pipeline.eval_context(get_domain("prose"), "pl", ws, {})
+        ctx = eval_context(get_domain("prose"), "pl", ws, {})
     domain = get_domain(domain_name)
     assert len(harness.chunks(samples)) > 2
     copying._cache.clear()

@@ -1,6 +1,6 @@
 """The C checks where they meet a compiler: names from real headers (system, --include-dir,
 the corpus's own), per-branch bracket balance, self-comparisons clang ignores, --gcc with
-include directories, and the agreement harness (evals/agreement.py). Fixtures are tiny files
+include directories, and the agreement harness (evals/agreement/). Fixtures are tiny files
 written here; system headers come from the local compiler, so those tests skip without one."""
 
 from __future__ import annotations
@@ -210,7 +210,7 @@ def test_agreement_harness_measures_recall_false_alarms_and_agreement(tmp_path: 
 
 @pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed (texlive-latex-base)")
 def test_latex_agreement_harness_compares_with_pdflatex(tmp_path: Path):
-    from gen.evals import agreement_latex as AL
+    from gen.evals.agreement import latex as AL
 
     (tmp_path / "a.tex").write_text(
         "Text before.\n\\begin{lemma}\nLet $x = \\left( a + b \\right)$ and $y = {z}^2$ in every case here.\n"

@@ -1,4 +1,4 @@
-"""`gen eval DOMAIN ...` and `gen demo`, added to the CLI through the register_commands hook.
+"""`gen eval DOMAIN ...`, added to the CLI through the register_commands hook.
 
 `gen eval` is a group with one subcommand per loaded domain, built from that domain's declared
 ``eval_options`` beside the common ones, so ``gen eval c --help`` shows the C flags and a
@@ -8,13 +8,11 @@ third-party domain's own flags work exactly like a built-in's.
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from gen.core import pipeline
 from gen.core.atomic import atomic_write_text
 from gen.core.cli import add_workspace_option
 from gen.core.domain import Domain
@@ -23,8 +21,8 @@ from gen.core.hookspecs import hookimpl
 from gen.core.options import click_option
 from gen.core.registry import get_domain, get_registry
 from gen.core.samplesfile import json_text, read_samples
-from gen.evals import api
-from gen.evals.harness import RecordWriter, format_table, write_report
+from gen.core.workspace import evals_dir
+from gen.evals.harness import RecordWriter, eval_context, format_table, score_texts, write_report
 
 _COMMON = [
     click.Argument(["samples"], type=click.Path(), required=False),
@@ -48,13 +46,14 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
     """Score a samples file/folder, or with --checkpoint sweep temperatures."""
     options = {k: v for k, v in params.items() if k not in _COMMON_NAMES}  # the domain's own flags
     ws = click.get_current_context().find_root().obj
-    ctx = pipeline.eval_context(domain, params["against"], ws, options)
-    out_dir = Path(params["out"]) if params["out"] else ws / "evals" / f"{domain.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    out_dir = Path(params["out"]) if params["out"] else evals_dir(ws, domain.name)
     if params["checkpoint"]:
+        from gen.core.models import load_model
         from gen.evals.sweep import run_sweep
 
+        ctx = eval_context(domain, params["against"], ws, options)
         temps = [float(t) for t in params["temperatures"].split(",") if t.strip()]
-        target = str(pipeline.load_model(params["checkpoint"], ws).path)
+        target = str(load_model(params["checkpoint"], ws).path)
         res = run_sweep(target, ctx, temps, params["num"], params["length"], params["seed"], out_dir,
                         log=lambda m: click.echo(m, err=True), device=params["device"])
         click.echo(json.dumps(res.to_dict(), indent=2) if params["as_json"] else res.table())
@@ -70,8 +69,8 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
         raise GenError(f"no samples found in {params['samples']}")
     writer = RecordWriter(out_dir / "records.jsonl")  # records reach the disk as they are scored
     try:
-        report = api.score(domain.name, texts, params["against"], ws, not params["no_baseline"], sink=writer,
-                           **options)
+        report = score_texts(domain.name, texts, params["against"], ws, not params["no_baseline"], sink=writer,
+                             options=options)
     except KeyboardInterrupt:
         writer.close()
         atomic_write_text(out_dir / "summary.json", json_text({"partial": True, "n_scored": writer.count,
@@ -113,29 +112,6 @@ def eval_group() -> None:
     """Score samples with a domain's checks: gen eval DOMAIN SAMPLES [--against CORPUS] [domain flags]."""
 
 
-@click.command()
-@click.option("--seconds", default=150.0, show_default=True, help="training time budget")
-def demo(seconds: float) -> None:
-    """Prepare the offline census names, train about a minute on CPU (at most --seconds), print 20 new names."""
-    from gen.evals.demo import run_demo
-
-    ws = click.get_current_context().find_root().obj
-    out = run_demo(ws, seconds, click.echo)
-    m = out["summary"]["metrics"]
-    click.echo("\n20 generated names:")
-    for name in out["names"]:
-        mark = "" if name in out["train_names"] else "  (new)"
-        click.echo(f"  {name}{mark}")
-    click.echo(f"\nnovel (not in the training names): {m['novel']['value']:.0%}   unique: "
-               f"{m['unique_share']['value']:.0%}   mean length {m['length']['value']:.1f} "
-               f"(training {m['length_train']['value']:.1f})")
-    best = out["result"].best_val
-    click.echo((f"best val loss {best:.4f} nats" if best < float("inf") else
-                "no full validation fitted in the time budget") + f"; checkpoint: {out['checkpoint']}")
-    click.echo(f"more: gen sample {out['checkpoint']} -n 20   |   gen eval names FILE --against census")
-
-
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(eval_group)
-    cli.add_command(demo)

@@ -1,4 +1,4 @@
-"""Which inner loops run compiled: ``FAST`` is the C module built from evals/_copyfast.c, or
+"""Which inner loops run compiled: ``FAST`` is the C module built from evals/copydetect/_copyfast.c, or
 None where the install had no C compiler (the extension is optional) or GEN_PURE_NUMPY is set.
 Its callers (grams.window_hashes and distinct_count, CopyIndex._lookup, Matcher.longest) then
 run their numpy versions, which give the same figures (tests/evals/test_compiled.py)."""
@@ -15,7 +15,7 @@ def _load() -> ModuleType | None:
     if os.environ.get(PURE_ENV):
         return None
     try:
-        from gen.evals import _copyfast
+        from gen.evals.copydetect import _copyfast
     except ImportError:
         return None
     return _copyfast

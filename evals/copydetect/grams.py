@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from gen.evals.compiled import FAST
+from gen.evals.copydetect.compiled import FAST
 
 NGRAM = 20  # characters: long enough that a shared window is rarely a common phrase
 HASH_BASE = np.uint64(0x9E3779B97F4A7C15)  # odd, 64-bit: Horner's rule mod 2^64 mixes every character
@@ -82,7 +82,7 @@ def sorted_unique(a: np.ndarray) -> np.ndarray:
 
 
 def distinct_count(a: np.ndarray) -> int:
-    """How many distinct values ``a`` (uint64 hashes) holds: compiled (evals/compiled.py) in a
+    """How many distinct values ``a`` (uint64 hashes) holds: compiled (evals/copydetect/compiled.py) in a
     hash set (10M hashes 0.31 s), else by sorting (0.84 s)."""
     if FAST is not None:
         return FAST.distinct(np.ascontiguousarray(a, dtype=np.uint64))
@@ -121,7 +121,7 @@ def bucket_starts(grams: np.ndarray) -> tuple[np.uint64, np.ndarray]:
     of it: grams[starts[t]:starts[t + 1]] for top bits t (about one training window per slot).
     A sample window is looked up by reading its slot: an empty one (most windows of text
     training lacks) rules it out with one gather, and a full one holds a hash or two to compare,
-    where a binary search of the whole table took 24 steps: 57 -> 30 ms for LaTeX's 0.4 MB."""
+    where a binary search of the whole table took 24 steps (BENCHMARKS.md, stop 24)."""
     k = max(6, (max(len(grams), 1) - 1).bit_length())  # 2^k slots >= windows
     shift = np.uint64(64 - k)
     counts = np.zeros(1 << k, dtype=np.int64)

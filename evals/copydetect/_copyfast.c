@@ -1,8 +1,8 @@
-/* The copy detector's and repetition metric's inner loops, compiled (gen.evals._copyfast).
+/* The copy detector's and repetition metric's inner loops, compiled (gen.evals.copydetect._copyfast).
  *
  * Optional: setuptools builds it where a C compiler is present ("optional" in pyproject.toml),
- * and evals/compiled.py falls back to the numpy versions (evals/grams.py, evals/suffixes.py,
- * evals/copying.py, evals/metrics.py) where it is absent. Each function computes exactly what
+ * and evals/copydetect/compiled.py falls back to the numpy versions (evals/copydetect/grams.py, evals/copydetect/suffixes.py,
+ * evals/copydetect/copying.py, evals/metrics.py) where it is absent. Each function computes exactly what
  * its numpy twin computes (tests/evals/test_compiled.py and test_copying.py run both); they
  * exist because the numpy versions pay a round of array calls per bisection step or probe: the
  * copy metric on LaTeX's 0.4 MB took 45 ms in numpy, 20 ms with these (evals/BENCHMARKS.md,

@@ -2,7 +2,7 @@
 
     python -m gen.evals.agreement c SRC [--include-dir DIR ...] [--compiler clang] [--max-files N]
     python -m gen.evals.agreement c SRC --no-compiler      # code no local compiler can build (the kernel)
-    python -m gen.evals.agreement latex SRC [--max-units N]  # LaTeX blocks vs pdflatex (agreement_latex.py)
+    python -m gen.evals.agreement latex SRC [--max-units N]  # LaTeX blocks vs pdflatex (latex.py beside this file)
     python -m gen.evals.agreement gcc SRC                  # --gcc on real files and their corrupted copies
 
 For each ``.c`` file under SRC (no symlink followed out of it) that the compiler accepts with
@@ -378,7 +378,7 @@ def main(domain: str, src: Path, include_dir: tuple[str, ...], compiler: str, no
                           markdown=markdown))
         return
     if domain == "latex":
-        from gen.evals import agreement_latex
+        from gen.evals.agreement import latex as agreement_latex
 
         try:
             res = agreement_latex.run(src, max_files, max_units, seed, log=lambda m: click.echo(m, err=True))

@@ -1,7 +1,7 @@
 """Copy detection: how much of a sample was copied verbatim from the training text.
 
-Arrays over the training text, built once per corpus and cached beside it (evals/grams.py,
-evals/suffixes.py; each file named with the corpus digest and INDEX_FORMAT):
+Arrays over the training text, built once per corpus and cached beside it (evals/copydetect/grams.py,
+evals/copydetect/suffixes.py; each file named with the corpus digest and INDEX_FORMAT):
 
 * the sorted 64-bit hashes of every ``NGRAM``-character window (``copy_grams.npy``), with a
   presence filter of their top bits (``copy_bits.npy``) and where each slot of hashes sharing
@@ -21,9 +21,9 @@ looked up: the filter, then its slot. That gives
   ``MAX_LOOKUPS`` per sample, after which the figure is a lower bound and the sample gets a
   ``budget`` issue); shorter shared spans are common phrases, not copies, and count as 0.
 
-The probes and the suffix-array searches run compiled where the install built evals/_copyfast.c
-(evals/compiled.py; the same figures, tested against these numpy versions): on LaTeX's 0.4 MB
-the copy metric took 45 -> 20 ms (evals/BENCHMARKS.md, stop 24).
+The probes and the suffix-array searches run compiled where the install built evals/copydetect/_copyfast.c
+(evals/copydetect/compiled.py; the same figures, tested against these numpy versions): on LaTeX's 0.4 MB
+the copy metric took half the time (evals/BENCHMARKS.md, stop 24).
 
 A 64-bit hash collision could count a window as found that is not: with a random base the
 chance is about (windows x training windows) / 2^64, and copy_longest is exact whatever happens
@@ -42,8 +42,9 @@ import numpy as np
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
 from gen.core.statscache import corpus_digest
 from gen.core.vocab import code_points
-from gen.evals.compiled import FAST
-from gen.evals.grams import (
+from gen.core.workspace import CorpusDir
+from gen.evals.copydetect.compiled import FAST
+from gen.evals.copydetect.grams import (
     NGRAM,
     bucket_starts,
     gram_table,
@@ -53,7 +54,7 @@ from gen.evals.grams import (
     window_groups,
     window_hashes,
 )
-from gen.evals.suffixes import Matcher, code_lut, code_table, suffix_array
+from gen.evals.copydetect.suffixes import Matcher, code_lut, code_table, suffix_array
 
 if TYPE_CHECKING:
     from gen.core.data import CorpusData
@@ -61,15 +62,15 @@ if TYPE_CHECKING:
 # bigger corpora are indexed on their first this-many characters (bounds the build's time and memory)
 MAX_INDEX_CHARS = 32_000_000
 REPORT_SPAN = 60  # a copied span at least this long is reported as an issue
-CACHE_NAME = "copy_index.npy"
-GRAMS_NAME = "copy_grams.npy"
-BUCKETS_NAME = "copy_buckets.npy"  # where each slot of hashes starts in copy_grams (see bucket_starts)
-BITS_NAME = "copy_bits.npy"  # the presence filter (see presence_bits)
-GROUPS_NAME = "copy_groups.npy"  # where each window's suffixes lie in the suffix array (see window_groups)
+CACHE_NAME = "copy_index"
+GRAMS_NAME = "copy_grams"
+BUCKETS_NAME = "copy_buckets"  # where each slot of hashes starts in copy_grams (see bucket_starts)
+BITS_NAME = "copy_bits"  # the presence filter (see presence_bits)
+GROUPS_NAME = "copy_groups"  # where each window's suffixes lie in the suffix array (see window_groups)
 QUERY_BLOCK = 1 << 20  # sample windows looked up per block
 INDEX_FORMAT = 2  # in the cache files' names: a change of hash or layout is never read as the old one
 HEAD_RUNS = 4  # runs per query whose starts are looked up first (see longest_copies)
-MAX_LOOKUPS = 2048  # exact suffix-array lookups per sample (~2 us each); past that copy_longest is a lower bound
+MAX_LOOKUPS = 2048  # exact suffix-array lookups per sample; past that copy_longest is a lower bound
 
 
 class CopyIndex:
@@ -117,7 +118,7 @@ class CopyIndex:
 
     def encode(self, query: str) -> np.ndarray:
         """The query in training codes; characters training never has are -1."""
-        # uint32 indices as they come (a widening copy of 0.4 MB of text cost 2 ms)
+        # uint32 indices as they come (a widening copy costs as much as the lookup)
         return self.lut[np.minimum(code_points(query), np.uint32(len(self.lut) - 1))]  # the last slot is -1
 
     def lookup(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -292,14 +293,14 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     ``copy_bits.npy`` and ``copy_groups.npy``, each named with a digest of the text it indexes (so a changed corpus is
     never scored with a stale index) and loaded in well under a second; an unwritable corpus
     folder just means rebuilding next time."""
-    train = Path(data.path) / "train.bin"
+    folder = CorpusDir(data.path)
+    train = folder.ids("train")
     key = (str(train.resolve()), train.stat().st_size, train.stat().st_mtime)
     if key in _cache:
         return _cache[key]
     # the corpus statistics' key, the cut and the format (v2: hashes mixed; a v1 file is never read)
     digest = f"{corpus_digest(Path(data.path))}-{max_chars}-v{INDEX_FORMAT}"
-    paths = {name: Path(data.path) / name.replace(".npy", f".{digest}.npy")
-             for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME, BITS_NAME)}
+    paths = {name: folder.index(name, digest) for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME, BITS_NAME)}
     arrays = {name: _load(path, mmap=name != CACHE_NAME) for name, path in paths.items()}
     idx = CopyIndex.from_codes(*_train_codes(data, max_chars), arrays[CACHE_NAME], arrays[GRAMS_NAME],
                                arrays[BUCKETS_NAME], arrays[GROUPS_NAME], arrays[BITS_NAME])
@@ -313,7 +314,7 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
                       (GROUPS_NAME, idx.groups_saved), (BITS_NAME, idx.bits)):
         if arrays.get(name) is None:
             _save(paths[name], arr)
-    for old in Path(data.path).glob("copy_first.*.npy"):  # an earlier version's table, now unused
+    for old in folder.stale_indexes("copy_first"):  # an earlier version's table, now unused
         old.unlink(missing_ok=True)
     _cache[key] = idx
     return idx
@@ -322,7 +323,7 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
 def _train_codes(data: CorpusData, max_chars: int) -> tuple[np.ndarray, np.ndarray]:
     """The training text's codes and code table (:func:`code_table`), from its ids and the
     vocabulary, without decoding the text: the table from which ids occur (counted in blocks,
-    so each block's int64 copy stays in cache: 30 ms for 26M characters), the codes by one
+    so each block's int64 copy stays in cache), the codes by one
     gather of the ids (int16: half the memory of the text's int32 code points)."""
     ids, held = data.ids("train")[:max_chars], np.zeros(len(data.vocab), dtype=bool)
     for lo in range(0, len(ids), 1 << 20):

@@ -1,0 +1,102 @@
+"""What a `gen train` will do, decided before it starts: corpus, config, precision, resume.
+
+:func:`plan_training` resolves everything once (config precedence and resume rules: core/config.py;
+precision: core/precision.py settle), without making a folder; :func:`run_training` makes the
+run folder (rank 0 under torchrun) and hands the plan to the training loop (core/train.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from gen.core.config import TrainConfig, resolve_config, resume_config
+from gen.core.corpora import load_corpus
+from gen.core.data import CorpusData, StreamBatches
+from gen.core.domain import CorpusSpec
+from gen.core.registry import get_domain
+from gen.core.workspace import RunDir, check_name, new_run_dir, precision_cache
+
+if TYPE_CHECKING:  # torch loads when training starts
+    from gen.core.train import TrainResult
+
+
+@dataclass
+class TrainPlan:
+    """A training run ready to start: its corpus, resolved config, and the checkpoint it resumes."""
+
+    spec: CorpusSpec
+    data: CorpusData
+    cfg: TrainConfig
+    resume: dict[str, Any] | None = None
+    run: RunDir | None = None  # the resumed run's folder (a new run's is made at start)
+    changes: list[str] | None = None  # options a resume changed, one line each
+    precision_note: str = ""  # how the precision was chosen (printed when the run starts)
+
+
+def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None,
+                  config_file: str | Path | None = None, resume: str | Path | None = None) -> TrainPlan:
+    """Resolve everything a run needs (no folder is made yet)."""
+    spec, data = load_corpus(corpus, ws)
+    given = {k: v for k, v in (overrides or {}).items() if v is not None}  # only what was named
+    if resume:
+        from gen.core import checkpoint as ckpt_io
+
+        ckpt = ckpt_io.load(resume)
+        cfg, changes = resume_config(ckpt, given, config_file)
+        return TrainPlan(spec, data, cfg, ckpt, RunDir.of(resume), changes)
+    cfg, note = resolve_precision(spec, data, given, ws, config_file)
+    return TrainPlan(spec, data, cfg, precision_note=note)
+
+
+def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any], ws: Path,
+                      config_file: str | Path | None = None) -> tuple[TrainConfig, str]:
+    """The config with ``precision = "auto"`` settled, and the line that says why. On a CPU the
+    probe times the bf16 recipe's model shape (``[defaults.cpu.bf16]`` when the manifest has
+    one); picking bf16 applies that recipe, picking fp32 keeps the fp32 defaults."""
+    domain = get_domain(spec.domain)
+    cfg = resolve_config(spec, domain, given, config_file=config_file)
+    if cfg.precision != "auto":
+        return cfg, f"precision: {cfg.precision} ({cfg.origin('precision')})"
+    from gen.core.device import pick_device
+    from gen.core.model import ModelArgs
+    from gen.core.precision import settle
+
+    device = pick_device(cfg.device)
+    candidate = resolve_config(spec, domain, given, config_file=config_file, variant="bf16") \
+        if device.type == "cpu" else cfg
+    shape = {**candidate.model_kwargs(len(data.vocab)), "dropout": 0.0}  # the probe times the shape alone
+    note = settle(candidate, ModelArgs(**shape), device, precision_cache(ws))
+    if candidate.precision == "bf16":
+        return candidate, note
+    cfg.update({"precision": candidate.precision}, candidate.origin("precision"))
+    return cfg, note
+
+
+def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started: float | None = None,
+                 log: Callable[[str], None] = print, progress: bool = False,
+                 on_step: Callable[[int, float], bool | None] | None = None) -> TrainResult:
+    """Start (or resume) the planned run. ``started`` (time.monotonic()) is when the command
+    began: a time budget then covers the whole command, final validation included."""
+    from gen.core.device import from_rank0, init_distributed
+    from gen.core.train import train
+
+    if run_name is not None:
+        check_name(run_name, "run name")
+    StreamBatches.check(len(plan.data.ids("train")), plan.cfg.batch_size, plan.cfg.seq_len)  # before any folder
+    placement = init_distributed(plan.cfg)  # (rank, world, device), once per command
+    run = plan.run
+    if run is None:  # under torchrun only rank 0 creates the run folder
+        path = new_run_dir(ws, plan.spec.name, run_name).path if placement[0] == 0 else None
+        run = RunDir(from_rank0(path))
+    log(f"run folder: {run}")
+    if plan.precision_note:
+        log(plan.precision_note)
+    for line in plan.changes or ():
+        log(f"changed on resume: {line}")
+    given_time = plan.cfg.origin("max_time") in ("command line",) or plan.resume is None
+    deadline = started + plan.cfg.max_time if started is not None and plan.cfg.max_time and given_time else None
+    return train(plan.data, plan.cfg, run.path, plan.spec.domain, resume=plan.resume, log=log, progress=progress,
+                 on_step=on_step, deadline=deadline, placement=placement)

@@ -1,0 +1,66 @@
+"""The n-gram baselines of a prepared corpus, built once and cached beside it.
+
+The cache (``ngram-kK.DIGEST.json``, named by core/workspace.py CorpusDir) holds every order's
+figures; its digest is the corpus's, so `gen prepare` of other text makes it stale, and it is
+rebuilt. It is written atomically at the end: Ctrl-C during a build leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+from gen.core.atomic import atomic_write_text
+from gen.core.data import CorpusData
+from gen.core.errors import GenError
+from gen.core.statscache import corpus_digest
+from gen.core.workspace import CorpusDir
+from gen.evals.baselines.ngram import OrderResult, check_order, kn_losses, memory_needed
+
+FORMAT = 1  # bump when the cached figures change meaning
+
+
+def available_memory() -> int | None:
+    """Bytes the kernel says a new allocation can have (MemAvailable), or None where unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
+
+
+def baselines(data: CorpusData, order: int, log: Callable[[str], None] = lambda _m: None,
+              rebuild: bool = False) -> tuple[list[OrderResult], bool]:
+    """Every order's results for ``data`` up to ``order``, from the cache when it is there (a
+    cache of a higher order serves a lower one); returns them and whether they were cached."""
+    folder = CorpusDir(data.path)
+    train, val = data.ids("train"), data.ids("val")
+    check_order(order, len(train))
+    digest = corpus_digest(folder.path)
+    if not rebuild:
+        for path in folder.stale_baselines():
+            try:
+                doc = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            if doc.get("format") == FORMAT and doc.get("digest") == digest and doc.get("order", 0) >= order:
+                return [OrderResult(**r) for r in doc["results"][:order]], True
+    need, free = memory_needed(len(train), len(val)), available_memory()
+    if free is not None and need > free:
+        raise GenError(f"n-gram baselines of {len(train) + len(val):,} characters need about {need / 1e9:.1f} GB; "
+                       f"{free / 1e9:.1f} GB is available. Free memory, or prepare a smaller corpus")
+    log(f"building n-gram models of orders 1-{order} on {len(train):,} training characters ...")
+    results = kn_losses(train, val, len(data.vocab), order,
+                        on_order=lambda r: log(f"  order {r.order}: {r.val_nats:.4f} nats/char ({r.build_s:.1f} s)"))
+    doc = {"format": FORMAT, "digest": digest, "order": order, "corpus": data.name,
+           "results": [{k: v for k, v in r.to_dict().items() if k != "val_bpc"} for r in results]}
+    try:
+        for old in folder.stale_baselines():  # another corpus state's or order's figures
+            old.unlink(missing_ok=True)
+        atomic_write_text(folder.baseline(order, digest), json.dumps(doc, indent=1))
+    except OSError:
+        pass  # a read-only corpus folder: rebuilt next time
+    return results, False
