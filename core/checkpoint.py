@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from gen.core import shapes
 from gen.core.atomic import atomic_write
 from gen.core.errors import GenError
 from gen.core.model import SHAPE, CharRNN, ModelArgs
@@ -67,12 +68,22 @@ def load(path: str | Path) -> dict[str, Any]:
     return ckpt
 
 
-def model_from_checkpoint(ckpt: dict[str, Any]) -> tuple[CharRNN, Vocab]:
-    """Rebuild the model (eval mode, CPU) and its vocabulary from a loaded checkpoint."""
-    model = CharRNN(ModelArgs(**ckpt["model_args"]))
+def model_from_checkpoint(ckpt: dict[str, Any], where: str = "checkpoint") -> tuple[CharRNN, Vocab]:
+    """Rebuild the model (eval mode, CPU) and its vocabulary from a loaded checkpoint. Its
+    declared shape is checked against the ranges, its vocabulary and its own weights, and its
+    memory against what is free, before anything is allocated (core/shapes.py)."""
+    args = shapes.check_args(ckpt.get("model_args"), where)
+    vocab = ckpt.get("vocab")
+    if not isinstance(vocab, dict) or not isinstance(vocab.get("chars"), list) \
+            or len(vocab["chars"]) != args["vocab_size"]:
+        raise GenError(f"{where}: its vocabulary does not hold the {args['vocab_size']} characters its "
+                       "model arguments declare")
+    shapes.check_weights(args, ckpt.get("model"), where)
+    shapes.check_fits(shapes.sampling_bytes(args), "cpu", f"loading {where}", "Use a machine with more memory")
+    model = CharRNN(ModelArgs(**args))
     model.load_state_dict(ckpt["model"])
     model.eval()
-    return model, Vocab.from_dict(ckpt["vocab"])
+    return model, Vocab.from_dict(vocab)
 
 
 def check_resumable(ckpt: dict[str, Any], corpus: str, vocab: Vocab, model_args: ModelArgs) -> None:

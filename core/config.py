@@ -94,7 +94,7 @@ class TrainConfig:
             try:
                 if key == "max_time":
                     value = parse_duration(value)
-                value = type(current)(value) if not isinstance(current, bool) else bool(value)
+                value = _typed(value, type(current))
             except (TypeError, ValueError):
                 raise GenError(f"{origin}: {key}={value!r} is not a valid {type(current).__name__}") from None
             check_value(key, value, origin)
@@ -116,6 +116,22 @@ class TrainConfig:
         """The model's arguments (core/model.py ModelArgs) for a vocabulary of ``vocab_size``."""
         return {"vocab_size": vocab_size, "cell": self.cell, "n_layer": self.n_layer, "n_hidden": self.n_hidden,
                 "n_embd": self.n_embd, "dropout": self.dropout}
+
+
+def _typed(value: Any, want: type) -> Any:
+    """``value`` as ``want`` without guessing: no bool for a number (``lr = true``), no fraction
+    for a whole number (``n_layer = 1.7``), no number for a bool."""
+    if want is bool:
+        if not isinstance(value, bool):
+            raise TypeError(value)
+        return value
+    if isinstance(value, bool):
+        raise TypeError(value)
+    if want is int and isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    if want is int and isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        raise ValueError(value)
+    return want(value)
 
 
 def resolve_config(spec: CorpusSpec, domain: Domain, overrides: dict[str, Any], gpu: bool | None = None,
@@ -186,8 +202,19 @@ class SampleOptions:
         return self.length or (50 if per_line else 1000)
 
 
+DEVICE = re.compile(r"auto|cpu|cuda(:\d{1,3})?")
+
+
+def check_device(name: str, origin: str = "--device") -> None:
+    """auto, cpu, cuda or cuda:N (meta, mps and the rest are not devices gen trains or samples on)."""
+    if not isinstance(name, str) or not DEVICE.fullmatch(name):
+        raise GenError(f"{origin}: device {name!r}: use auto, cpu, cuda or cuda:N")
+
+
 def check_value(key: str, value: Any, origin: str = "option") -> None:
     """Refuse a value outside its field's range or choices, saying what is allowed."""
+    if key == "device":
+        check_device(value, f"{origin}: device")
     if key in CHOICES and value not in CHOICES[key]:
         raise GenError(f"{origin}: {key}={value!r}: choose one of {', '.join(CHOICES[key])}")
     if key in RANGES:
@@ -220,6 +247,10 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise GenError(f"config file {path} is not valid TOML: {exc}") from None
     values = raw.get("train", raw)
+    stray = sorted(set(raw) - {"train"}) if "train" in raw else []
+    if stray:
+        raise GenError(f"config file {path}: {stray} sit outside [train] and would be ignored; move them under "
+                       f"[train] or delete them")
     if not isinstance(values, dict) or any(isinstance(v, dict) for v in values.values()):
         raise GenError(f"config file {path}: give training options as key = value (optionally under [train])")
     return values

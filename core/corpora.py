@@ -16,7 +16,7 @@ from gen.core.domain import CorpusSpec
 from gen.core.download import fetch, sha256_of
 from gen.core.errors import GenError
 from gen.core.registry import all_corpora, default_source, get_domain, infer_domain, resolve_corpus
-from gen.core.usercorpora import new_user_spec, save_user_corpus
+from gen.core.usercorpora import manifest_problem, manifests_dir, new_user_spec, save_user_corpus
 from gen.core.workspace import CorpusDir, downloads_dir
 
 
@@ -28,6 +28,12 @@ def corpus_to_prepare(name: str, src: str | None, ws: Path, domain: str | None =
     except GenError:
         if src is None:
             raise
+        broken = manifests_dir(ws) / f"{name}.toml"
+        if broken.is_file():  # a hand-edited manifest that does not load: never overwritten silently
+            problem = manifest_problem(broken)
+            why = problem if isinstance(problem, str) else (f"{broken} declares a {problem.domain!r} corpus gen "
+                                                            "cannot use now (no such domain is loaded)")
+            raise GenError(f"{why}. Fix or delete {broken}, then run this again") from None
         dom, why = (domain, "as given") if domain else infer_domain(src)
         default = all_corpora(ws).get(get_domain(dom).default_corpus)  # an unknown --domain lists the valid ones
         log(f"new corpus {name!r}: domain {dom} ({why})")

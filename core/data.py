@@ -10,6 +10,7 @@ The finished folder replaces the old one only at the end, so a failed prepare lo
 from __future__ import annotations
 
 import bisect
+import hashlib
 import json
 import os
 import random
@@ -149,10 +150,11 @@ def _encode_splits(work: CorpusDir, vocab: Vocab, train_chars: int, val_chars: i
 def _swap_in(work: CorpusDir, out: CorpusDir) -> None:
     """Replace the corpus folder by the finished one; the previous one survives until this point."""
     old = None
-    if out.path.exists():
-        old = out.replaced()
-        os.replace(out.path, old)
-    os.replace(work.path, out.path)
+    with out.swap_lock(shared=False):  # readers take a generation under the shared side
+        if out.path.exists():
+            old = out.replaced()
+            os.replace(out.path, old)
+        os.replace(work.path, out.path)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
@@ -209,19 +211,43 @@ class CorpusData:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self.folder = CorpusDir(self.path)
-        if not self.folder.meta.is_file():
-            raise GenError(f"{self.path} is not a prepared corpus (no meta.json). "
-                           f"Run: gen prepare {self.path.name} --src PATH")
-        self.meta = json.loads(self.folder.meta.read_text(encoding="utf-8"))
-        self.vocab = Vocab.load(self.folder.vocab)
+        # one generation of the corpus: metadata, vocabulary and both splits are taken together
+        # while no prepare can swap the folder (it swaps under the exclusive side of this lock);
+        # the mapped splits stay readable after a later swap, so this object never mixes two
+        with self.folder.swap_lock(shared=True):
+            if not self.folder.meta.is_file():
+                raise GenError(f"{self.path} is not a prepared corpus (no meta.json). "
+                               f"Run: gen prepare {self.path.name} --src PATH")
+            self.meta = json.loads(self.folder.meta.read_text(encoding="utf-8"))
+            self._vocab_bytes = self.folder.vocab.read_bytes()
+            self.vocab = Vocab.from_dict(json.loads(self._vocab_bytes.decode("utf-8")))
+            self._ids = {split: self._map(split) for split in CorpusDir.SPLITS}
         self.name = self.meta["corpus"]
         self.separator = self.meta.get("separator", "\n")
+        self._digest: str | None = None
 
-    def ids(self, split: str) -> np.ndarray:
+    def _map(self, split: str) -> np.ndarray:
         path = self.folder.ids(split)
         if path.stat().st_size == 0:
             return np.zeros(0, dtype=self.vocab.dtype)
         return np.memmap(path, dtype=self.vocab.dtype, mode="r")
+
+    def ids(self, split: str) -> np.ndarray:
+        return self._ids[split]
+
+    @property
+    def digest(self) -> str:
+        """sha256 over this generation's splits and vocabulary, the key of every cache derived
+        from the corpus (the same bytes as the files CorpusDir.digested names)."""
+        if self._digest is None:
+            h = hashlib.sha256()
+            for part in (self._ids["train"], self._ids["val"]):
+                h.update(memoryview(np.ascontiguousarray(part)).cast("B"))
+                h.update(b"\0")
+            h.update(self._vocab_bytes)
+            h.update(b"\0")
+            self._digest = h.hexdigest()[:20]
+        return self._digest
 
     def text(self, split: str, max_chars: int | None = None) -> str:
         ids = self.ids(split)

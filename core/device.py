@@ -14,15 +14,19 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from gen.core.config import TrainConfig
+from gen.core.config import TrainConfig, check_device
 from gen.core.errors import GenError
 
 
 def pick_device(name: str) -> torch.device:
+    """``auto`` (CUDA when present), ``cpu``, ``cuda`` or ``cuda:N``; anything else is a GenError."""
+    check_device(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise GenError("--device cuda asked for, but no CUDA GPU is visible; use --device cpu")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise GenError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) (cuda:0 ...)")
     return torch.device(name)
 
 

@@ -1,4 +1,5 @@
-"""Exclusive folder locks: one process at a time in a run folder, or preparing a corpus.
+"""Folder locks: one process at a time in a run folder, or preparing a corpus; and the brief
+shared/exclusive lock that lets a reader take one generation of a corpus while prepare swaps.
 
 An OS file lock (``fcntl.flock``) on a small lock file: the kernel releases it when its holder
 dies in any way (``kill -9`` included), so a stale lock never blocks. The holder's PID is
@@ -47,3 +48,27 @@ class FolderLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class SwapLock:
+    """``flock`` on ``path``, shared or exclusive, blocking: held only for a moment (a reader
+    opening its files, prepare renaming folders), so waiting is the right answer. Where the
+    lock file cannot be made (a read-only workspace) nothing can swap the folder: no lock."""
+
+    def __init__(self, path: str | os.PathLike, shared: bool) -> None:
+        self.path, self.shared = Path(path), shared
+        self.fd: int | None = None
+
+    def __enter__(self) -> SwapLock:
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError:
+            return self
+        fcntl.flock(self.fd, fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None

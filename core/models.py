@@ -78,7 +78,7 @@ def load_checkpoint(path: str | Path) -> Loaded:
     from gen.core import checkpoint as ckpt_io
 
     ckpt = ckpt_io.load(path)
-    model, vocab = ckpt_io.model_from_checkpoint(ckpt)
+    model, vocab = ckpt_io.model_from_checkpoint(ckpt, f"checkpoint {path}")
     return Loaded(model, vocab, ckpt, Path(path))
 
 

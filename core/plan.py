@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from gen.core import shapes
 from gen.core.config import TrainConfig, resolve_config, resume_config
 from gen.core.corpora import load_corpus
 from gen.core.data import CorpusData, StreamBatches
 from gen.core.domain import CorpusSpec
 from gen.core.registry import get_domain
+from gen.core.threads import RECHECK_STEPS, ThreadShare
 from gen.core.workspace import RunDir, check_name, new_run_dir, precision_cache
 
 if TYPE_CHECKING:  # torch loads when training starts
@@ -56,15 +58,17 @@ def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any],
     """The config with ``precision = "auto"`` settled, and the line that says why. On a CPU the
     probe times the bf16 recipe's model shape (``[defaults.cpu.bf16]`` when the manifest has
     one); picking bf16 applies that recipe, picking fp32 keeps the fp32 defaults."""
+    from gen.core.device import pick_device
+
     domain = get_domain(spec.domain)
     cfg = resolve_config(spec, domain, given, config_file=config_file)
+    device = pick_device(cfg.device)
+    check_memory(cfg, len(data.vocab), str(device))  # before the probe builds the model
     if cfg.precision != "auto":
         return cfg, f"precision: {cfg.precision} ({cfg.origin('precision')})"
-    from gen.core.device import pick_device
     from gen.core.model import ModelArgs
     from gen.core.precision import settle
 
-    device = pick_device(cfg.device)
     candidate = resolve_config(spec, domain, given, config_file=config_file, variant="bf16") \
         if device.type == "cpu" else cfg
     shape = {**candidate.model_kwargs(len(data.vocab)), "dropout": 0.0}  # the probe times the shape alone
@@ -73,6 +77,15 @@ def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any],
         return candidate, note
     cfg.update({"precision": candidate.precision}, candidate.origin("precision"))
     return cfg, note
+
+
+def check_memory(cfg: TrainConfig, vocab_size: int, device: str) -> None:
+    """Refuse a model and batch that cannot fit, with the figure and the limit."""
+    args = cfg.model_kwargs(vocab_size)
+    shapes.check_fits(shapes.training_bytes(args, cfg.batch_size, cfg.seq_len), device,
+                      f"training a {cfg.n_layer}x{cfg.n_hidden} {cfg.cell} on batches of {cfg.batch_size} x "
+                      f"{cfg.seq_len} ({shapes.n_params(args):,} parameters)",
+                      "Lower --hidden, --layers, --batch-size or --seq-len")
 
 
 def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started: float | None = None,
@@ -87,6 +100,7 @@ def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started
         check_name(run_name, "run name")
     StreamBatches.check(len(plan.data.ids("train")), plan.cfg.batch_size, plan.cfg.seq_len)  # before any folder
     placement = init_distributed(plan.cfg)  # (rank, world, device), once per command
+    check_memory(plan.cfg, len(plan.data.vocab), str(placement[2]))  # a resume's options too, before any folder
     run = plan.run
     if run is None:  # under torchrun only rank 0 creates the run folder
         path = new_run_dir(ws, plan.spec.name, run_name).path if placement[0] == 0 else None
@@ -98,5 +112,16 @@ def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started
         log(f"changed on resume: {line}")
     given_time = plan.cfg.origin("max_time") in ("command line",) or plan.resume is None
     deadline = started + plan.cfg.max_time if started is not None and plan.cfg.max_time and given_time else None
-    return train(plan.data, plan.cfg, run.path, plan.spec.domain, resume=plan.resume, log=log, progress=progress,
-                 on_step=on_step, deadline=deadline, placement=placement)
+    if plan.cfg.threads or placement[2].type != "cpu" or placement[1] > 1:  # threads named, or not ours to share
+        return train(plan.data, plan.cfg, run.path, plan.spec.domain, resume=plan.resume, log=log,
+                     progress=progress, on_step=on_step, deadline=deadline, placement=placement)
+    with ThreadShare(ws) as share:
+        log(share.apply() or "")
+
+        def step(i: int, loss: float) -> bool | None:
+            if i % RECHECK_STEPS == 0 and (changed := share.apply()):
+                log(changed)
+            return on_step(i, loss) if on_step is not None else None
+
+        return train(plan.data, plan.cfg, run.path, plan.spec.domain, resume=plan.resume, log=log,
+                     progress=progress, on_step=step, deadline=deadline, placement=placement)

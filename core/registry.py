@@ -13,11 +13,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
-
 from gen.core import plugins
 from gen.core.domain import CorpusSpec, Domain, SampleMetric
-from gen.core.errors import GenError
+from gen.core.errors import GenError, warn_once
+from gen.core.manifest import parse
 from gen.core.plugins import load_plugins, origins
 
 
@@ -43,25 +42,11 @@ def _call_each(hook_name: str, collect) -> None:
             register=lambda obj, _p=impl.plugin_name: collect(obj, _p))
 
 
-def manifest_from_toml(text: str, origin: str) -> CorpusSpec:
-    """Parse one corpus manifest; errors name the file and the bad key."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise GenError(f"corpus manifest {origin} is not valid TOML: {exc}") from None
-    known = set(CorpusSpec.__dataclass_fields__) - {"origin"}
-    unknown = set(raw) - known
-    if unknown or "name" not in raw or "domain" not in raw:
-        raise GenError(f"corpus manifest {origin}: needs 'name' and 'domain'; unknown keys {sorted(unknown)}; "
-                       f"valid keys: {sorted(known)}")
-    return CorpusSpec(**raw, origin=origin)
-
-
 def _builtin_manifests() -> list[CorpusSpec]:
     specs = []
     for entry in sorted(importlib.resources.files("gen.corpora").iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".toml"):
-            specs.append(manifest_from_toml(entry.read_text(encoding="utf-8"), f"corpora/{entry.name}"))
+            specs.append(parse(entry.read_text(encoding="utf-8"), f"corpora/{entry.name}"))
     return specs
 
 
@@ -103,8 +88,15 @@ def all_corpora(ws: Path | None = None) -> dict[str, CorpusSpec]:
     """Built-in corpora, and the user corpora of workspace ``ws``."""
     from gen.core.usercorpora import load_user_corpora
 
-    user = {n: s for n, s in load_user_corpora(ws).items() if s.domain in get_registry().domains}
-    return {**user, **get_registry().corpora}  # a built-in name always means the built-in
+    reg = get_registry()
+    user = {}
+    for name, spec in load_user_corpora(ws).items():
+        if name in reg.domains or name in reg.corpora:
+            warn_once(spec.origin, f"skipped {spec.origin}: {name!r} is the name of a built-in "
+                                   f"{'domain' if name in reg.domains else 'corpus'}; rename the file and its name")
+        elif spec.domain in reg.domains:
+            user[name] = spec
+    return {**user, **reg.corpora}
 
 
 def resolve_corpus(name: str, ws: Path | None = None) -> CorpusSpec:

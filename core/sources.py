@@ -8,14 +8,17 @@ every skip in the PrepareReport.
 from __future__ import annotations
 
 import fnmatch
+import io
+import lzma
 import os
 import re
 import sys
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from gen.core.errors import GenError
 
@@ -138,40 +141,90 @@ def iter_sources(src: str | Path, patterns: list[str], report: PrepareReport,
             yield path.name, text
 
 
-def _archive_members(path: Path) -> Iterator[tuple[str, int, str, Callable[[], bytes]]]:
-    """(name, size, kind, read) of every member of a tar or zip archive, sorted by name; kind is
-    "file", "link" or "other". Nothing is extracted to disk."""
-    if path.name.endswith(ARCHIVE_SUFFIXES):
-        with tarfile.open(path, "r:*") as tar:
-            for m in sorted(tar.getmembers(), key=lambda m: m.name):
-                kind = "file" if m.isfile() else "link" if m.issym() or m.islnk() else "other"
-                yield m.name, m.size, kind, lambda m=m: tar.extractfile(m).read()
+MAX_MEMBER_BYTES = 256 << 20  # an archive member larger than this is skipped unread (one document)
+HEAD_BYTES = 8192  # what is read of a member before deciding it is text
+ARCHIVE_ERRORS = (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError, zlib.error, lzma.LZMAError)
+
+
+def _read_member(fh: IO[bytes], size: int, cap: int, report: PrepareReport) -> bytes | None:
+    """A member's bytes, read in two steps so a binary or oversized member is never inflated
+    whole: its declared size against ``cap``, its head for a binary signature, then the rest
+    (at most ``cap`` + 1 bytes, whatever the header claimed)."""
+    if size > cap:
+        report.skip(f"larger than {cap} bytes")
+        return None
+    head = fh.read(HEAD_BYTES)
+    reason = binary_reason(head)
+    if reason:
+        report.skip(reason)
+        return None
+    data = head + fh.read(cap + 1 - len(head))
+    if len(data) > cap:
+        report.skip(f"larger than {cap} bytes")
+        return None
+    return data
+
+
+SORT_BUDGET = 64 << 20  # bytes of an unsorted tar's members held to hand them on sorted by name
+
+
+def _archive_members(path: Path, patterns: list[str],
+                     report: PrepareReport) -> Iterator[tuple[str, int, str, Callable[[], IO[bytes]]]]:
+    """(name, size, kind, open) of every member of a tar or zip archive, sorted by name; kind is
+    "file", "link" or "other". Nothing is extracted to disk. A zip is read in name order (its
+    directory gives random access); a tar is read forward only, in one pass, since going back
+    re-reads a compressed archive from its start: a sorted tar (gen's, git's, tar(1) of a sorted
+    tree) as it is stored, an unsorted one through memory (its matching members, up to
+    SORT_BUDGET bytes) or, beyond that, in its stored order (said in the report)."""
+    if not path.name.endswith(ARCHIVE_SUFFIXES):
+        with zipfile.ZipFile(path) as zf:
+            for info in sorted(zf.infolist(), key=lambda i: i.filename):
+                link = (info.external_attr >> 16) & 0o170000 == 0o120000  # a symlink stored in the zip
+                kind = "other" if info.is_dir() else "link" if link else "file"
+                yield info.filename, info.file_size, kind, lambda info=info: zf.open(info)
         return
-    with zipfile.ZipFile(path) as zf:
-        for info in sorted(zf.infolist(), key=lambda i: i.filename):
-            link = (info.external_attr >> 16) & 0o170000 == 0o120000  # a symlink stored in the zip
-            kind = "other" if info.is_dir() else "link" if link else "file"
-            yield info.filename, info.file_size, kind, lambda info=info: zf.read(info)
+    with tarfile.open(path, "r:*") as tar:
+        members = tar.getmembers()  # one pass over the archive
+        names = [m.name for m in members]
+        wanted = sum(m.size for m in members if m.isfile() and matches(os.path.basename(m.name), patterns))
+        held = names != sorted(names) and wanted <= SORT_BUDGET
+        if names != sorted(names) and not held:
+            report.note(f"{path.name}: members read in their stored order (not sorted by name: "
+                        f"{wanted / 1e6:.0f} MB is more than is held to sort them)")
+        entries = []
+        for m in members:  # forward only: one more pass
+            kind = "file" if m.isfile() else "link" if m.issym() or m.islnk() else "other"
+            if held:
+                data = tar.extractfile(m).read() if kind == "file" and m.size <= MAX_MEMBER_BYTES and matches(
+                    os.path.basename(m.name), patterns) else b""
+                entries.append((m.name, m.size, kind, lambda data=data: io.BytesIO(data)))
+            else:
+                yield m.name, m.size, kind, lambda m=m: tar.extractfile(m)
+        yield from sorted(entries, key=lambda e: e[0])
 
 
 def _archive_source(path: Path, patterns: list[str], report: PrepareReport,
                     max_bytes: int | None) -> Iterator[tuple[str, str]]:
     """The usable text members of a .tar(.gz/.xz/.bz2) or .zip: links never followed, every
-    skip counted, the same rules as a folder."""
-    for name, size, kind, read in _archive_members(path):
-        if kind != "file":
-            if kind == "link":
-                report.skip("symlink (not followed)")
-            continue
-        if not matches(os.path.basename(name), patterns):
-            report.skip("not matching the corpus file patterns")
-            continue
-        if max_bytes is not None and size > max_bytes:
-            report.skip(f"larger than {max_bytes} bytes")
-            continue
-        text = decode(read(), name, report, max_bytes)
-        if text is not None:
-            yield name, text
+    skip counted, the same rules as a folder; a damaged or truncated archive is a GenError."""
+    cap = min(max_bytes, MAX_MEMBER_BYTES) if max_bytes is not None else MAX_MEMBER_BYTES
+    try:
+        for name, size, kind, open_member in _archive_members(path, patterns, report):
+            if kind != "file":
+                if kind == "link":
+                    report.skip("symlink (not followed)")
+                continue
+            if not matches(os.path.basename(name), patterns):
+                report.skip("not matching the corpus file patterns")
+                continue
+            with open_member() as fh:
+                data = _read_member(fh, size, cap, report)
+            text = decode(data, name, report, max_bytes) if data is not None else None
+            if text is not None:
+                yield name, text
+    except ARCHIVE_ERRORS as exc:
+        raise GenError(f"archive {path} is damaged or truncated ({type(exc).__name__}: {exc}); "
+                       f"download or pack it again") from None
 
 
 def _package_source(spec: str, report: PrepareReport) -> Iterator[tuple[str, str]]:

@@ -14,7 +14,6 @@ own package (anything else is not cached: the statistics are just rebuilt each r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib
 import json
 from pathlib import Path
@@ -30,20 +29,8 @@ class Unsupported(TypeError):
     """A value the cache cannot write as JSON."""
 
 
-def corpus_digest(path: Path) -> str:
-    """sha256 over the corpus's token files and vocabulary (what every statistic is made from)."""
-    h = hashlib.sha256()
-    for f in CorpusDir(path).digested:
-        if f.exists():
-            with open(f, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 22), b""):
-                    h.update(block)
-        h.update(b"\0")
-    return h.hexdigest()[:20]
-
-
 def cache_path(data: Any, domain: Any) -> Path:
-    return CorpusDir(data.path).stats(domain.name, domain.stats_version, corpus_digest(Path(data.path)))
+    return CorpusDir(data.path).stats(domain.name, domain.stats_version, data.digest)
 
 
 def load_or_build(domain: Any, data: Any) -> Any:

@@ -14,12 +14,11 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
 from gen.core.atomic import atomic_write_text
 from gen.core.domain import CorpusSpec, SourceSample
-from gen.core.errors import GenError
-from gen.core.sources import ARCHIVE_SUFFIXES
+from gen.core.errors import GenError, warn_once
+from gen.core.manifest import parse
+from gen.core.sources import ARCHIVE_ERRORS, ARCHIVE_SUFFIXES
 from gen.core.workspace import check_name, corpus_dir, remove_tree, runs_dir
 
 SNIFF_BYTES = 1 << 16  # how much of a source the inference reads
@@ -30,18 +29,30 @@ def manifests_dir(ws: Path) -> Path:
 
 
 def load_user_corpora(ws: Path | None) -> dict[str, CorpusSpec]:
-    """The workspace's user corpora, by name (a broken manifest is skipped, not fatal)."""
+    """The workspace's user corpora, by name. A manifest that breaks the schema (core/manifest.py),
+    or whose name is not its file's, is skipped and named on stderr (once), never fatal."""
     out: dict[str, CorpusSpec] = {}
     folder = manifests_dir(ws) if ws else None
     if folder is None or not folder.is_dir():
         return out
     for path in sorted(folder.glob("*.toml")):
-        try:
-            raw = tomllib.loads(path.read_text(encoding="utf-8"))
-            out[raw["name"]] = CorpusSpec(**raw, origin=f"workspace {path}")
-        except (tomllib.TOMLDecodeError, KeyError, TypeError, UnicodeDecodeError):
-            continue
+        problem = manifest_problem(path)
+        if isinstance(problem, str):
+            warn_once(str(path), f"skipped {problem}")
+        else:
+            out[problem.name] = problem
     return out
+
+
+def manifest_problem(path: Path) -> CorpusSpec | str:
+    """The user corpus a manifest file declares, or what is wrong with it."""
+    try:
+        spec = parse(path.read_text(encoding="utf-8"), f"workspace {path}")
+    except (GenError, OSError, UnicodeDecodeError) as exc:
+        return str(exc) if isinstance(exc, GenError) else f"{path}: {exc}"
+    if spec.name != path.stem:
+        return f"{path}: its name {spec.name!r} is not its file's ({path.stem!r}); make them the same"
+    return spec
 
 
 def save_user_corpus(ws: Path, spec: CorpusSpec) -> Path:
@@ -58,8 +69,10 @@ def save_user_corpus(ws: Path, spec: CorpusSpec) -> Path:
     keys = ("name", "domain", "description", "src", "patterns", "separator", "split", "val_fraction")
     lines = ["# a user corpus, written by gen prepare; edit with care"]
     lines += [f"{k} = {value(getattr(spec, k))}" for k in keys]
-    if spec.options:
-        lines += ["", "[options]"] + [f"{k} = {value(v)}" for k, v in spec.options.items() if v is not None]
+    for table in ("options", "download"):  # a re-prepare keeps where the text comes from
+        values = getattr(spec, table)
+        if values:
+            lines += ["", f"[{table}]"] + [f"{k} = {value(v)}" for k, v in values.items() if v is not None]
     path = manifests_dir(ws) / f"{check_name(spec.name, 'corpus name')}.toml"
     atomic_write_text(path, "\n".join(lines) + "\n")
     return path
@@ -92,6 +105,14 @@ def sample_source(src: str) -> SourceSample:
     path = Path(src)
     if not path.exists():
         raise GenError(f"--src {src} does not exist. Pass a file, a directory, an archive or '-' for stdin.")
+    try:
+        return _sample(path)
+    except ARCHIVE_ERRORS as exc:
+        raise GenError(f"archive {path} is damaged or truncated ({type(exc).__name__}: {exc}); "
+                       f"download or pack it again") from None
+
+
+def _sample(path: Path) -> SourceSample:
     if path.is_dir():
         names = []
         for root, dirs, files in os.walk(path):
@@ -100,16 +121,29 @@ def sample_source(src: str) -> SourceSample:
             if len(names) > 2000:
                 break
         first = next((n for n in names if not os.path.islink(n)), None)
-        head = Path(first).read_bytes()[:SNIFF_BYTES] if first else b""
+        head = b""
+        if first:
+            with open(first, "rb") as fh:
+                head = fh.read(SNIFF_BYTES)
     elif path.name.endswith(ARCHIVE_SUFFIXES):
         import tarfile
 
         with tarfile.open(path) as tar:
-            names, head = [m.name for m in tar.getmembers()[:2000] if m.isfile()], b""
+            names = []
+            for i, m in enumerate(tar):  # the first members only: a huge archive is not read to its end
+                if i >= 2000:
+                    break
+                if m.isfile():
+                    names.append(m.name)
+            head = b""
     elif zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
             names = zf.namelist()[:2000]
-            head = zf.read(names[0])[:SNIFF_BYTES] if names else b""
+            if names:
+                with zf.open(names[0]) as fh:
+                    head = fh.read(SNIFF_BYTES)
+            else:
+                head = b""
     else:
         with open(path, "rb") as fh:
             names, head = [path.name], fh.read(SNIFF_BYTES)

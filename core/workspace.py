@@ -21,7 +21,7 @@ from typing import Any
 
 from gen.core.atomic import atomic_write_text
 from gen.core.errors import GenError
-from gen.core.locks import FolderLock
+from gen.core.locks import FolderLock, SwapLock
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
@@ -149,6 +149,11 @@ class CorpusDir:
         """Held while the corpus is prepared (beside the folder: the folder itself is swapped)."""
         return FolderLock(self.path.parent / f".{self.path.name}.lock", f"corpus {self.path.name!r} (being prepared)")
 
+    def swap_lock(self, shared: bool) -> SwapLock:
+        """Held shared while a reader takes a generation of the corpus, exclusive while prepare
+        swaps a new one in (both brief), beside the folder."""
+        return SwapLock(self.path.parent / f".{self.path.name}.swap.lock", shared)
+
     @property
     def work_prefix(self) -> str:
         """How the temporary folder that a prepare writes before swapping it in begins."""
@@ -271,12 +276,15 @@ def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> RunDir:
     """A fresh run folder, named by time unless a name is given."""
     base = runs_dir(ws, corpus)
     name = check_name(name, "run name") if name is not None else timestamp()
+    base.mkdir(parents=True, exist_ok=True)
     path, n = base / name, 1
-    while path.exists():
-        n += 1
-        path = base / f"{name}-{n}"
-    path.mkdir(parents=True)
-    return RunDir(path)
+    while True:  # mkdir is the claim: two processes asking for one name get two folders
+        try:
+            path.mkdir()
+            return RunDir(path)
+        except FileExistsError:
+            n += 1
+            path = base / f"{name}-{n}"
 
 
 def latest_checkpoint(ws: Path, corpus: str) -> Path:

@@ -14,7 +14,6 @@ from pathlib import Path
 from gen.core.atomic import atomic_write_text
 from gen.core.data import CorpusData
 from gen.core.errors import GenError
-from gen.core.statscache import corpus_digest
 from gen.core.workspace import CorpusDir
 from gen.evals.baselines.ngram import OrderResult, check_order, kn_losses, memory_needed
 
@@ -39,7 +38,7 @@ def baselines(data: CorpusData, order: int, log: Callable[[str], None] = lambda 
     folder = CorpusDir(data.path)
     train, val = data.ids("train"), data.ids("val")
     check_order(order, len(train))
-    digest = corpus_digest(folder.path)
+    digest = data.digest
     if not rebuild:
         for path in folder.stale_baselines():
             try:

@@ -40,7 +40,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from gen.core.domain import CheckResult, EvalContext, Issue, MetricSpec, SampleMetric, excerpt
-from gen.core.statscache import corpus_digest
 from gen.core.vocab import code_points
 from gen.core.workspace import CorpusDir
 from gen.evals.copydetect.compiled import FAST
@@ -284,7 +283,7 @@ def _rank_in_group(keys: np.ndarray) -> np.ndarray:
     return np.arange(len(keys)) - np.repeat(first, np.diff(np.append(first, len(keys))))
 
 
-_cache: dict[tuple[str, int, float], CopyIndex] = {}
+_cache: dict[tuple[str, str, int], CopyIndex] = {}
 
 
 def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
@@ -294,12 +293,11 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     never scored with a stale index) and loaded in well under a second; an unwritable corpus
     folder just means rebuilding next time."""
     folder = CorpusDir(data.path)
-    train = folder.ids("train")
-    key = (str(train.resolve()), train.stat().st_size, train.stat().st_mtime)
+    key = (str(folder.path.resolve()), data.digest, max_chars)  # this folder, at the generation data holds
     if key in _cache:
         return _cache[key]
     # the corpus statistics' key, the cut and the format (v2: hashes mixed; a v1 file is never read)
-    digest = f"{corpus_digest(Path(data.path))}-{max_chars}-v{INDEX_FORMAT}"
+    digest = f"{data.digest}-{max_chars}-v{INDEX_FORMAT}"
     paths = {name: folder.index(name, digest) for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME, BITS_NAME)}
     arrays = {name: _load(path, mmap=name != CACHE_NAME) for name, path in paths.items()}
     idx = CopyIndex.from_codes(*_train_codes(data, max_chars), arrays[CACHE_NAME], arrays[GRAMS_NAME],

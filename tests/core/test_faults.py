@@ -280,3 +280,41 @@ def test_a_corpus_being_prepared_is_locked(tmp_path, names_file):
         out = _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file), check=False)
         assert out.returncode == 1 and f"in use by process {os.getpid()}" in out.stderr
     assert "prepared nm" in _gen(ws, "prepare", "nm", "--domain", "names", "--src", str(names_file)).stdout
+
+
+def test_a_corpus_read_while_it_is_prepared_again_is_one_generation(ws, tmp_path):
+    """eval --against reads one generation of a corpus while prepare swaps in another: metadata,
+    vocabulary and both splits always belong together, and caches are keyed by that generation."""
+    import threading
+
+    from gen.core.corpora import load_corpus, prepare_corpus
+
+    small, large = tmp_path / "a.txt", tmp_path / "b.txt"
+    small.write_text("abc\n" * 3000)
+    large.write_text("the quick brown fox jumps over the lazy dog\n" * 4000)
+    prepare_corpus("race", str(small), ws, domain="text", log=lambda _m: None)
+    first = load_corpus("race", ws)[1]
+    before = (first.digest, len(first.ids("train")), len(first.vocab))
+    stop, errors = threading.Event(), []
+
+    def prepare_again() -> None:
+        try:
+            for i in range(8):
+                prepare_corpus("race", str(large if i % 2 == 0 else small), ws, log=lambda _m: None)
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+        finally:
+            stop.set()
+
+    worker = threading.Thread(target=prepare_again)
+    worker.start()
+    seen = 0
+    while not stop.is_set() or seen < 20:
+        data = load_corpus("race", ws)[1]
+        train, val = data.ids("train"), data.ids("val")
+        assert len(train) == data.meta["train_chars"] and len(val) == data.meta["val_chars"]
+        assert len(data.vocab) == data.meta["vocab_size"] and int(train.max()) < len(data.vocab)
+        seen += 1
+    worker.join()
+    assert not errors and seen >= 20
+    assert (first.digest, len(first.ids("train")), len(first.vocab)) == before  # its generation, still readable

@@ -6,6 +6,8 @@ import os
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from gen.core.domain import PrepareReport
 from gen.core.sources import iter_sources
 
@@ -75,3 +77,81 @@ def test_prepare_from_stdin(ws, run):
     # a built-in corpus pinned to its own file cannot be checked against stdin: refused with the fix
     out = run("prepare", "names", "--src", "-", input="Ada\n", code=1).output
     assert "gen prepare MYNAME --domain names" in out
+
+
+def _peak_rss_mb(code: str) -> float:
+    """Peak RSS growth (MB) of a fresh Python process running ``code`` after its imports."""
+    import subprocess
+    import sys
+
+    prog = ("import resource, gen.core.sources as S\n"
+            "base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n" + code +
+            "\nprint((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)")
+    out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True, check=True, timeout=300)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def test_archive_members_are_never_inflated_whole_when_refused(tmp_path):
+    import zipfile
+
+    archive = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+        with zf.open("zeros.txt", "w") as fh:  # 200 MB of zeros: binary, under the size cap
+            block = b"\0" * (1 << 20)
+            for _ in range(200):
+                fh.write(block)
+        with zf.open("big.txt", "w", force_zip64=True) as fh:  # 300 MB of text: over the cap
+            block = b"a" * (1 << 20)
+            for _ in range(300):
+                fh.write(block)
+        zf.writestr("ok.txt", "fine")
+    grew = _peak_rss_mb(f"r = S.PrepareReport(); got = list(S.iter_sources({str(archive)!r}, ['*.txt'], r))\n"
+                        "assert [t for _, t in got] == ['fine'], got\n"
+                        "assert r.skipped == {'binary (NUL byte)': 1, f'larger than {S.MAX_MEMBER_BYTES} bytes': 1}")
+    assert grew < 100, f"{grew:.0f} MB"
+
+
+@pytest.mark.parametrize("kind", ["tar.gz", "zip"])
+def test_a_damaged_archive_is_one_line(tmp_path, run, ws, kind):
+    root = _tree(tmp_path / "src")
+    archive = tmp_path / f"src.{kind}"
+    if kind == "zip":
+        import zipfile
+
+        with zipfile.ZipFile(archive, "w") as zf:
+            zf.writestr("src/a.txt", "alpha " * 5000)
+        data = archive.read_bytes()
+        archive.write_bytes(data[:40] + b"\xff" * 60 + data[100:])  # a damaged member
+    else:
+        with tarfile.open(archive, "w:gz") as tar:
+            for i in range(30):
+                info = tarfile.TarInfo(f"src/f{i}.txt")
+                body = (f"file {i} " * 4000).encode()
+                info.size = len(body)
+                import io
+
+                tar.addfile(info, io.BytesIO(body))
+        archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])  # truncated
+    out = run("prepare", "mine", "--domain", "text", "--src", str(archive), code=1).output
+    assert "is damaged or truncated" in out and "Traceback" not in out and "Aborted" not in out
+    assert root.is_dir()
+
+
+def test_an_unsorted_tar_is_read_in_one_pass(tmp_path, monkeypatch):
+    import io
+
+    from gen.core import sources
+
+    archive = tmp_path / "u.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        for name in ("b.txt", "a.txt", "c.txt"):
+            info = tarfile.TarInfo(name)
+            info.size = len(name)
+            tar.addfile(info, io.BytesIO(name.encode()))
+    report = PrepareReport()  # small: held in memory and handed on sorted by name
+    assert [t for _, t in iter_sources(archive, ["*.txt"], report)] == ["a.txt", "b.txt", "c.txt"]
+    assert not report.notes
+    monkeypatch.setattr(sources, "SORT_BUDGET", 5)  # more than is held: its stored order, said
+    report = PrepareReport()
+    assert [t for _, t in iter_sources(archive, ["*.txt"], report)] == ["b.txt", "a.txt", "c.txt"]
+    assert "not sorted by name" in report.notes[0]

@@ -109,13 +109,23 @@ class _Server(http.server.BaseHTTPRequestHandler):
 
     requests: list[str] = []
     drop_after: int | None = None
+    chunked = False  # no Content-Length: the body ends when the connection closes
 
     def do_GET(self):  # noqa: N802 - the http.server API
         type(self).requests.append(self.headers.get("Range") or "full")
         start = int(self.headers["Range"].split("=")[1].rstrip("-")) if self.headers.get("Range") else 0
+        if start >= len(PAYLOAD) and start:
+            self.send_response(416)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         body = PAYLOAD[start:]
         self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(body)))
+        if type(self).chunked:
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if type(self).drop_after is not None:
             cut, type(self).drop_after = type(self).drop_after, None
@@ -131,7 +141,7 @@ class _Server(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def server():
-    _Server.requests, _Server.drop_after = [], None
+    _Server.requests, _Server.drop_after, _Server.chunked = [], None, False
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Server)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -189,3 +199,76 @@ def test_no_network_says_what_to_download(run, ws):
         assert "gen prepare remote --src PATH/people.txt" in out
     finally:
         unregister_plugin("remote-corpus")
+
+
+def _user_manifest(ws: Path, name: str, url: str, file: str, sha256: str | None = None) -> None:
+    (ws / "manifests").mkdir(parents=True, exist_ok=True)
+    pin = f'sha256 = "{sha256}"\n' if sha256 else ""
+    (ws / "manifests" / f"{name}.toml").write_text(
+        f'name = "{name}"\ndomain = "names"\n[download]\nurl = "{url}"\nfile = "{file}"\n{pin}')
+
+
+@pytest.mark.parametrize("file", ["OUTSIDE", "../../escaped.txt", "sub/dir.txt"])
+def test_a_manifest_cannot_write_outside_the_workspace(run, ws, server, tmp_path, file):
+    outside = tmp_path / "outside.txt"
+    file = str(outside) if file == "OUTSIDE" else file
+    _user_manifest(ws, "x", f"{server}/a.txt", file, hashlib.sha256(PAYLOAD).hexdigest())
+    out = run("prepare", "x", code=1).output
+    assert "download file name" in out and "not a valid name" in out
+    assert not outside.exists() and not (tmp_path / "escaped.txt").exists() and _Server.requests == []
+
+
+def test_a_download_without_content_length_and_a_stale_part(run, ws, server):
+    good = hashlib.sha256(PAYLOAD).hexdigest()
+    _user_manifest(ws, "ch", f"{server}/people.txt", "people.txt", good)
+    _Server.chunked = True
+    assert "prepared ch (names)" in run("prepare", "ch").output
+    folder = ws / "downloads" / "ch"
+    (folder / "people.txt").unlink()
+    (folder / "people.txt.part").write_bytes(PAYLOAD + b"more than the file has")  # longer than the file
+    out = run("prepare", "ch").output  # HTTP 416 for the range: the part is dropped, the file fetched anew
+    assert "prepared ch (names)" in out and _Server.requests[-2:] == [f"bytes={len(PAYLOAD) + 22}-", "full"]
+
+
+def test_an_unpinned_download_never_keeps_an_unverified_part(run, ws, server):
+    _user_manifest(ws, "up", f"{server}/people.txt", "people.txt")
+    folder = ws / "downloads" / "up"
+    folder.mkdir(parents=True)
+    (folder / "people.txt.part").write_bytes(b"EVIL\n")
+    out = run("prepare", "up").output
+    assert _Server.requests == ["full"] and "is now pinned beside it" in out
+    assert (folder / "people.txt").read_bytes() == PAYLOAD  # EVIL never reached the corpus
+    meta = json.loads((ws / "corpora" / "up" / "meta.json").read_text())
+    assert meta["train_chars"] + meta["val_chars"] == len(PAYLOAD.decode())
+    pinned = (folder / "people.txt.sha256").read_text().strip()
+    assert pinned == hashlib.sha256(PAYLOAD).hexdigest()
+    (folder / "people.txt").write_bytes(b"changed\n")  # a cached file that changed is fetched again
+    run("prepare", "up")
+    assert _Server.requests == ["full", "full"] and (folder / "people.txt").read_bytes() == PAYLOAD
+
+
+@pytest.mark.parametrize("text, why", [
+    ('name = "n"\ndomain = ["a"]\n', "domain = ['a'] must be a string"),
+    ('name = "../x"\ndomain = "names"\n', "is not a valid name"),
+    ('name = "n"\ndomain = "names"\nval_fraction = true\n', "val_fraction = True must be a number"),
+    ('name = "n"\ndomain = "names"\ncolour = "red"\n', "unknown keys ['colour']"),
+    ('name = "other"\ndomain = "names"\n', "its name 'other' is not its file's ('n')"),
+    ('name = "n"\ndomain = "names"\n[download]\nurl = "http://x/a"\nfile = "/etc/passwd"\n', "not a valid name"),
+])
+def test_a_broken_manifest_is_named_and_skipped(run, ws, names_file, text, why):
+    run("prepare", "good", "--domain", "names", "--src", str(names_file))
+    (ws / "manifests" / "n.toml").write_text(text)
+    result = run("corpora")  # every corpus command still works
+    assert "good *" in result.output and why in result.output and "n.toml" in result.output
+    out = run("prepare", "n", "--src", str(names_file), code=1).output  # never overwritten silently
+    assert why in out and "Fix or delete" in out
+    assert (ws / "manifests" / "n.toml").read_text() == text
+
+
+def test_a_manifest_named_after_a_domain_does_not_take_it_over(run, ws, names_file):
+    run("prepare", "good", "--domain", "names", "--src", str(names_file))
+    (ws / "manifests" / "prose.toml").write_text((ws / "manifests" / "good.toml").read_text()
+                                                 .replace('name = "good"', 'name = "prose"'))
+    out = run("corpora").output
+    assert "'prose' is the name of a built-in domain" in out
+    assert "a built-in" in run("prepare", "prose", "--src", str(names_file), code=1).output

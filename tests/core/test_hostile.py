@@ -1,0 +1,121 @@
+"""Hostile shapes and options: each is a one-line error before anything is allocated or a run
+folder exists (issue 32's reproducers, on tiny corpora written here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import TINY
+
+from gen.core import checkpoint as ckpt_io
+from gen.core import shapes
+
+
+def _no_runs(ws: Path) -> bool:
+    return not (ws / "runs").exists() or not [p for p in (ws / "runs").rglob("*") if p.is_dir()
+                                               and p.parent.name != "runs"]
+
+
+@pytest.mark.parametrize("flags, says", [
+    (["--hidden", "65536", "--batch-size", "2", "--seq-len", "8"], "GB is available"),
+    (["--layers", "1", "--hidden", "32768", "--batch-size", "2", "--seq-len", "8"], "Lower --hidden, --layers"),
+    (["--device", "foo"], "use auto, cpu, cuda or cuda:N"),
+    (["--device", "meta"], "use auto, cpu, cuda or cuda:N"),
+])
+def test_training_that_cannot_run_is_refused_before_a_run_folder(run, ws, names_file, flags, says):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    out = run("train", "nm", "--max-steps", "2", "--quiet", *flags, code=1).output
+    assert says in out and "Traceback" not in out
+    assert _no_runs(ws)
+
+
+@pytest.mark.parametrize("line, says", [
+    ("lr = true", "lr=True is not a valid float"),
+    ("n_layer = 1.7", "n_layer=1.7 is not a valid int"),
+    ("dropout = \"0.2\"\ncell = \"transformer\"", "choose one of lstm, gru, rnn"),
+])
+def test_config_values_are_not_coerced(run, ws, names_file, tmp_path, line, says):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(line + "\n")
+    assert says in run("train", "nm", "--config", str(cfg), "--show-config", code=1).output
+
+
+def test_config_keys_outside_train_are_refused(run, ws, names_file, tmp_path):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("lr = 0.01\n[train]\nn_hidden = 32\n")
+    assert "['lr'] sit outside [train]" in run("train", "nm", "--config", str(cfg), "--show-config", code=1).output
+
+
+@pytest.fixture
+def trained(run, ws, names_file) -> Path:
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", *TINY, "--max-steps", "10", "--run-name", "r")
+    return ws / "runs" / "nm" / "r" / "best.pt"
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda c: c["model_args"].update(n_hidden=20000), "rnn.weight_ih_l0 has shape (128, 8), but"),
+    (lambda c: c["model_args"].update(n_layer=10**6), "n_layer=1000000 is out of range"),
+    (lambda c: c["model_args"].update(cell="transformer"), "cell = 'transformer': choose one of"),
+    (lambda c: c["model_args"].update(n_hidden="32"), "n_hidden = '32' must be int"),
+    (lambda c: c["model_args"].update(colour=1), "unknown ['colour']"),
+    (lambda c: c["vocab"].update(chars=["a"]), "vocabulary does not hold"),
+    (lambda c: c.update(model_args=None), "model arguments are missing"),
+])
+def test_a_checkpoint_with_a_bad_shape_is_refused_before_allocation(run, trained, tmp_path, edit, says):
+    ckpt = ckpt_io.load(trained)
+    edit(ckpt)
+    bad = tmp_path / "bad.pt"
+    ckpt_io.save(bad, {k: v for k, v in ckpt.items() if k not in ("format", "version")})
+    out = run("sample", str(bad), "-n", "1", "-l", "5", code=1).output
+    assert says in out and "Traceback" not in out
+
+
+def test_shape_arithmetic_matches_the_model():
+    from gen.core.model import CharRNN, ModelArgs
+
+    for cell in ("lstm", "gru", "rnn"):
+        args = {"vocab_size": 7, "cell": cell, "n_layer": 3, "n_hidden": 5, "n_embd": 4, "dropout": 0.0}
+        model = CharRNN(ModelArgs(**args))
+        assert {k: tuple(v.shape) for k, v in model.state_dict().items()} == shapes.weight_shapes(args)
+        assert shapes.n_params(args) == sum(p.numel() for p in model.parameters())
+    big = {"vocab_size": 65, "cell": "lstm", "n_layer": 1, "n_hidden": 65536, "n_embd": 64, "dropout": 0.0}
+    assert shapes.training_bytes(big, 32, 128) > 4 * 4 * 65536 * 65536  # the hidden-to-hidden matrix alone
+    assert torch.get_num_threads() >= 1
+
+
+def test_runs_racing_for_one_name_get_a_folder_each(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gen.core.workspace import new_run_dir
+
+    with ThreadPoolExecutor(8) as pool:
+        runs = list(pool.map(lambda _i: new_run_dir(tmp_path, "nm", "same").path, range(16)))
+    assert len(set(runs)) == 16 and all(p.is_dir() for p in runs)
+
+
+def test_concurrent_trainings_share_the_cores(tmp_path):
+    from gen.core.threads import ThreadShare
+
+    stale = tmp_path / "cache" / "running" / "999999.1.lock"  # a process that died holding nothing
+    stale.parent.mkdir(parents=True)
+    stale.touch()
+    before = torch.get_num_threads()
+    try:
+        _share_cores(tmp_path, stale, ThreadShare)
+    finally:
+        torch.set_num_threads(before)
+
+
+def _share_cores(tmp_path, stale, ThreadShare) -> None:
+    with ThreadShare(tmp_path, cores=8) as first:
+        assert first.live() == 1 and not stale.exists()
+        assert "every core" in first.apply() and torch.get_num_threads() == 8
+        with ThreadShare(tmp_path, cores=8) as second:
+            assert first.live() == second.live() == 2 and first.threads() == 4
+            assert "8 cores shared by 2 trainings" in first.apply() and torch.get_num_threads() == 4
+        assert first.live() == 1 and first.threads() == 8
