@@ -67,6 +67,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except GenError as exc:
             raise click.ClickException(str(exc)) from None
+        except BrokenPipeError:  # `gen ... | head` closed the pipe: nothing more to say, to anyone
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise SystemExit(141) from None
         except OSError as exc:  # an unwritable, full or odd workspace or path: one line, no traceback
             raise click.ClickException(os_error_message(exc)) from None
 

@@ -30,7 +30,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
     "batch_size": (1, None), "seq_len": (1, None), "lr": (1e-12, 10.0), "min_lr_ratio": (0.0, 1.0),
     "warmup_steps": (0, None), "weight_decay": (0.0, None), "grad_clip": (0.0, None), "max_steps": (1, None),
     "max_time": (0.0, None), "eval_every": (1, None), "eval_chars": (0, None), "sample_every": (0, None),
-    "sample_chars": (1, None), "log_every": (1, None), "seed": (0, None), "threads": (0, 4096),
+    "sample_chars": (1, 100_000), "log_every": (1, None), "seed": (0, None), "threads": (0, 4096),
 }
 CHOICES: dict[str, tuple[str, ...]] = {"cell": ("lstm", "gru", "rnn"), "optimizer": ("adam", "adamw", "rmsprop"),
                                        "schedule": ("cosine", "linear", "constant"),

@@ -85,7 +85,11 @@ def remove_user_corpus(ws: Path, spec: CorpusSpec) -> list[str]:
                        f"can be removed (its data: {corpus_dir(ws, spec.name)})")
     gone = []
     data = corpus_dir(ws, spec.name)
-    if data.is_dir():
+    if data.is_symlink():  # the link goes; what it points to was never gen's to delete
+        target = os.path.realpath(data)
+        data.unlink()
+        gone.append(f"{data} (a link; its target {target} was not touched)")
+    elif data.is_dir():
         gone.append(f"{data} ({remove_tree(data) / 1e6:.1f} MB of prepared data)")
     manifest = manifests_dir(ws) / f"{spec.name}.toml"
     if manifest.is_file():

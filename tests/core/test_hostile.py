@@ -119,3 +119,27 @@ def _share_cores(tmp_path, stale, ThreadShare) -> None:
             assert first.live() == second.live() == 2 and first.threads() == 4
             assert "8 cores shared by 2 trainings" in first.apply() and torch.get_num_threads() == 4
         assert first.live() == 1 and first.threads() == 8
+
+
+def test_removing_a_linked_corpus_removes_the_link_only(run, ws, names_file, tmp_path):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    real = tmp_path / "elsewhere"
+    (ws / "corpora" / "nm").rename(real)
+    (ws / "corpora" / "nm").symlink_to(real)
+    out = run("corpora", "--remove", "nm").output
+    assert "a link; its target" in out and real.is_dir() and (real / "meta.json").is_file()
+    assert not (ws / "corpora" / "nm").exists()
+
+
+def test_a_closed_pipe_is_not_blamed_on_the_workspace(ws):
+    """stdout whose reader is gone (`gen ... | head`): exit quietly, no workspace hint, no traceback."""
+    import os
+    import subprocess
+    import sys
+
+    code = ("import os, sys\nr, w = os.pipe()\nos.close(r)\nos.dup2(w, 1)\n"
+            "sys.argv = ['gen', 'domains']\nfrom gen.core.cli import main\nmain()\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "GEN_HOME": str(ws)})
+    assert proc.returncode == 141, proc.stderr
+    assert "workspace" not in proc.stderr and "Traceback" not in proc.stderr
