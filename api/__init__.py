@@ -127,5 +127,9 @@ def score(domain: str, texts: list[str], against: str | None = None, workspace: 
     domain's eval options (``gcc=True``, ``compile=True`` ...); ``out`` also writes
     records.jsonl and summary.json there; ``sink`` gets the records as they are scored."""
     from gen.evals.harness import score_texts
+    from gen.evals.records import write_report
 
-    return score_texts(domain, list(texts), against, _ws(workspace), baseline, out, sink, options)
+    report = score_texts(domain, list(texts), against, _ws(workspace), baseline, sink, options)
+    if out is not None:
+        write_report(report, Path(out))
+    return report

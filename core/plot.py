@@ -6,8 +6,9 @@ from gen.core.atomic import atomic_write
 from gen.core.workspace import RunDir
 
 
-def plot_losses(run: RunDir) -> None:
-    """(Re)draw ``run.loss_plot`` from the run's metrics; written atomically."""
+def plot_losses(run: RunDir, references: dict[str, float] | None = None) -> None:
+    """(Re)draw ``run.loss_plot`` from the run's metrics, with ``references`` (label -> loss, e.g.
+    the best n-gram's) as horizontal lines; written atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -21,6 +22,8 @@ def plot_losses(run: RunDir) -> None:
         ax.plot(*zip(*train_pts, strict=True), label="train", alpha=0.7)
     if val_pts:
         ax.plot(*zip(*val_pts, strict=True), "o-", label="validation")
+    for label, loss in (references or {}).items():
+        ax.axhline(loss, linestyle="--", color="gray", linewidth=1, label=label)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (nats/char)")
     ax.grid(alpha=0.3)

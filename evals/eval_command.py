@@ -15,6 +15,7 @@ import click
 
 from gen.core.atomic import atomic_write_text
 from gen.core.cli import add_workspace_option
+from gen.core.config import SampleOptions
 from gen.core.domain import Domain
 from gen.core.errors import GenError
 from gen.core.hookspecs import hookimpl
@@ -22,7 +23,8 @@ from gen.core.options import click_option
 from gen.core.registry import get_domain, get_registry
 from gen.core.samplesfile import json_text, read_samples
 from gen.core.workspace import evals_dir
-from gen.evals.harness import RecordWriter, eval_context, format_table, score_texts, write_report
+from gen.evals.harness import eval_context, score_texts
+from gen.evals.records import RecordWriter, format_table, write_report
 
 _COMMON = [
     click.Argument(["samples"], type=click.Path(), required=False),
@@ -37,7 +39,9 @@ _COMMON = [
                  help="temperature sweep: where the model samples (auto = CUDA when present, cpu, cuda:N)"),
     click.Option(["--out"], type=click.Path(file_okay=False), help="folder for records.jsonl and summary.json"),
     click.Option(["--json", "as_json"], is_flag=True, help="print the summary JSON to stdout"),
-    click.Option(["--no-baseline"], is_flag=True, help="skip the real/corrupted reference columns"),
+    click.Option(["--no-baseline"], is_flag=True, help="skip the reference columns (real, corrupted, n-gram)"),
+    click.Option(["--temperature"], type=click.FloatRange(0.0), default=SampleOptions.temperature, show_default=True,
+                 help="the temperature the samples were drawn at: the n-gram column samples at it"),
 ]
 _COMMON_NAMES = {p.name for p in _COMMON}
 
@@ -70,7 +74,7 @@ def run_eval(domain: Domain, params: dict[str, Any]) -> None:
     writer = RecordWriter(out_dir / "records.jsonl")  # records reach the disk as they are scored
     try:
         report = score_texts(domain.name, texts, params["against"], ws, not params["no_baseline"], sink=writer,
-                             options=options)
+                             options=options, temperature=params["temperature"])
     except KeyboardInterrupt:
         writer.close()
         atomic_write_text(out_dir / "summary.json", json_text({"partial": True, "n_scored": writer.count,

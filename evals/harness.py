@@ -9,7 +9,6 @@ reference: good samples sit near "real", broken ones near "corrupted".
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -19,12 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen.core import table
-from gen.core.atomic import atomic_write_text
+from gen.core.config import SampleOptions
 from gen.core.domain import CheckResult, Domain, EvalContext, Issue, MetricSpec
 from gen.core.errors import GenError
 from gen.core.registry import get_domain, get_registry
-from gen.core.table import fmt_num
 
 BETTER = {True: "higher", False: "lower", None: "-"}  # a metric's direction, as tables show it
 
@@ -45,6 +42,7 @@ class EvalReport:
     real: ScoredSet | None = None
     corrupted: ScoredSet | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    ngram: ScoredSet | None = None  # samples of the corpus's best n-gram model (evals/baselines)
 
     def summary(self) -> dict[str, Any]:
         s = self.samples
@@ -62,7 +60,22 @@ class EvalReport:
             out["baseline"] = self.real.values
         if self.corrupted:
             out["corrupted"] = self.corrupted.values
+        if self.ngram:
+            out["ngram"] = self.ngram.values
+            out["ngram_as_good"] = as_good(self.samples, self.ngram)
         return out
+
+
+def as_good(samples: ScoredSet, ngram: ScoredSet) -> list[str]:
+    """Checks on which the n-gram's samples score as well as the samples (or better)."""
+    out = []
+    for name, spec in samples.specs.items():
+        a, b = samples.values.get(name), ngram.values.get(name)
+        if spec.higher_is_better is None or a is None or b is None:
+            continue
+        if (b >= a) if spec.higher_is_better else (b <= a):
+            out.append(name)
+    return out
 
 
 CHECK_ERROR = "check_error"  # the one issue kind of a check that raised (checks never should)
@@ -317,10 +330,10 @@ def eval_context(domain: Domain, against: str | None, ws: Path, options: dict[st
 
 
 def score_texts(domain: str, texts: list[str], against: str | None, ws: Path, baseline: bool = True,
-          out: str | Path | None = None, sink: Callable[[list[dict]], None] | None = None,
-          options: dict[str, Any] | None = None) -> EvalReport:
+                sink: Callable[[list[dict]], None] | None = None, options: dict[str, Any] | None = None,
+                temperature: float = SampleOptions.temperature) -> EvalReport:
     """`gen eval DOMAIN FILE` on texts: the domain's eval options checked (defaults filled in),
-    the context built once, the set scored; ``out`` also writes records.jsonl and summary.json."""
+    the context built once, the set scored (evals/records.py writes and shows the report)."""
     dom = get_domain(domain)
     values = {o.name: o.default for o in dom.eval_options}
     unknown = set(options or {}) - set(values)
@@ -328,17 +341,17 @@ def score_texts(domain: str, texts: list[str], against: str | None, ws: Path, ba
         raise GenError(f"unknown eval option(s) {sorted(unknown)} for domain {domain!r}; "
                        f"its options: {sorted(values) or 'none'}")
     report = evaluate(dom, texts, eval_context(dom, against, ws, {**values, **(options or {})}), baseline=baseline,
-                      sink=sink)
-    if out is not None:
-        write_report(report, Path(out))
+                      sink=sink, temperature=temperature)
     return report
 
 
 def evaluate(domain: Domain, samples: list[str], ctx: EvalContext, baseline: bool = True,
-             seed: int = 0, sink: Callable[[list[dict[str, Any]]], None] | None = None) -> EvalReport:
+             seed: int = 0, sink: Callable[[list[dict[str, Any]]], None] | None = None,
+             temperature: float = SampleOptions.temperature) -> EvalReport:
     """Score samples (records to ``sink`` as they are scored), and (with a corpus in ``ctx``)
-    real and corrupted held-out text beside them: half the samples' characters each (see
-    :func:`baseline_lengths`), at most BASELINE_MAX_CHARS."""
+    real and corrupted held-out text beside them (half the samples' characters each, see
+    :func:`baseline_lengths`, at most BASELINE_MAX_CHARS) and samples of the corpus's best
+    n-gram model drawn at ``temperature`` (the samples' own, when known)."""
     if ctx.data is None or not baseline or not samples:
         report = EvalReport(score(domain, samples, ctx, sink), meta={"domain": domain.name})
         if ctx.data is not None:
@@ -347,63 +360,28 @@ def evaluate(domain: Domain, samples: list[str], ctx: EvalContext, baseline: boo
     rng = random.Random(seed)
     real = domain.baseline(ctx.data, baseline_lengths(samples), rng)
     corrupted = [domain.corrupt(t, rng) for t in real]
-    mine, report_real, report_corrupted = score_sets(domain, [samples, real, corrupted], ctx, sink)
-    return EvalReport(mine, report_real, report_corrupted,
-                      meta={"domain": domain.name, "against": ctx.data.name, "baseline_texts": len(real),
-                            "baseline_chars": sum(map(len, real))})
+    ngram, meta = ngram_samples(domain, samples, ctx, temperature, rng)
+    sets = score_sets(domain, [samples, real, corrupted, *([ngram] if ngram else [])], ctx, sink)
+    return EvalReport(*sets[:3], meta={"domain": domain.name, "against": ctx.data.name, "baseline_texts": len(real),
+                                       "baseline_chars": sum(map(len, real)), **meta},
+                      ngram=sets[3] if ngram else None)
 
 
-def write_report(report: EvalReport, out_dir: Path, records_written: bool = False) -> tuple[Path, Path]:
-    """records.jsonl (one line per sample; unless a RecordWriter already streamed them) and
-    summary.json, written atomically."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rec_path, sum_path = out_dir / "records.jsonl", out_dir / "summary.json"
-    if not records_written:
-        atomic_write_text(rec_path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in report.samples.records))
-    atomic_write_text(sum_path, json.dumps(report.summary(), indent=2, ensure_ascii=False))
-    return rec_path, sum_path
+def ngram_samples(domain: Domain, samples: list[str], ctx: EvalContext, temperature: float,
+                  rng: random.Random) -> tuple[list[str], dict[str, Any]]:
+    """As many samples of the corpus's best n-gram model as there are samples, as long (at most
+    BASELINE_MAX_CHARS in all), at ``temperature``, cut at the domain's stop string."""
+    from gen.evals.baselines.store import sampler_for
 
-
-class RecordWriter:
-    """records.jsonl written as samples are scored: each chunk appended and flushed, text that
-    cannot be encoded (lone surrogates) escaped; ``count`` says how many are safely on disk."""
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path, self.count = path, 0
-        self.fh = open(path, "w", encoding="utf-8", errors="backslashreplace")
-
-    def __call__(self, records: list[dict[str, Any]]) -> None:
-        self.fh.write("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-        self.fh.flush()
-        self.count += len(records)
-
-    def close(self) -> None:
-        self.fh.close()
-
-
-def format_table(report: EvalReport, worst: int = 3) -> str:
-    """Metric table (samples | real | corrupted) plus excerpts of the most frequent issues."""
-    s = report.samples
-    cols = ["metric", "better", "samples"] + (["real", "corrupted"] if report.real else [])
-    rows = []
-    for name, spec in s.specs.items():
-        row = [name, BETTER[spec.higher_is_better], fmt_num(s.values.get(name))]
-        if report.real:
-            row += [fmt_num(report.real.values.get(name)), fmt_num(report.corrupted.values.get(name))]
-        rows.append(row)
-    lines = [table.render(rows, [cols])]
-    if report.real:
-        lines.append(f"(real and corrupted: {report.meta.get('baseline_texts', 0):,} held-out texts, "
-                     f"{report.meta.get('baseline_chars', 0):,} characters, of {report.meta.get('against')})")
-    kinds = Counter(i["kind"] for r in s.records for i in r["issues"])
-    if kinds:
-        lines.append("")
-        lines.append(f"issues in {len(s.records)} samples (most frequent first, with excerpts):")
-        for kind, count in kinds.most_common(8):
-            examples = [i for r in s.records for i in r["issues"] if i["kind"] == kind][:worst]
-            lines.append(f"  {kind}: {count}")
-            for ex in examples:
-                where = f"@{ex['offset']} " if ex["offset"] >= 0 else ""
-                lines.append(f"      {where}{ex['message'][:90]}" + (f"  | {ex['excerpt']}" if ex["excerpt"] else ""))
-    return "\n".join(lines)
+    lengths = [min(max(1, len(s)), BASELINE_MAX_CHARS) for s in samples]
+    while sum(lengths) > BASELINE_MAX_CHARS and len(lengths) > 1:
+        lengths.pop()
+    try:
+        sampler = sampler_for(ctx.data)
+    except GenError as exc:  # a corpus n-gram models cannot be built on: said, not fatal
+        return [], {"ngram": f"no n-gram column: {exc}"}
+    texts = [ctx.data.vocab.decode(ids) for ids in sampler.sample(lengths, temperature, rng)]
+    if domain.stop:
+        texts = [t.split(domain.stop)[0] for t in texts]
+    return texts, {"ngram_order": sampler.k + 1, "ngram_texts": len(texts), "ngram_chars": sum(map(len, texts)),
+                   "ngram_temperature": temperature}

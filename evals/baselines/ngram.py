@@ -155,11 +155,8 @@ def memory_needed(n_train: int, n_val: int) -> int:
     return BYTES_PER_CHAR * (n_train + n_val)
 
 
-def kn_losses(train: np.ndarray, val: np.ndarray, vocab_size: int, max_order: int = DEFAULT_ORDER,
-              on_order=None) -> list[OrderResult]:
-    """Validation loss of the interpolated Kneser-Ney model of every order 1..max_order (see the
-    module docstring). ``train``/``val`` are character ids; ``on_order(result)`` is called as
-    each order finishes."""
+def _walk(train: np.ndarray, val: np.ndarray, vocab_size: int, max_order: int):
+    """(order, that order's table, P(w_t | h_t) at every validation position) for orders 1..max_order."""
     check_order(max_order, len(train))
     if len(val) == 0:
         raise GenError("the corpus has no validation text to score; prepare it with a validation share")
@@ -170,28 +167,47 @@ def kn_losses(train: np.ndarray, val: np.ndarray, vocab_size: int, max_order: in
     t_prev, t_cur = np.zeros(len(x) + 1, dtype=np.uint64), extend(np.zeros(len(x) + 1, np.uint64), x, 1)
     v_prev, v_cur = np.zeros(len(y) + 1, dtype=np.uint64), extend(np.zeros(len(y) + 1, np.uint64), y, 1)
     lower = np.full(len(y), 1.0 / vocab_size)  # P'_{j-1} at every validation position
-    results = []
     for j in range(1, max_order + 1):
-        t0 = time.perf_counter()
         # validation positions t >= j-1 have a full context: their windows start at t-j+1
         start = j - 1
         grams, ctxs = v_cur, v_prev[:len(v_cur)]
         top = _table(t_cur, t_prev[:len(t_cur)])
         p_top = lower.copy()
         p_top[start:] = _interpolate(top, grams, ctxs, lower[start:])
-        loss = float(-np.mean(np.log(p_top)))
-        t_next = extend(t_cur, x, j + 1) if j < max_order else t_cur
-        if j < max_order:  # the continuation table of this order feeds the next orders
-            cont = _continuation(t_next, t_cur, t_prev)
-            lower[start:] = _interpolate(cont, grams, ctxs, lower[start:])
-            v_prev, v_cur = v_cur, extend(v_cur, y, j + 1)
-        res = OrderResult(j, loss, len(top.ctx_keys), len(top.keys), top.discount,
-                          time.perf_counter() - t0, top.nbytes / 1e6)
+        yield j, top, p_top
+        if j == max_order:
+            return
+        t_next = extend(t_cur, x, j + 1)
+        cont = _continuation(t_next, t_cur, t_prev)  # this order's continuation table feeds the next
+        lower[start:] = _interpolate(cont, grams, ctxs, lower[start:])
+        v_prev, v_cur = v_cur, extend(v_cur, y, j + 1)
+        t_prev, t_cur = t_cur, t_next
+
+
+def kn_losses(train: np.ndarray, val: np.ndarray, vocab_size: int, max_order: int = DEFAULT_ORDER,
+              on_order=None) -> list[OrderResult]:
+    """Validation loss of the interpolated Kneser-Ney model of every order 1..max_order (see the
+    module docstring). ``train``/``val`` are character ids; ``on_order(result)`` is called as
+    each order finishes."""
+    results = []
+    t0 = time.perf_counter()
+    for j, top, p in _walk(train, val, vocab_size, max_order):
+        now = time.perf_counter()
+        res = OrderResult(j, float(-np.mean(np.log(p))), len(top.ctx_keys), len(top.keys), top.discount,
+                          now - t0, top.nbytes / 1e6)
+        t0 = now
         results.append(res)
         if on_order is not None:
             on_order(res)
-        t_prev, t_cur = t_cur, t_next
     return results
+
+
+def char_nats(train: np.ndarray, text: np.ndarray, vocab_size: int, order: int) -> np.ndarray:
+    """-log P(w_t | h_t) of the order-``order`` model at every position of ``text``."""
+    for j, _top, p in _walk(train, text, vocab_size, order):
+        if j == order:
+            return -np.log(p)
+    raise AssertionError("unreachable: _walk yields every order")
 
 
 def best(results: list[OrderResult]) -> OrderResult:

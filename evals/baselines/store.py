@@ -1,4 +1,5 @@
-"""The n-gram baselines of a prepared corpus, built once and cached beside it.
+"""The n-gram baselines of a prepared corpus, built once and cached beside it: every order's
+figures (``gen baseline``) and the best order's sampling table (`gen eval`'s n-gram column).
 
 The cache (``ngram-kK.DIGEST.json``, named by core/workspace.py CorpusDir) holds every order's
 figures; its digest is the corpus's, so `gen prepare` of other text makes it stale, and it is
@@ -11,11 +12,14 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from gen.core.atomic import atomic_write_text
+import numpy as np
+
+from gen.core.atomic import atomic_write, atomic_write_text
 from gen.core.data import CorpusData
 from gen.core.errors import GenError
 from gen.core.workspace import CorpusDir
 from gen.evals.baselines.ngram import OrderResult, check_order, kn_losses, memory_needed
+from gen.evals.baselines.sampler import TABLES, NgramSampler, build
 
 FORMAT = 1  # bump when the cached figures change meaning
 
@@ -63,3 +67,28 @@ def baselines(data: CorpusData, order: int, log: Callable[[str], None] = lambda 
     except OSError:
         pass  # a read-only corpus folder: rebuilt next time
     return results, False
+
+
+def sampler_for(data: CorpusData, log: Callable[[str], None] = lambda _m: None) -> NgramSampler:
+    """The sampler of the corpus's best n-gram order (``gen baseline``'s, cached), its table
+    loaded from beside the corpus or built (from the first SAMPLER_CHARS training characters)
+    and saved there."""
+    from gen.evals.baselines.ngram import DEFAULT_ORDER, best
+
+    train = data.ids("train")
+    order = best(baselines(data, min(DEFAULT_ORDER, max(1, len(train))), log)[0]).order
+    folder, key = CorpusDir(data.path), f"{data.digest}-k{order}-v{FORMAT}"
+    paths = {name: folder.index(name, key) for name in TABLES}
+    try:
+        table = {name: np.load(path, allow_pickle=False, mmap_mode="r") for name, path in paths.items()}
+    except (OSError, ValueError):
+        separator = data.vocab.stoi.get(data.separator[:1]) if data.separator else None
+        table = build(train, order, separator)
+        for name, arr in table.items():
+            for old in folder.stale_indexes(name):
+                old.unlink(missing_ok=True)
+            try:
+                atomic_write(paths[name], lambda fh, arr=arr: np.save(fh, arr, allow_pickle=False))
+            except OSError:
+                pass  # a read-only corpus folder: built again next time
+    return NgramSampler(table, train, order)

@@ -9,6 +9,7 @@ text), no script at all. Registered as a run writer, so `gen train` writes it at
 from __future__ import annotations
 
 import base64
+import json
 import math
 import statistics
 from pathlib import Path
@@ -41,9 +42,31 @@ def summary(metrics: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _loss_png(run: RunDir, metrics: list[dict[str, Any]]) -> str | None:
-    if not run.loss_plot.is_file() and metrics:
-        plot_losses(run)  # a run from before loss.png existed: draw it from metrics.jsonl
+def _ngram_line(run: RunDir, corpus: str | None) -> dict[str, float]:
+    """The best n-gram's validation loss, when `gen baseline` has figures for the corpus as it is now."""
+    from gen.core.data import CorpusData
+    from gen.core.workspace import CorpusDir
+    from gen.evals.baselines.ngram import OrderResult, best
+
+    folder = CorpusDir(run.path.parent.parent.parent / "corpora" / corpus) if corpus else None
+    if folder is None or not folder.is_prepared() or not folder.stale_baselines():
+        return {}
+    digest = CorpusData(folder.path).digest
+    for path in folder.stale_baselines():
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+            if doc.get("digest") == digest:
+                top = best([OrderResult(**r) for r in doc["results"]])
+                return {f"best n-gram (order {top.order})": top.val_nats}
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return {}
+
+
+def _loss_png(run: RunDir, metrics: list[dict[str, Any]], corpus: str | None = None) -> str | None:
+    lines = _ngram_line(run, corpus)
+    if metrics and (lines or not run.loss_plot.is_file()):
+        plot_losses(run, lines)  # with the n-gram's line, or a run from before loss.png existed
     if not run.loss_plot.is_file():
         return None
     return base64.b64encode(run.loss_plot.read_bytes()).decode("ascii")
@@ -71,7 +94,7 @@ def render_page(run_dir: str | Path, out: Path | None = None) -> str:
     out = out or run.report
     links = sorted(p.relative_to(run.path).as_posix() for p in run.path.rglob("*.html") if p != out and p.is_file())
     return render("run.html", title=f"Run {run.path.name}" + (f" · {config['corpus']}" if "corpus" in config else ""),
-                  path=str(run.path.resolve()), head={**head, **summary(metrics)}, loss_png=_loss_png(run, metrics),
+                  path=str(run.path.resolve()), head={**head, **summary(metrics)}, loss_png=_loss_png(run, metrics, config.get("corpus")),
                   val=[m for m in metrics if "val_loss" in m], ln2=LN2, evolution=_evolution(run),
                   links=links, config=config)
 

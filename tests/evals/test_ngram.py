@@ -112,3 +112,85 @@ def test_gen_baseline_table_json_and_cache(run, ws, names_file, tmp_path):
     run("prepare", "nm", "--src", str(names_file))
     assert "building" in run("baseline", "nm", "--order", "3").output
     assert run("baseline", "nm", "--order", "99", code=2).exit_code == 2
+
+
+def test_chunked_scoring_carries_the_state_and_dynamic_evaluation_changes_no_weights():
+    import torch
+
+    from gen.core.model import CharRNN, ModelArgs, cross_entropy
+    from gen.core.scoring import Dynamic, char_losses
+
+    torch.manual_seed(0)
+    model = CharRNN(ModelArgs(vocab_size=9, n_layer=2, n_hidden=16, n_embd=4))
+    ids = np.array(_text(700, 4))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    static = char_losses(model, ids, start=8, chunk=64)
+    with torch.no_grad():  # the whole text in one call: what carrying the state across chunks must give
+        x = torch.tensor([[8, *ids[:-1]]])
+        logits, _ = model(x)
+        whole = torch.nn.functional.cross_entropy(logits[0], torch.tensor(ids), reduction="none").numpy()
+    assert np.allclose(static, whole, atol=1e-5)
+    assert float(cross_entropy(logits, torch.from_numpy(ids[None]))) == pytest.approx(static.mean(), abs=1e-5)
+    dyn = char_losses(model, ids, start=8, chunk=64, dynamic=Dynamic(lr=3e-3, decay=0.0))
+    assert np.allclose(dyn[:64], static[:64], atol=1e-6)  # scored before any step
+    assert dyn[64:].mean() < static[64:].mean()  # it learns the repetitive text as it reads
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())  # on a copy only
+
+
+def test_gen_score_beside_the_ngram_dynamic_and_by_structure(run, ws, names_file, tmp_path):
+    from conftest import TINY
+
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    run("train", "nm", *TINY, "--max-steps", "30", "--run-name", "r")
+    ckpt = ws / "runs" / "nm" / "r" / "best.pt"
+    before = ckpt.read_bytes()
+    out = tmp_path / "s.json"
+    text = run("score", str(ckpt), "--dynamic", "--by-structure", "--order", "4", "--json", str(out)).output
+    assert "model (static)" in text and "model (dynamic evaluation)" in text and "best n-gram (order" in text
+    assert "loss by structure" in text and "position" in text
+    s = json.loads(out.read_text())
+    assert s["chars"] > 0 and s["ngram_order"] in range(1, 5)
+    assert s["model_gain_over_ngram_nats"] == pytest.approx(s["ngram_nats"] - s["model_nats"])
+    assert {r["feature"] for r in s["by_structure"]} and (ws / "runs" / "nm" / "r" / "structure.png").is_file()
+    assert ckpt.read_bytes() == before  # dynamic evaluation never writes the adapted weights back
+    from gen.core.workspace import RunDir
+    from gen.evals.inspect.runpage import _ngram_line
+
+    line = _ngram_line(RunDir(ws / "runs" / "nm" / "r"), "nm")  # gen report draws it on the curves
+    assert list(line.values()) == [pytest.approx(s["ngram_nats"])] and f"order {s['ngram_order']}" in next(iter(line))
+    own = tmp_path / "mine.txt"
+    own.write_text("Ada\nBob\n" * 50)
+    assert "on " + str(own) in run("score", str(ckpt), "--file", str(own)).output
+
+
+def test_ngram_samples_only_hold_strings_of_the_training_text():
+    from gen.evals.baselines.sampler import NgramSampler, build
+
+    ids = np.array(_text(5000, 7))
+    order = 4
+    sampler = NgramSampler(build(ids, order, separator=5), ids, order)
+    grams = {tuple(ids[s:s + order]) for s in range(len(ids) - order + 1)}
+    for temperature in (0.05, 0.8, 1.5):
+        out = sampler.sample([300, 50, 1], temperature, random.Random(2))
+        assert [len(o) for o in out] == [300, 50, 1]
+        for o in out:  # every order-long window is one the training text holds (restarts aside)
+            windows = [tuple(o[s:s + order]) for s in range(len(o) - order + 1)]
+            assert sum(w in grams for w in windows) >= 0.95 * len(windows)
+    cold = sampler.sample([2000], 0.05, random.Random(3))[0]
+    warm = sampler.sample([2000], 1.5, random.Random(3))[0]
+    assert len(set(map(tuple, np.lib.stride_tricks.sliding_window_view(cold, order)))) < \
+        len(set(map(tuple, np.lib.stride_tricks.sliding_window_view(warm, order))))  # colder: fewer kinds
+
+
+def test_gen_eval_shows_the_ngram_column(run, ws, names_file, tmp_path):
+    run("prepare", "nm", "--domain", "names", "--src", str(names_file))
+    samples = tmp_path / "s.txt"
+    samples.write_text("\n".join(names_file.read_text().split()[:40]) + "\n")
+    out = tmp_path / "e"
+    text = run("eval", "names", str(samples), "--against", "nm", "--out", str(out), "--temperature", "1.0").output
+    assert "n-gram" in text.splitlines()[0] and "samples of the order-" in text and "temperature 1.0" in text
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["ngram"]) == set(summary["baseline"]) and summary["ngram_texts"] == 40
+    assert isinstance(summary["ngram_as_good"], list)
+    assert list((ws / "corpora" / "nm").glob("ngram_ctx.*.npy"))  # the table is cached beside the corpus
+    assert "n-gram" not in run("eval", "names", str(samples), "--against", "nm", "--no-baseline").output
