@@ -49,6 +49,7 @@ from gen.core.errors import GenError
 from gen.core.hookspecs import hookimpl
 from gen.core.sources import (
     ARCHIVE_SUFFIXES,
+    Pieces,
     PrepareReport,
     binary_reason,
     decode,
@@ -64,6 +65,6 @@ __all__ = [
     "Option", "Choice", "Range", "PathValue", "Claim", "SourceSample", "BY_FILE_SUFFIX", "BY_FORMAT", "BY_SHAPE",
     "FALLBACK", "CorpusSpec", "CorpusData", "hookimpl", "GenError",
     # helpers domains share: reading sources, reporting issues, damaging text, code points
-    "ARCHIVE_SUFFIXES", "PrepareReport", "binary_reason", "decode", "iter_sources", "matches", "walk_files",
+    "ARCHIVE_SUFFIXES", "Pieces", "PrepareReport", "binary_reason", "decode", "iter_sources", "matches", "walk_files",
     "excerpt", "BRACKETS", "OPENER_OF", "cut_spans", "generic_corrupt", "code_points", "from_code_points",
 ]

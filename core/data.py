@@ -28,7 +28,7 @@ import numpy as np
 from gen.core.atomic import atomic_write_text
 from gen.core.domain import CorpusSpec, Domain
 from gen.core.errors import GenError
-from gen.core.sources import PrepareReport
+from gen.core.sources import Pieces, PrepareReport
 from gen.core.vocab import Vocab
 from gen.core.workspace import CorpusDir, remove_tree
 
@@ -83,14 +83,19 @@ class _TextSink:
 
 def _read_chunks(path: Path, limit: int | None = None) -> Iterator[str]:
     with open(path, encoding="utf-8", newline="") as fh:
-        left = limit
-        while left is None or left > 0:
-            chunk = fh.read(CHUNK_CHARS if left is None else min(CHUNK_CHARS, left))
-            if not chunk:
-                return
-            if left is not None:
-                left -= len(chunk)
-            yield chunk
+        yield from _read_chunks_from(fh, limit)
+
+
+def _read_chunks_from(fh, limit: int | None = None) -> Iterator[str]:
+    """At most ``limit`` characters of an open text file, CHUNK_CHARS at a time."""
+    left = limit
+    while left is None or left > 0:
+        chunk = fh.read(CHUNK_CHARS if left is None else min(CHUNK_CHARS, left))
+        if not chunk:
+            return
+        if left is not None:
+            left -= len(chunk)
+        yield chunk
 
 
 def _encode_to(path: Path, chunks: Iterator[str], vocab: Vocab) -> int:
@@ -115,6 +120,16 @@ def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[
     source = src if src == "-" or src.startswith("package:") else Path(src)
     try:
         for doc in domain.documents(source, spec, options, report):
+            if isinstance(doc, Pieces):  # too big to hold for a checksum: the training stream's, split at its tail
+                wrote = False
+                for piece in doc:
+                    if piece:
+                        train_sink.write(piece)
+                        wrote = True
+                if wrote:
+                    report.documents += 1
+                    train_sink.write(spec.separator)
+                continue
             if not doc:
                 continue
             report.documents += 1
@@ -139,7 +154,8 @@ def _encode_splits(work: CorpusDir, vocab: Vocab, train_chars: int, val_chars: i
         cut = max(1, int(train_chars * (1 - val_fraction)))
         n_train = _encode_to(work.ids("train"), _read_chunks(work.text("train"), cut), vocab)
         with open(work.text("train"), encoding="utf-8", newline="") as fh:
-            fh.read(cut)  # skip the train part; the rest is val (streamed, bounded memory)
+            for _ in _read_chunks_from(fh, cut):  # skip the train part, a chunk at a time
+                pass
             n_val = _encode_to(work.ids("val"), iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
     for split in CorpusDir.SPLITS:
         if work.text(split).exists():

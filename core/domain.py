@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gen.core.corrupt import generic_corrupt
-from gen.core.sources import PrepareReport, iter_text_files
+from gen.core.sources import Pieces, PrepareReport, iter_text_files, stream_source
 
 if TYPE_CHECKING:  # only for type hints; keeps this module import-light for plugins
     import numpy as np
@@ -275,9 +275,14 @@ class Domain:
         return None
 
     def documents(self, src: Path, corpus: CorpusSpec, options: dict[str, Any],
-                  report: PrepareReport) -> Iterator[str]:
+                  report: PrepareReport) -> Iterator[str | Pieces]:
         """Yield the documents of ``src`` (a file or a tree). Default: text files matching the
-        corpus patterns, in sorted path order, one document per file."""
+        corpus patterns, in sorted path order, one document per file; stdin or a single file
+        streamed as :class:`Pieces` (memory stays flat whatever its size)."""
+        single = stream_source(src, report)
+        if single is not None:
+            yield single
+            return
         yield from iter_text_files(src, corpus.patterns, report)
 
     # ---- eval ----------------------------------------------------------------------------

@@ -243,6 +243,65 @@ def _package_source(spec: str, report: PrepareReport) -> Iterator[tuple[str, str
             yield fname, text
 
 
+PIECE_BYTES = 1 << 20  # how much of a streamed source is read and decoded at a time
+
+
+class Pieces:
+    """One document read in pieces (stdin, or a single file): prepare writes them in order and
+    never holds the whole text, so memory stays flat whatever the size."""
+
+    def __init__(self, name: str, pieces: Iterator[str]) -> None:
+        self.name, self._pieces = name, pieces
+
+    def __iter__(self) -> Iterator[str]:
+        return self._pieces
+
+
+def stream_source(src: str | Path, report: PrepareReport) -> Pieces | None:
+    """stdin ('-') or one regular file as :class:`Pieces` of UTF-8 text; None for anything else
+    (a folder, an archive, a package resource), which :func:`iter_sources` reads file by file."""
+    if str(src) == "-":
+        return Pieces("<stdin>", _decoded(sys.stdin.buffer, "standard input", report))
+    path = Path(src)
+    if str(src).startswith("package:") or not path.is_file() or path.name.endswith(ARCHIVE_SUFFIXES) \
+            or zipfile.is_zipfile(path):
+        return None
+    return Pieces(path.name, _opened(path, report))
+
+
+def _opened(path: Path, report: PrepareReport) -> Iterator[str]:
+    with open(path, "rb") as fh:
+        yield from _decoded(fh, str(path), report)
+
+
+def _decoded(fh: IO[bytes], name: str, report: PrepareReport) -> Iterator[str]:
+    """The text of a byte stream, decoded a block at a time: a binary head is skipped (counted,
+    as for any file), invalid UTF-8 is a GenError that says where."""
+    import codecs
+
+    head = fh.read(PIECE_BYTES)
+    reason = binary_reason(head[:8192])
+    if reason:
+        report.skip(reason)
+        return
+    decoder, total, block, first = codecs.getincrementaldecoder("utf-8")(), 0, head, True
+    while block:
+        total += len(block)
+        try:
+            text = decoder.decode(block)
+        except UnicodeDecodeError as exc:
+            raise GenError(f"{name} is not valid UTF-8 (byte {total - len(block) + exc.start:,}): convert it "
+                           f"to UTF-8 first, e.g. iconv -f LATIN1 -t UTF-8") from None
+        yield text.removeprefix("\ufeff") if first else text
+        first, block = False, fh.read(PIECE_BYTES)
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        raise GenError(f"{name} is not valid UTF-8 (it ends inside a character)") from None
+    report.files += 1
+    report.bytes_in += total
+
+
 def iter_text_files(src: str | Path, patterns: list[str], report: PrepareReport) -> Iterator[str]:
     """The default Domain.documents: one document per usable file."""
     for _name, text in iter_sources(src, patterns, report):

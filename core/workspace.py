@@ -80,14 +80,8 @@ def precision_cache(ws: Path) -> Path:
     return ws / "cache" / "precision.json"
 
 
-class CorpusDir:
-    """One prepared corpus's folder: the only place that names its files, as RunDir does for runs.
-
-    ``train.bin``/``val.bin`` (ids), ``vocab.json``, ``meta.json``, and caches derived from them
-    (a domain's statistics, the copy detector's index, the n-gram baselines), each named with a
-    digest of the text it was built from, so a re-prepared corpus never meets a stale cache."""
-
-    SPLITS = ("train", "val")
+class _Folder:
+    """A folder that names its own files: usable wherever a path is."""
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
@@ -97,6 +91,16 @@ class CorpusDir:
 
     def __str__(self) -> str:
         return str(self.path)
+
+
+class CorpusDir(_Folder):
+    """One prepared corpus's folder: the only place that names its files, as RunDir does for runs.
+
+    ``train.bin``/``val.bin`` (ids), ``vocab.json``, ``meta.json``, and caches derived from them
+    (a domain's statistics, the copy detector's index, the n-gram baselines), each named with a
+    digest of the text it was built from, so a re-prepared corpus never meets a stale cache."""
+
+    SPLITS = ("train", "val")
 
     @classmethod
     def of(cls, ws: Path, corpus: str) -> CorpusDir:
@@ -170,21 +174,12 @@ class CorpusDir:
         return sorted(p for p in self.path.parent.glob(f".{self.path.name}.*") if pattern.fullmatch(p.name))
 
 
-class RunDir:
+class RunDir(_Folder):
     """One training run's folder: the only place that names its files.
 
     Everything that reads or writes a run (training, sampling, the run page, viz, neurons)
     asks this class for the path, so a file is renamed in one line.
     """
-
-    def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path)
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:
-        return str(self.path)
 
     @classmethod
     def of(cls, checkpoint: str | os.PathLike) -> RunDir:

@@ -10,29 +10,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 
 from gen.core.atomic import atomic_write, atomic_write_text
 from gen.core.data import CorpusData
 from gen.core.errors import GenError
+from gen.core.shapes import available
 from gen.core.workspace import CorpusDir
 from gen.evals.baselines.ngram import OrderResult, check_order, kn_losses, memory_needed
 from gen.evals.baselines.sampler import TABLES, NgramSampler, build
 
 FORMAT = 1  # bump when the cached figures change meaning
-
-
-def available_memory() -> int | None:
-    """Bytes the kernel says a new allocation can have (MemAvailable), or None where unknown."""
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        return None
-    return None
 
 
 def baselines(data: CorpusData, order: int, log: Callable[[str], None] = lambda _m: None,
@@ -51,7 +40,7 @@ def baselines(data: CorpusData, order: int, log: Callable[[str], None] = lambda 
                 continue
             if doc.get("format") == FORMAT and doc.get("digest") == digest and doc.get("order", 0) >= order:
                 return [OrderResult(**r) for r in doc["results"][:order]], True
-    need, free = memory_needed(len(train), len(val)), available_memory()
+    need, free = memory_needed(len(train), len(val)), available("cpu")
     if free is not None and need > free:
         raise GenError(f"n-gram baselines of {len(train) + len(val):,} characters need about {need / 1e9:.1f} GB; "
                        f"{free / 1e9:.1f} GB is available. Free memory, or prepare a smaller corpus")
