@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 import time
 from collections.abc import Callable
@@ -140,7 +141,10 @@ def _setup(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resum
     """Model, optimizer and data streams, restored from ``resume`` when given."""
     rank, world, device = placement or init_distributed(cfg)
     if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+        cores = os.cpu_count() or 1
+        if cfg.threads > cores:  # more threads than cores only fight over them
+            log(f"threads: {cfg.threads} asked, {cores} used (the cores this machine has)")
+        torch.set_num_threads(min(cfg.threads, cores))
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     args = ModelArgs(**cfg.model_kwargs(len(data.vocab)))

@@ -93,7 +93,10 @@ def _structure_table(rows: list[dict]) -> str:
               default=None)
     out = ["", "loss by structure (nats/char; gain = n-gram minus model):",
            table.render(body, [["feature", "group", "chars", "model", "n-gram", "gain"]], align="<<>>>>")]
-    if top is not None:
+    if top is not None and top["gain_nats"] > 0:
         out.append(f"the model beats counting most where {top['feature']} = {top['group']} "
                    f"({top['gain_nats']:+.3f} nats/char over {top['chars']:,} characters)")
+    elif top is not None:
+        out.append(f"counting beats the model everywhere; by least where {top['feature']} = {top['group']} "
+                   f"({top['gain_nats']:+.3f} nats/char over {top['chars']:,} characters): train it longer")
     return "\n".join(out)
