@@ -140,7 +140,12 @@ class CorpusDir(_Folder):
 
     # ---- state ------------------------------------------------------------------------------
     def is_prepared(self) -> bool:
-        return self.meta.is_file() and self.ids("train").is_file()
+        """Whether the folder holds a prepared corpus (a prepare swapping one in is waited for,
+        never seen half-done)."""
+        if not self.path.exists() and not self._swap_file.exists():
+            return False  # never prepared (a swap in progress has its lock file): no lock file made
+        with self.swap_lock(shared=True):
+            return self.meta.is_file() and self.ids("train").is_file()
 
     def read_meta(self) -> dict[str, Any]:
         """meta.json ({} when missing or unreadable)."""
@@ -156,7 +161,9 @@ class CorpusDir(_Folder):
     def swap_lock(self, shared: bool) -> SwapLock:
         """Held shared while a reader takes a generation of the corpus, exclusive while prepare
         swaps a new one in (both brief), beside the folder."""
-        return SwapLock(self.path.parent / f".{self.path.name}.swap.lock", shared)
+        return SwapLock(self._swap_file, shared)
+
+    _swap_file = property(lambda self: self.path.parent / f".{self.path.name}.swap.lock")
 
     @property
     def work_prefix(self) -> str:
