@@ -20,6 +20,7 @@ import tempfile
 import time
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,58 +110,119 @@ def _encode_to(path: Path, chunks: Iterator[str], vocab: Vocab) -> int:
 
 
 def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[str, Any],
-                      report: PrepareReport, work: CorpusDir, counts: dict[int, int]) -> tuple[int, int]:
-    """Pass 1: the domain's documents into work/train.txt (and val.txt for a per-document split),
-    joined by the separator, counting characters. Returns (train chars, val chars)."""
-    per_doc = spec.split == "hash"
-    train_sink = _TextSink(work.text("train"), counts)
-    val_sink = _TextSink(work.text("val"), counts) if per_doc else None
-    threshold = int(spec.val_fraction * 10_000)
+                      report: PrepareReport, work: CorpusDir, counts: dict[int, int]) -> tuple[int, _Docs | None]:
+    """Pass 1: the domain's documents into work/train.txt, joined by the separator, counting
+    characters; for a per-document split, where each document ends and its checksum (the split
+    is chosen once every size is known). Returns (characters, the index or None)."""
+    sink = _TextSink(work.text("train"), counts)
+    docs = _Docs() if spec.split == "hash" else None
+    written = 0
     # '-' (stdin) and 'package:...' are not paths; everything else is
     source = src if src == "-" or src.startswith("package:") else Path(src)
     try:
         for doc in domain.documents(source, spec, options, report):
-            if isinstance(doc, Pieces):  # too big to hold for a checksum: the training stream's, split at its tail
-                wrote = False
-                for piece in doc:
-                    if piece:
-                        train_sink.write(piece)
-                        wrote = True
-                if wrote:
-                    report.documents += 1
-                    train_sink.write(spec.separator)
-                continue
-            if not doc:
+            size, crc = 0, 0
+            for piece in (doc if isinstance(doc, Pieces) else (doc,)):  # Pieces: too big to hold
+                if piece:
+                    sink.write(piece)
+                    size += len(piece)
+                    crc = zlib.crc32(piece.encode("utf-8", "surrogatepass"), crc) if docs is not None else 0
+            if not size:
                 continue
             report.documents += 1
-            sink = train_sink
-            if per_doc and zlib.crc32(doc.encode("utf-8")) % 10_000 < threshold:
-                sink = val_sink
-            sink.write(doc)
             sink.write(spec.separator)
+            written += size + len(spec.separator)
+            if docs is not None:
+                docs.ends.append(written)
+                docs.crcs.append(crc)
     finally:
-        train_sink.close()
-        if val_sink:
-            val_sink.close()
-    return train_sink.chars, (val_sink.chars if val_sink else 0)
+        sink.close()
+    return sink.chars, docs
 
 
-def _encode_splits(work: CorpusDir, vocab: Vocab, train_chars: int, val_chars: int, val_fraction: float) -> tuple[int, int]:
-    """Pass 2: text -> ids in work/train.bin and val.bin, in chunks (bounded memory)."""
-    if val_chars > 0:
-        n_train = _encode_to(work.ids("train"), _read_chunks(work.text("train")), vocab)
-        n_val = _encode_to(work.ids("val"), _read_chunks(work.text("val")), vocab)
-    else:  # tail split (or a per-document split that drew no val document): cut the stream
-        cut = max(1, int(train_chars * (1 - val_fraction)))
+@dataclass
+class _Docs:
+    """A per-document split's index: where each document (with its separator) ends in the stream."""
+
+    ends: list[int] = field(default_factory=list)
+    crcs: list[int] = field(default_factory=list)
+
+
+SHARE_TOLERANCE = 0.2  # a per-document split's validation share stays within 20% of the asked one
+
+
+def choose_val(sizes: list[int], crcs: list[int], fraction: float) -> list[bool] | None:
+    """Which documents validate. Each document's checksum decides, as it always has (about
+    ``fraction`` of the documents), when that comes within 20% of the asked share of the
+    characters; otherwise (a few huge documents drew the lot, or none) documents are taken in
+    checksum order, a fixed shuffle, while the validation characters stay under the asked share
+    plus 20%, until they reach it. None when whole documents cannot come within 20% of it."""
+    total, low, high = sum(sizes), 1 - SHARE_TOLERANCE, 1 + SHARE_TOLERANCE
+    target = fraction * total
+    val = [crc % 10_000 < int(fraction * 10_000) for crc in crcs]
+    got = sum(s for s, v in zip(sizes, val, strict=True) if v)
+    if 0 < got and low * target <= got <= high * target:
+        return val
+    val, got = [False] * len(sizes), 0
+    for i in sorted(range(len(sizes)), key=lambda i: (crcs[i], i)):
+        if got >= target:
+            break
+        if got + sizes[i] <= high * target:
+            val[i], got = True, got + sizes[i]
+    return val if 0 < got and got >= low * target else None
+
+
+def _encode_splits(work: CorpusDir, vocab: Vocab, chars: int, docs: _Docs | None, fraction: float,
+                   report: PrepareReport) -> tuple[int, int]:
+    """Pass 2: text -> ids in work/train.bin and val.bin, in chunks (bounded memory): whole
+    documents to validation for a per-document split (said in the report), else the stream's tail."""
+    val = None
+    if docs is not None:
+        sizes = [e - b for b, e in zip([0, *docs.ends[:-1]], docs.ends, strict=True)]
+        val = choose_val(sizes, docs.crcs, fraction)
+        if val is None:
+            report.note(f"no set of whole documents makes a {fraction:.0%} validation split (the largest is "
+                        f"{max(sizes, default=0):,} of {sum(sizes):,} characters): validation is the stream's tail")
+        else:
+            n_val = sum(v for v in val)
+            share = sum(s for s, v in zip(sizes, val, strict=True) if v) / max(1, sum(sizes))
+            report.note(f"validation: {n_val:,} of {len(val):,} documents, {share:.1%} of the characters "
+                        f"(asked {fraction:.0%})")
+    if val is not None:
+        n_train, n_val = _route(work, vocab, docs.ends, val)
+    else:
+        cut = max(1, int(chars * (1 - fraction)))
         n_train = _encode_to(work.ids("train"), _read_chunks(work.text("train"), cut), vocab)
         with open(work.text("train"), encoding="utf-8", newline="") as fh:
             for _ in _read_chunks_from(fh, cut):  # skip the train part, a chunk at a time
                 pass
             n_val = _encode_to(work.ids("val"), iter(lambda: fh.read(CHUNK_CHARS), ""), vocab)
-    for split in CorpusDir.SPLITS:
-        if work.text(split).exists():
-            os.unlink(work.text(split))
+    os.unlink(work.text("train"))
     return n_train, n_val
+
+
+def _route(work: CorpusDir, vocab: Vocab, ends: list[int], val: list[bool]) -> tuple[int, int]:
+    """The stream's documents to train.bin or val.bin, in order, a chunk at a time."""
+    counts = [0, 0]
+    with open(work.text("train"), encoding="utf-8", newline="") as fh, open(work.ids("train"), "wb") as t_out, \
+            open(work.ids("val"), "wb") as v_out:
+        outs, offset, d = (t_out, v_out), 0, 0
+        for chunk in _read_chunks_from(fh):
+            parts: tuple[list[str], list[str]] = ([], [])
+            i = 0
+            while i < len(chunk) and d < len(ends):
+                stop = min(len(chunk), ends[d] - offset)
+                parts[val[d]].append(chunk[i:stop])
+                i = stop
+                if offset + i == ends[d]:
+                    d += 1
+            offset += len(chunk)
+            for k in (0, 1):
+                if parts[k]:
+                    ids = vocab.encode_array("".join(parts[k]))
+                    outs[k].write(ids.tobytes())
+                    counts[k] += len(ids)
+    return counts[0], counts[1]
 
 
 def _swap_in(work: CorpusDir, out: CorpusDir) -> None:
@@ -196,13 +258,13 @@ def _prepare(spec: CorpusSpec, domain: Domain, src: str, out: CorpusDir, options
     work = CorpusDir(tempfile.mkdtemp(prefix=out.work_prefix, dir=out.path.parent))
     try:
         counts: dict[int, int] = {}
-        train_chars, val_chars = _stream_documents(spec, domain, src, options, report, work, counts)
-        if train_chars + val_chars == 0:
+        chars, docs = _stream_documents(spec, domain, src, options, report, work, counts)
+        if chars == 0:
             raise GenError(f"no text found in --src {src} for corpus {spec.name!r} "
                            f"(patterns {spec.patterns}; skipped: {report.skipped or 'nothing'}). "
                            f"Check the path and that it holds {', '.join(spec.patterns)} files.")
         vocab = Vocab((chr(c) for c in counts), {chr(c): n for c, n in counts.items()})
-        n_train, n_val = _encode_splits(work, vocab, train_chars, val_chars, spec.val_fraction)
+        n_train, n_val = _encode_splits(work, vocab, chars, docs, spec.val_fraction, report)
         seconds = time.perf_counter() - t0
         meta = {
             "format": FORMAT, "corpus": spec.name, "domain": spec.domain, "src": str(src),

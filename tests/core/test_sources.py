@@ -155,3 +155,39 @@ def test_an_unsorted_tar_is_read_in_one_pass(tmp_path, monkeypatch):
     report = PrepareReport()
     assert [t for _, t in iter_sources(archive, ["*.txt"], report)] == ["b.txt", "a.txt", "c.txt"]
     assert "not sorted by name" in report.notes[0]
+
+
+def test_a_per_document_split_holds_its_share_of_the_characters(tmp_path):
+    """Documents go to validation whole and deterministically, and validation gets the asked
+    share of the characters within 20%, whatever the sizes: a data file bigger than the rest,
+    which the checksum rule sends to validation, does not become most of the split."""
+    import shutil
+    import zlib
+
+    from gen.core.data import CorpusData, choose_val, prepare
+    from gen.core.domain import CorpusSpec, Domain
+
+    root = tmp_path / "src"
+    root.mkdir()
+    for i in range(60):
+        (root / f"f{i:02}.c").write_text(f"int f{i}(void) {{ return {i}; }}\n" * 40)
+    rest = sum(p.stat().st_size for p in root.iterdir())
+    table = next(t for k in range(10_000) if zlib.crc32((t := f"/* {k} */\n" + "0x1f, 0x2e,\n" * 20_000)
+                                                           .encode()) % 10_000 < 1_000)
+    (root / "table.c").write_text(table)  # the checksum rule alone would put it, and most characters, in validation
+    assert len(table) > rest
+    spec = CorpusSpec(name="tiny", domain="c", split="hash", val_fraction=0.1, patterns=["*.c"])
+    splits = []
+    for _ in range(2):  # the same split every time
+        shutil.rmtree(tmp_path / "corpus", ignore_errors=True)
+        prepare(spec, Domain(), str(root), tmp_path / "corpus")
+        data = CorpusData(tmp_path / "corpus")
+        n_val, n_train = len(data.ids("val")), len(data.ids("train"))
+        assert 0.08 <= n_val / (n_val + n_train) <= 0.12, n_val / (n_val + n_train)
+        assert "validation:" in " ".join(data.meta["report"]["notes"])
+        splits.append(bytes(data.ids("val")))
+    assert splits[0] == splits[1]
+    # the rule: the checksum rule kept when it lands within 20%, balanced when not, None for one document
+    assert choose_val([100] * 10, [0, 5000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000], 0.1) == \
+        [True] + [False] * 9
+    assert choose_val([5000], [0], 0.1) is None
