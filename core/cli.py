@@ -168,8 +168,9 @@ def corpora(remove: str | None) -> None:
 @click.option("--src", help="file, directory, .tar(.gz/.xz) archive, or - for stdin "
                             "[default: the corpus's own source, downloaded and verified]")
 @click.option("--domain", "domain_name", help="for your own corpus: its domain [default: inferred from --src]")
+@click.option("--skip-data", is_flag=True, help="leave out documents that look like data (mostly numbers and commas)")
 @click.pass_context
-def prepare(ctx: click.Context, corpus: str, src: str | None, domain_name: str | None) -> None:
+def prepare(ctx: click.Context, corpus: str, src: str | None, domain_name: str | None, skip_data: bool) -> None:
     """Read a corpus source into encoded train/val data: a built-in corpus, or your own text
     under a name of your choosing (gen prepare mybook --src mybook.txt). The domain's own flags
     may follow (`gen domains DOMAIN` lists them)."""
@@ -179,6 +180,8 @@ def prepare(ctx: click.Context, corpus: str, src: str | None, domain_name: str |
 
     spec = corpus_to_prepare(corpus, src, _ws(), domain_name, click.echo)
     opts = options.parse(get_domain(spec.domain).prepare_options, ctx.args, f"gen prepare {corpus}")
+    if skip_data:
+        opts["skip_data"] = True
     meta = prepare_corpus(corpus, src, _ws(), opts, log=click.echo, spec=spec)
     rep = meta["report"]
     click.echo(f"prepared {meta['corpus']} ({meta['domain']}) from {meta['src']}: {rep['documents']:,} documents, "

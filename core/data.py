@@ -109,6 +109,23 @@ def _encode_to(path: Path, chunks: Iterator[str], vocab: Vocab) -> int:
     return n
 
 
+DATA_MIN_CHARS = 4096  # shorter documents are never called data
+DATA_SHARE = 0.8  # of the non-space characters: digits, commas and hex literal letters
+_DATA_CHARS = frozenset("0123456789,xXabcdefABCDEF")
+
+
+def looks_like_data(doc: str) -> bool:
+    """A document that is mostly numeric literals and commas (a generated table), not text of
+    any domain: at least DATA_SHARE of its non-space characters are digits, commas or hex
+    letters, and a third are digits."""
+    if len(doc) < DATA_MIN_CHARS:
+        return False
+    head = doc[:1 << 16]  # a table is a table from its start: the first 64 K characters decide
+    solid = len(head) - sum(head.count(c) for c in " \t\n\r")
+    digits = sum(head.count(c) for c in "0123456789")
+    return solid > 0 and digits >= solid / 3 and sum(head.count(c) for c in _DATA_CHARS) >= DATA_SHARE * solid
+
+
 def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[str, Any],
                       report: PrepareReport, work: CorpusDir, counts: dict[int, int]) -> tuple[int, _Docs | None]:
     """Pass 1: the domain's documents into work/train.txt, joined by the separator, counting
@@ -116,11 +133,16 @@ def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[
     is chosen once every size is known). Returns (characters, the index or None)."""
     sink = _TextSink(work.text("train"), counts)
     docs = _Docs() if spec.split == "hash" else None
-    written = 0
+    written, data_docs, data_chars = 0, 0, 0
     # '-' (stdin) and 'package:...' are not paths; everything else is
     source = src if src == "-" or src.startswith("package:") else Path(src)
     try:
         for doc in domain.documents(source, spec, options, report):
+            if isinstance(doc, str) and looks_like_data(doc):
+                if options.get("skip_data"):
+                    report.skip("looks like data: mostly numbers and commas (--skip-data)")
+                    continue
+                data_docs, data_chars = data_docs + 1, data_chars + len(doc)
             size, crc = 0, 0
             for piece in (doc if isinstance(doc, Pieces) else (doc,)):  # Pieces: too big to hold
                 if piece:
@@ -137,6 +159,9 @@ def _stream_documents(spec: CorpusSpec, domain: Domain, src: str, options: dict[
                 docs.crcs.append(crc)
     finally:
         sink.close()
+    if data_docs:
+        report.note(f"{data_docs} document(s), {data_chars:,} characters, look like data rather than text (mostly "
+                    f"numbers and commas: generated tables?); prepare again with --skip-data to leave them out")
     return sink.chars, docs
 
 

@@ -191,3 +191,19 @@ def test_a_per_document_split_holds_its_share_of_the_characters(tmp_path):
     assert choose_val([100] * 10, [0, 5000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000], 0.1) == \
         [True] + [False] * 9
     assert choose_val([5000], [0], 0.1) is None
+
+
+def test_documents_that_look_like_data_are_flagged_and_can_be_left_out(run, ws, tmp_path):
+    from gen.core.data import looks_like_data
+
+    root = tmp_path / "proj"
+    root.mkdir()
+    for i in range(20):
+        (root / f"f{i}.c").write_text(f"int f{i}(int a) {{\n\treturn a * {i} + 0x1f;\n}}\n" * 60)
+    (root / "table_inc.h").write_text("static const int t[] = {\n" + "0,505,0,0x1f,506,\n" * 3000 + "};\n")
+    out = run("prepare", "proj", "--src", str(root)).output
+    assert "1 document(s)" in out and "look like data" in out and "--skip-data" in out
+    out = run("prepare", "proj", "--src", str(root), "--skip-data").output
+    assert "skipped 1: looks like data" in out and "20 documents" in out
+    assert "skip_data = true" in (ws / "manifests" / "proj.toml").read_text()  # remembered for the next prepare
+    assert not looks_like_data("The year 1999 had 365 days, 52 weeks and a few more. " * 200)
