@@ -249,6 +249,10 @@ def train(corpus: str, config_file: str | None, show_config: bool, resume: str |
             else "no validation ran yet, so there is no best.pt")
     click.echo(f"stopped ({res.stopped}) at step {res.step}: {best}")
     run = ws_mod.RunDir(run_dir)
+    from gen.core.trust import warnings
+
+    for line in warnings(run.read_metrics()):
+        click.echo(f"warning: {line}", err=True)
     for writer in run_writers():  # e.g. the run's HTML page; never fails a finished run
         try:
             writer(run)

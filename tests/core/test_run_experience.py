@@ -192,3 +192,19 @@ def test_python_api_example_in_the_readme_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), scope)  # noqa: S102 - our own README's example
     assert len(scope["names"]) == 10 and len(scope["losses"]) == 60
     assert scope["result"].best_val < 5 and 0 <= scope["report"].summary()["metrics"]["novel"]["value"] <= 1
+
+
+def test_a_run_whose_validation_disagrees_with_training_is_warned_about():
+    from gen.core.trust import warnings
+
+    def run(vals: list[float], train: float = 1.0) -> list[str]:
+        metrics = [{"step": s, "loss": train} for s in range(10, 1010, 10)]
+        metrics += [{"step": 250 * (i + 1), "val_loss": v} for i, v in enumerate(vals)]
+        return warnings(sorted(metrics, key=lambda m: m["step"]))
+
+    assert run([1.10, 1.08, 1.07, 1.06]) == []  # validation follows training
+    far = run([2.2, 2.3, 2.2, 2.25])
+    assert len(far) == 1 and "above training from the first evaluations" in far[0]
+    jumpy = run([1.3, 1.9, 1.2, 1.8])
+    assert any("jumped by more than 0.2 nats/char 3 time(s)" in w for w in jumpy)
+    assert warnings([{"step": 10, "loss": 1.0}, {"step": 20, "val_loss": 1.0, "val_chars": 1024}]) == []
