@@ -131,6 +131,30 @@ class CorpusDir(_Folder):
     def stale_indexes(self, name: str) -> list[Path]:
         return sorted(self.path.glob(f"{name}.*.npy"))
 
+    def read_index(self, name: str, digest: str, mmap: bool = False) -> Any:
+        """A cached array (None when missing or damaged); ``mmap`` maps it instead of reading it:
+        a lookup that touches a few pages reads no more than those."""
+        import numpy as np
+
+        try:
+            return np.load(self.index(name, digest), allow_pickle=False, mmap_mode="r" if mmap else None)
+        except (OSError, ValueError):
+            return None
+
+    def write_index(self, name: str, digest: str, arr: Any) -> None:
+        """Cache ``arr`` as ``name`` for ``digest``, replacing another text's (atomically; a
+        read-only corpus folder just means building it again next time)."""
+        import numpy as np
+
+        from gen.core.atomic import atomic_write
+
+        for old in self.stale_indexes(name):
+            old.unlink(missing_ok=True)
+        try:
+            atomic_write(self.index(name, digest), lambda fh: np.save(fh, np.asarray(arr), allow_pickle=False))
+        except OSError:
+            pass
+
     def baseline(self, order: int, digest: str) -> Path:
         """The n-gram baselines of orders 1..``order`` (evals/baselines)."""
         return self.path / f"ngram-k{order}.{digest}.json"

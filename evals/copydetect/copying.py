@@ -34,7 +34,6 @@ scores far higher. Figures in evals/BENCHMARKS.md ("Design measurements", "Eval 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -298,8 +297,11 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
         return _cache[key]
     # the corpus statistics' key, the cut and the format (v2: hashes mixed; a v1 file is never read)
     digest = f"{data.digest}-{max_chars}-v{INDEX_FORMAT}"
-    paths = {name: folder.index(name, digest) for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME, BITS_NAME)}
-    arrays = {name: _load(path, mmap=name != CACHE_NAME) for name, path in paths.items()}
+    # the suffix array is read whole (lookups index it one element at a time, which costs a
+    # memory map several times what it costs an array); the other tables are mapped: a batch
+    # touches only the pages it needs
+    arrays = {name: folder.read_index(name, digest, mmap=name != CACHE_NAME)
+              for name in (CACHE_NAME, GRAMS_NAME, BUCKETS_NAME, GROUPS_NAME, BITS_NAME)}
     idx = CopyIndex.from_codes(*_train_codes(data, max_chars), arrays[CACHE_NAME], arrays[GRAMS_NAME],
                                arrays[BUCKETS_NAME], arrays[GROUPS_NAME], arrays[BITS_NAME])
     if len(idx.sa) != len(idx):  # a damaged file: rebuild
@@ -311,7 +313,7 @@ def index_for(data: CorpusData, max_chars: int = MAX_INDEX_CHARS) -> CopyIndex:
     for name, arr in ((CACHE_NAME, idx.sa), (GRAMS_NAME, idx.grams), (BUCKETS_NAME, idx.starts),
                       (GROUPS_NAME, idx.groups_saved), (BITS_NAME, idx.bits)):
         if arrays.get(name) is None:
-            _save(paths[name], arr)
+            folder.write_index(name, digest, arr)
     for old in folder.stale_indexes("copy_first"):  # an earlier version's table, now unused
         old.unlink(missing_ok=True)
     _cache[key] = idx
@@ -330,29 +332,6 @@ def _train_codes(data: CorpusData, max_chars: int) -> tuple[np.ndarray, np.ndarr
     lut = code_lut(cps[held])
     id_code = lut[np.minimum(cps, len(lut) - 1)]  # the last slot is -1: a character the text lacks
     return id_code.astype(np.int16 if len(cps) < 2**15 else np.int32)[ids], lut
-
-
-def _load(path: Path, mmap: bool = False) -> np.ndarray | None:
-    """The suffix array is read whole into memory (0.12 s for LaTeX's 100 MB): the lookups index
-    it one element at a time, and a memory map's per-element access cost 5x an array's. The
-    other four tables are memory-mapped (``mmap``): a batch touches only the pages it needs
-    (0.13 s less to load for LaTeX), and a probe reads them as fast from the map as from memory."""
-    try:
-        return np.load(path, allow_pickle=False, mmap_mode="r" if mmap else None)
-    except (OSError, ValueError):
-        return None
-
-
-def _save(path: Path, arr: np.ndarray) -> None:
-    for old in path.parent.glob(path.name.split(".")[0] + ".*.npy"):  # another text's index
-        old.unlink(missing_ok=True)
-    try:
-        tmp = path.with_suffix(".tmp")
-        with open(tmp, "wb") as fh:
-            np.save(fh, np.asarray(arr), allow_pickle=False)
-        tmp.replace(path)
-    except OSError:
-        pass
 
 
 class CopyingMetric(SampleMetric):

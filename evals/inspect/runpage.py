@@ -9,7 +9,6 @@ text), no script at all. Registered as a run writer, so `gen train` writes it at
 from __future__ import annotations
 
 import base64
-import json
 import math
 import statistics
 from pathlib import Path
@@ -46,21 +45,17 @@ def _ngram_line(run: RunDir, corpus: str | None) -> dict[str, float]:
     """The best n-gram's validation loss, when `gen baseline` has figures for the corpus as it is now."""
     from gen.core.data import CorpusData
     from gen.core.workspace import CorpusDir
-    from gen.evals.baselines.ngram import OrderResult, best
+    from gen.evals.baselines.ngram import best
+    from gen.evals.baselines.store import cached
 
     folder = CorpusDir(run.path.parent.parent.parent / "corpora" / corpus) if corpus else None
-    if folder is None or not folder.is_prepared() or not folder.stale_baselines():
+    if folder is None or not folder.stale_baselines() or not folder.is_prepared():
         return {}
-    digest = CorpusData(folder.path).digest
-    for path in folder.stale_baselines():
-        try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-            if doc.get("digest") == digest:
-                top = best([OrderResult(**r) for r in doc["results"]])
-                return {f"best n-gram (order {top.order})": top.val_nats}
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return {}
+    found = cached(CorpusData(folder.path))
+    if not found:
+        return {}
+    top = best(found)
+    return {f"best n-gram (order {top.order})": top.val_nats}
 
 
 def _loss_png(run: RunDir, metrics: list[dict[str, Any]], corpus: str | None = None) -> str | None:
