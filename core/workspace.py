@@ -226,6 +226,7 @@ class RunDir(_Folder):
     config = property(lambda self: self.path / "config.json")  # the resolved training config
     metrics = property(lambda self: self.path / "metrics.jsonl")  # one record per log step / validation
     loss_plot = property(lambda self: self.path / "loss.png")
+    structure = property(lambda self: self.path / "structure.png")  # gen score --by-structure
     evolution = property(lambda self: self.path / "samples-during-training.jsonl")  # --sample-every
     report = property(lambda self: self.path / "report.html")  # gen report
     viz = property(lambda self: self.path / "viz.html")  # gen viz

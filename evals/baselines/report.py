@@ -57,7 +57,7 @@ def run_score(ws: Path, target: str, file: str | None, chars: int | None, order:
         summary["by_structure"] = rows
         lines.append(_structure_table(rows))
         if rows and best_order:
-            path = loaded.run.path / "structure.png"
+            path = loaded.run.structure
             plot_structure(rows, path, f"{corpus}: model vs order-{best_order} n-gram, by structure")
             lines.append(f"chart: {path}")
     if as_json:

@@ -90,6 +90,8 @@ def render_page(run_dir: str | Path, out: Path | None = None) -> str:
     links = sorted(p.relative_to(run.path).as_posix() for p in run.path.rglob("*.html") if p != out and p.is_file())
     return render("run.html", title=f"Run {run.path.name}" + (f" · {config['corpus']}" if "corpus" in config else ""),
                   path=str(run.path.resolve()), head={**head, **summary(metrics)}, loss_png=_loss_png(run, metrics, config.get("corpus")),
+                  structure_png=base64.b64encode(run.structure.read_bytes()).decode("ascii")
+                  if run.structure.is_file() else None,
                   val=[m for m in metrics if "val_loss" in m], ln2=LN2, evolution=_evolution(run),
                   links=links, config=config)
 

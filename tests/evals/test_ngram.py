@@ -154,8 +154,9 @@ def test_gen_score_beside_the_ngram_dynamic_and_by_structure(run, ws, names_file
     assert {r["feature"] for r in s["by_structure"]} and (ws / "runs" / "nm" / "r" / "structure.png").is_file()
     assert ckpt.read_bytes() == before  # dynamic evaluation never writes the adapted weights back
     from gen.core.workspace import RunDir
-    from gen.evals.inspect.runpage import _ngram_line
+    from gen.evals.inspect.runpage import _ngram_line, render_page
 
+    assert "Where the model beats counting" in render_page(ws / "runs" / "nm" / "r")  # the chart in gen report
     line = _ngram_line(RunDir(ws / "runs" / "nm" / "r"), "nm")  # gen report draws it on the curves
     assert list(line.values()) == [pytest.approx(s["ngram_nats"])] and f"order {s['ngram_order']}" in next(iter(line))
     own = tmp_path / "mine.txt"
