@@ -344,6 +344,28 @@ def sample(target: str, num: int, length: int | None, temperature: float, top_k:
     click.echo(f"wrote {len(texts)} samples to {path} ({stats.stepper} stepper)", err=True)
 
 
+@cli.command("export")
+@click.argument("target")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="the folder to write")
+@click.option("--force", is_flag=True, help="replace --out when it exists and is not empty")
+@click.option("--no-onnx", is_flag=True, help="leave out model.onnx (no ONNX exporter needed)")
+@click.option("--no-card", is_flag=True, help="a card without samples and eval (faster)")
+def export_cmd(target: str, out: str, force: bool, no_onnx: bool, no_card: bool) -> None:
+    """Write a model as a folder anyone can load: config.json, model.safetensors, model.onnx, a
+    model card (README.md) and web/ (samples in the browser). TARGET as in `gen sample`."""
+    from gen.core.export import check_target, export_model
+    from gen.core.models import load_model
+
+    check_target(Path(out), force)  # before loading anything
+    loaded = load_model(target, _ws())
+    rep = export_model(loaded, Path(out), _ws(), force=force, onnx=not no_onnx, card=not no_card,
+                       log=lambda m: click.echo(m, err=True))
+    for note in rep.notes:
+        click.echo(f"note: {note}", err=True)
+    sizes = ", ".join(f"{name} {size / 1e6:.2f} MB" for name, size in rep.sizes.items())
+    click.echo(f"wrote {rep.folder} in {rep.seconds:.1f} s: {sizes}")
+
+
 # set by `gen train` once everything is written: the process then ends without the interpreter's
 # module teardown (torch, matplotlib and TensorBoard unloading), which took seconds after the
 # last file was written and made a `--max-time 12s` command take 14.5 s of wall time

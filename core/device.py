@@ -7,6 +7,7 @@ step: they must all leave the training loop at the same step, or the next all-re
 
 from __future__ import annotations
 
+import functools
 import os
 from contextlib import nullcontext
 from typing import Any
@@ -28,6 +29,23 @@ def pick_device(name: str) -> torch.device:
     if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
         raise GenError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s) (cuda:0 ...)")
     return torch.device(name)
+
+
+@functools.lru_cache(maxsize=8)
+def describe_device(device: torch.device) -> str:
+    """The machine a run computed on, in words: the GPU's name, or the CPU's model and cores
+    (recorded in checkpoints so an exported model card can say where it was trained)."""
+    if device.type == "cuda":
+        return f"{torch.cuda.get_device_name(device)} (CUDA), torch {torch.__version__}"
+    name = "unknown CPU"
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8", errors="replace"):
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name}, {os.cpu_count()} cores, {torch.get_num_threads()} threads, torch {torch.__version__}"
 
 
 def autocast_for(device: torch.device, precision: str):

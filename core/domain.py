@@ -193,6 +193,9 @@ class CorpusSpec:
     defaults: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"cpu": {...}, "gpu": {...}}
     options: dict[str, Any] = field(default_factory=dict)  # default prepare options
     src: str = ""  # a user corpus: the --src it was prepared from
+    # the text's licence as a Hugging Face licence id (cc-by-sa-3.0, gpl-2.0, ...) or "other:NAME";
+    # an exported model card states it ("" where unknown)
+    license: str = ""
     origin: str = ""  # where the manifest came from (file path, plugin name, or the workspace)
 
     @property

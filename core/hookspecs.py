@@ -29,3 +29,9 @@ def register_commands(cli):
 @hookspec
 def register_run_writers(register):
     """Register callables ``write(run: RunDir) -> Path`` run after `gen train` ends (run pages)."""
+
+
+@hookspec
+def register_card_sections(register):
+    """Register callables ``section(loaded, samples, ws) -> str | None`` whose Markdown an exported
+    model card shows (the eval side's table of the samples beside held-out text)."""

@@ -28,6 +28,7 @@ SCHEMA: dict[str, tuple[str, Any]] = {
     "val_fraction": ("a number between 0 and 1", lambda v: isinstance(v, int | float) and not isinstance(v, bool)
                      and 0 <= v < 1),
     "sources": _STRS, "download": _TABLE, "defaults": _TABLE, "options": _TABLE, "src": _STR,
+    "license": _STR,
 }
 DOWNLOAD: dict[str, tuple[str, Any]] = {
     "url": ("an http(s) URL", lambda v: isinstance(v, str) and v.startswith(("http://", "https://"))),

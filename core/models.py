@@ -1,4 +1,5 @@
-"""A trained model, loaded to sample from: by corpus name, run folder or checkpoint file.
+"""A trained model, loaded to sample from: by corpus name, run folder, checkpoint file, exported
+folder (`gen export`) or Hugging Face Hub id (``hf:user/name``).
 
 Every command that samples (`gen sample`, sweeps, guided evals, viz, the Python API) loads a
 model here and draws with one :class:`~gen.core.config.SampleOptions` through the one sampling
@@ -18,7 +19,7 @@ from gen.core.corpora import load_corpus
 from gen.core.domain import Domain
 from gen.core.errors import GenError
 from gen.core.registry import get_domain, resolve_corpus
-from gen.core.workspace import CorpusDir, RunDir, latest_checkpoint
+from gen.core.workspace import CorpusDir, RunDir, exported_outputs, latest_checkpoint
 
 if TYPE_CHECKING:  # torch loads only where a command samples
     from gen.core.sample import SampleStats
@@ -31,11 +32,14 @@ class Loaded:
     model: Any
     vocab: Any
     ckpt: dict[str, Any]
-    path: Path
+    path: Path  # the checkpoint file, or the exported folder
+    outputs: RunDir | None = None  # where samples and pages go when not beside the checkpoint
 
     @property
     def run(self) -> RunDir:
-        return RunDir.of(self.path)
+        """The folder samples, viz pages and neuron tables go to: the checkpoint's run, or for an
+        export (possibly a read-only Hub cache) a folder of its own in the workspace."""
+        return self.outputs or RunDir.of(self.path)
 
     @property
     def separator(self) -> str:
@@ -63,8 +67,19 @@ class Loaded:
 
 
 def load_model(target: str, ws: Path) -> Loaded:
-    """A checkpoint path, a run folder, or a corpus/domain name meaning its latest run's best checkpoint."""
+    """A checkpoint path, a run folder, an exported folder, ``hf:user/name``, or a corpus/domain
+    name meaning its latest run's best checkpoint."""
+    from gen.core import exportdir
+
+    if target.startswith(exportdir.HUB_PREFIX):
+        loaded = load_checkpoint(exportdir.hub_folder(target))
+        loaded.outputs = exported_outputs(ws, target[len(exportdir.HUB_PREFIX):])
+        return loaded
     path = Path(target)
+    if exportdir.is_export(path):
+        loaded = load_checkpoint(path)
+        loaded.outputs = exported_outputs(ws, path.resolve().name)
+        return loaded
     if not (path.suffix == ".pt" or path.is_file() or path.is_dir()):
         spec = resolve_corpus(target, ws)
         path = latest_checkpoint(ws, spec.name)
@@ -74,10 +89,11 @@ def load_model(target: str, ws: Path) -> Loaded:
 
 
 def load_checkpoint(path: str | Path) -> Loaded:
-    """One checkpoint file, ready to sample from."""
+    """One checkpoint file (or exported folder), ready to sample from."""
     from gen.core import checkpoint as ckpt_io
+    from gen.core import exportdir
 
-    ckpt = ckpt_io.load(path)
+    ckpt = exportdir.read_export(Path(path)) if exportdir.is_export(Path(path)) else ckpt_io.load(path)
     model, vocab = ckpt_io.model_from_checkpoint(ckpt, f"checkpoint {path}")
     return Loaded(model, vocab, ckpt, Path(path))
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import torch
 
@@ -108,27 +109,32 @@ def make_trackers(domain: Domain, n: int, constraints: list[str] | None = None,
 @torch.no_grad()
 def sample(model: CharRNN, vocab: Vocab, opts: SampleOptions, *, separator: str = "\n",
            domain: Domain | None = None, trackers: list[Tracker] | None = None,
-           on_char: Callable[[int, str], None] | None = None) -> tuple[list[str], SampleStats]:
+           on_char: Callable[[int, str], None] | None = None, stepper: Any = None) -> tuple[list[str], SampleStats]:
     """Generate ``opts.n`` samples from ``model``.
 
     ``separator``: the training corpus's document separator, read before the prime.
     ``domain``: gives the default stop string when ``opts.stop`` is None.
     ``trackers``: one per stream (:func:`make_trackers`) for structure-guided sampling.
-    ``on_char(stream, ch)`` streams output as it is made."""
+    ``on_char(stream, ch)`` streams output as it is made.
+    ``stepper``: another runtime of the same step (an exported model's onnxruntime session,
+    core/onnxstep.py) in place of the model's :class:`FusedStepper`."""
     stop = opts.stop if opts.stop is not None else ([domain.stop] if domain is not None and domain.stop else [])
     if opts.length is None:
         opts = replace(opts, length=opts.chars(domain is not None and domain.samples_per_line))
     with _threads(opts.n, model.args.n_hidden, model.args.n_layer):
-        return _generate(model, vocab, opts, stop, trackers, on_char, separator)
+        return _generate(model, vocab, opts, stop, trackers, on_char, separator, stepper)
 
 
 def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str], trackers: list[Tracker] | None,
-              on_char: Callable[[int, str], None] | None, start: str) -> tuple[list[str], SampleStats]:
+              on_char: Callable[[int, str], None] | None, start: str, stepper: Any) -> tuple[list[str], SampleStats]:
     stats = SampleStats()
-    device = pick_device(opts.device)
-    dtype = sampling_dtype(model, device, opts.precision, opts.n)
-    stats.stepper = sampling_name(dtype)
-    stepper = FusedStepper(model, device, dtype)
+    if stepper is None:
+        device = pick_device(opts.device)
+        dtype = sampling_dtype(model, device, opts.precision, opts.n)
+        stats.stepper = sampling_name(dtype)
+        stepper = FusedStepper(model, device, dtype)
+    else:
+        device, stats.stepper = stepper.device, type(stepper).__name__
     # guided streams consult Python trackers every step: their logits come to the CPU
     sdev = torch.device("cpu") if trackers else device
     gen = torch.Generator(device=sdev).manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)

@@ -28,7 +28,7 @@ from gen.core import checkpoint as ckpt_io
 from gen.core.budget import Budget, lr_at
 from gen.core.config import SampleOptions, TrainConfig
 from gen.core.data import CorpusData, StreamBatches
-from gen.core.device import any_rank, autocast_for, init_distributed, is_main_process
+from gen.core.device import any_rank, autocast_for, describe_device, init_distributed, is_main_process
 from gen.core.errors import GenError
 from gen.core.model import CharRNN, ModelArgs, cross_entropy, detach_hidden
 from gen.core.plot import plot_losses
@@ -185,7 +185,7 @@ def _save(r: _Run, name: str) -> None:
         "separator": r.data.separator, "config": r.cfg.to_dict(), "domain": r.domain, "corpus": r.data.name,
         "optimizer": r.optimizer.state_dict(), "step": r.step, "best_val": r.best_val, "elapsed": r.elapsed,
         "last_val": r.last_val, "val_step": r.step if not math.isnan(r.last_val) else None,
-        "rng": ckpt_io.rng_state(), "world": r.world, "hidden": hidden,
+        "rng": ckpt_io.rng_state(), "world": r.world, "hidden": hidden, "machine": describe_device(r.device),
     })
 
 

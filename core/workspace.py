@@ -2,7 +2,8 @@
 
 One workspace directory holds ``corpora/<name>/`` (:class:`CorpusDir` names its files),
 ``runs/<corpus>/<run>/`` (:class:`RunDir` names its files), ``downloads/<corpus>/``,
-``manifests/`` (user corpora), ``evals/`` and ``cache/`` (measurements such as the precision
+``manifests/`` (user corpora), ``evals/``, ``exported/<name>/`` (what is sampled or drawn from
+an exported model, whose own folder may be read-only) and ``cache/`` (measurements such as the precision
 probe's, safe to delete). Default:
 ``$XDG_DATA_HOME/gen`` (usually ``~/.local/share/gen``); ``GEN_HOME`` or ``--workspace``
 override it.
@@ -52,6 +53,11 @@ def corpus_dir(ws: Path, corpus: str) -> Path:
 def downloads_dir(ws: Path, corpus: str) -> Path:
     """Where a corpus's download is fetched and kept."""
     return ws / "downloads" / check_name(corpus, "corpus name")
+
+
+def exported_outputs(ws: Path, name: str) -> RunDir:
+    """Where samples and pages of an exported model go (its folder may be a read-only Hub cache)."""
+    return RunDir(ws / "exported" / re.sub(r"[^\w.-]+", "--", name).strip("-.") or "model")
 
 
 def evals_dir(ws: Path, what: str) -> Path:

@@ -209,6 +209,11 @@ class NeedlePlugin:
 
         register(write_marker)
 
+    @hookimpl
+    def register_card_sections(self, register):
+        register(lambda loaded, samples, ws: f"## Needles\n\n{sum(s.count('a') for s in samples)} a's in "
+                                             f"{len(samples)} samples of {loaded.ckpt['corpus']}\n")
+
 
 def test_declared_eval_options_work_end_to_end(run, ws, tmp_path, names_file):
     register_plugin(NeedlePlugin(), name="needle-plugin")
@@ -232,5 +237,9 @@ def test_declared_eval_options_work_end_to_end(run, ws, tmp_path, names_file):
                   "--run-name", "w").output
         marker = ws / "runs" / "nm" / "w" / "needle-writer.txt"
         assert marker.read_text() == "written for w" and "needle-writer.txt" in out
+        # a model card section registered by a plugin appears in an exported model's card
+        run("export", "nm", "--out", str(tmp_path / "exp"), "--no-onnx")
+        card = (tmp_path / "exp" / "README.md").read_text()
+        assert "## Needles" in card and "in 20 samples of nm" in card and "## Domain eval" in card
     finally:
         unregister_plugin("needle-plugin")
