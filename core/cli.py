@@ -366,6 +366,15 @@ def export_cmd(target: str, out: str, force: bool, no_onnx: bool, no_card: bool)
     click.echo(f"wrote {rep.folder} in {rep.seconds:.1f} s: {sizes}")
 
 
+def _add_serve() -> None:
+    from gen.core.serve.command import serve
+
+    cli.add_command(serve)
+
+
+_add_serve()
+
+
 # set by `gen train` once everything is written: the process then ends without the interpreter's
 # module teardown (torch, matplotlib and TensorBoard unloading), which took seconds after the
 # last file was written and made a `--max-time 12s` command take 14.5 s of wall time

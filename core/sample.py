@@ -35,7 +35,7 @@ class SampleStats:
     stepper: str = "fp32"  # the stepper's precision: fp32 | bf16 | int8 (sampling_dtype)
 
 
-class _MaskCache:
+class MaskCache:
     """Constraint -> additive logit mask (V,), computed once per distinct constraint."""
 
     def __init__(self, vocab: Vocab) -> None:
@@ -96,6 +96,15 @@ class _threads:
         torch.set_num_threads(self.old)
 
 
+def prime_ids(vocab: Vocab, separator: str, prime: str) -> tuple[list[int], dict[str, str]]:
+    """What a sample reads before its first new character: the corpus separator (so an unprimed
+    sample begins like a new document), then the prime; and the prime's characters the
+    vocabulary lacks, with what they were encoded as."""
+    vocab.mapped = {}
+    context = (separator if separator and separator[-1] in vocab.stoi else "") + prime
+    return vocab.encode(context or vocab.fallback), dict(vocab.mapped)
+
+
 def make_trackers(domain: Domain, n: int, constraints: list[str] | None = None,
                   stats: object = None) -> list[Tracker]:
     """One fresh structure tracker per stream for guided sampling. ``constraints`` picks the
@@ -140,17 +149,14 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
     gen = torch.Generator(device=sdev).manual_seed(opts.seed if opts.seed is not None else torch.seed() % 2**63)
     n = opts.n
     state = stepper.init_state(n)
-    vocab.mapped = {}
-    context = (start if start and start[-1] in vocab.stoi else "") + opts.prime
-    ids = vocab.encode(context or vocab.fallback)
-    stats.unknown_prime = dict(vocab.mapped)
+    ids, stats.unknown_prime = prime_ids(vocab, start, opts.prime)
     logits = None
     for i in ids:  # read the prime; its last logits predict the first new character
         logits = stepper.step(torch.full((n,), i, dtype=torch.long, device=device), state)
     if trackers:
         for t in trackers:
             t.feed_text(opts.prime)
-    masks = _MaskCache(vocab) if trackers else None
+    masks = MaskCache(vocab) if trackers else None
     out = [[] for _ in range(n)]
     done = [False] * n
     stops = [s for s in stop if s]
@@ -186,7 +192,7 @@ def _generate(model: CharRNN, vocab: Vocab, opts: SampleOptions, stop: list[str]
     return [_finish(s, "".join(out[s]), done[s], stops, opts, trackers, on_char) for s in range(n)], stats
 
 
-def _guide(filtered: torch.Tensor, trackers: list[Tracker], done: list[bool], masks: _MaskCache,
+def _guide(filtered: torch.Tensor, trackers: list[Tracker], done: list[bool], masks: MaskCache,
            truncated: bool, stats: SampleStats) -> None:
     """Mask, in place, the next characters each stream's tracker bans (filtered: (N, V) logits).
     A stream whose mask would leave nothing samples unmasked instead (a counted fallback)."""
