@@ -92,19 +92,18 @@ def serve(models: tuple[str, ...], host: str, port: int, api_key: str | None, co
         raise GenError(f"--host {host} would let other machines use these models: give --api-key KEY too "
                        "(clients send 'Authorization: Bearer KEY'), or keep the default 127.0.0.1")
     from gen.core.serve.app import create_app
+    from gen.core.serve.engine import Worker
 
     ws = click.get_current_context().find_root().obj
-    served = load_served(model_names(list(models), ws), ws, Limits(**limits), device, precision)
+    worker = Worker()
+    served = load_served(model_names(list(models), ws), ws, Limits(**limits), device, precision, worker)
     app = create_app(served, Limits(**limits), api_key, list(cors) or None)
-    try:
-        asyncio.run(_run(app, host, port, served))
-    finally:
-        for m in served.values():
-            m.engine.close()
+    serve_forever(app, host, port, served, worker)
 
 
-def load_served(named: list[tuple[str, str]], ws: Path, limits: Limits, device: str, precision: str) -> dict:
-    """Each model loaded, with its batching engine started."""
+def load_served(named: list[tuple[str, str]], ws: Path, limits: Limits, device: str, precision: str,
+                worker: Any) -> dict:
+    """Each model loaded, with its batching engine (stepped by ``worker``)."""
     import time
 
     from gen.core.device import pick_device
@@ -118,8 +117,9 @@ def load_served(named: list[tuple[str, str]], ws: Path, limits: Limits, device: 
     for name, target in named:
         loaded = load_model(target, ws)
         loaded.model.to(dev)
-        engine = BatchEngine(loaded.model, loaded.vocab, max_streams=limits.max_streams, max_queue=limits.max_queue,
+        engine = BatchEngine(loaded.model, loaded.vocab, worker, max_streams=limits.max_streams, max_queue=limits.max_queue,
                              precision=precision, device=dev)
+        engine.warm()
         out[name] = ServedModel(name, loaded, engine, int(time.time()))
         a = loaded.model.args
         click.echo(f"model {name}: {loaded.path} ({a.n_layer}x{a.n_hidden} {a.cell}, domain {loaded.ckpt['domain']}; "
@@ -128,12 +128,41 @@ def load_served(named: list[tuple[str, str]], ws: Path, limits: Limits, device: 
     return out
 
 
-async def _run(app: Any, host: str, port: int, served: dict) -> None:
-    """uvicorn in the foreground; the URL printed once the socket is bound (--port 0 says which)."""
+def serve_forever(app: Any, host: str, port: int, served: dict, worker: Any) -> None:
+    """uvicorn on a thread of its own; the engines' worker on this (the main) thread, so Ctrl-C
+    lands here and stops both. The URL is printed once the socket is bound (--port 0 says which)."""
+    import threading
+
     import uvicorn
 
     server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
                                            timeout_graceful_shutdown=3))
+    failed: list[str] = []
+
+    def http() -> None:
+        try:
+            asyncio.run(_announce(server, host, served))
+        except (SystemExit, OSError) as exc:  # uvicorn exits when it cannot bind
+            failed.append(str(exc))
+        finally:
+            worker.stop()
+
+    thread = threading.Thread(target=http, name="gen-serve-http", daemon=True)
+    thread.start()
+    try:
+        worker.run()
+    except KeyboardInterrupt:
+        click.echo("stopping", err=True)
+    finally:
+        server.should_exit = True
+        worker.stop()
+        thread.join(timeout=10)
+    if failed or not server.started:
+        raise GenError(f"could not listen on {host}:{port} (in use, or not an address of this machine); "
+                       "try another --port, or --port 0")
+
+
+async def _announce(server: Any, host: str, served: dict) -> None:
     task = asyncio.create_task(server.serve())
     while not server.started and not task.done():
         await asyncio.sleep(0.05)
@@ -142,10 +171,4 @@ async def _run(app: Any, host: str, port: int, served: dict) -> None:
         shown = f"[{host}]" if ":" in host else host
         click.echo(f"serving {', '.join(served)} at http://{shown}:{bound}/ (playground) and "
                    f"http://{shown}:{bound}/v1 (OpenAI API); Ctrl-C stops", err=True)
-    try:
-        await task
-    except SystemExit:  # uvicorn exits when it cannot bind
-        server.started = False
-    if not server.started:
-        raise GenError(f"could not listen on {host}:{port} (in use, or not an address of this machine); "
-                       "try another --port, or --port 0")
+    await task

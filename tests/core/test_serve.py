@@ -24,7 +24,7 @@ from gen.core.models import load_checkpoint
 from gen.core.sample import prime_ids, sample
 from gen.core.serve.app import create_app
 from gen.core.serve.command import load_served, model_names
-from gen.core.serve.engine import BatchEngine, Draw, Job
+from gen.core.serve.engine import BatchEngine, Draw, Job, Worker
 from gen.core.serve.requests import Limits
 from gen.core.vocab import Vocab
 
@@ -52,7 +52,9 @@ class Served:
         import uvicorn
 
         self.limits = limits or Limits()
-        self.models = load_served(list((n, str(p)) for n, p in ckpts.items()), ws, self.limits, "cpu", "fp32")
+        self.worker = Worker().start()
+        self.models = load_served(list((n, str(p)) for n, p in ckpts.items()), ws, self.limits, "cpu", "fp32",
+                                  self.worker)
         app = create_app(self.models, self.limits, **kw)
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="error", lifespan="off"))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -70,8 +72,7 @@ class Served:
     def __exit__(self, *exc) -> None:
         self.server.should_exit = True
         self.thread.join(timeout=10)
-        for m in self.models.values():
-            m.engine.close()
+        self.worker.stop()
 
     def post(self, path: str, body, **kw) -> httpx.Response:
         content = body if isinstance(body, bytes | str) else json.dumps(body)
@@ -112,7 +113,8 @@ def test_a_stream_in_a_batch_equals_the_stream_alone(ckpt):
     """Jobs that join and leave one batch at different steps read the same logits as each read
     alone by the stepper (fp32: within 1e-5)."""
     loaded = load_checkpoint(ckpt)
-    engine = BatchEngine(loaded.model, loaded.vocab, max_streams=8, precision="fp32")
+    worker = Worker().start()
+    engine = BatchEngine(loaded.model, loaded.vocab, worker, max_streams=8, precision="fp32")
     prompts = [TEXT[i:i + 5 + 13 * i] for i in range(8)]
 
     async def run_all() -> list[torch.Tensor]:
@@ -128,7 +130,7 @@ def test_a_stream_in_a_batch_equals_the_stream_alone(ckpt):
     try:
         got = asyncio.run(run_all())
     finally:
-        engine.close()
+        worker.stop()
     stepper = FusedStepper(loaded.model)
     for p, logits in zip(prompts, got, strict=True):
         state = stepper.init_state(1)
