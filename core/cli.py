@@ -29,6 +29,7 @@ TRAIN_OPTIONS = [  # (flag, TrainConfig field, help); types and ranges come from
     ("--schedule", "schedule", "decay after warm-up"),
     ("--warmup", "warmup_steps", "warm-up steps (a short budget scales them down)"),
     ("--weight-decay", "weight_decay", "AdamW weight decay"),
+    ("--ema", "ema", "averaged weights: their decay per step, validated and kept as best (0 = off)"),
     ("--grad-clip", "grad_clip", "global-norm gradient clip (0 = off)"),
     ("--max-steps", "max_steps", "step budget"),
     ("--max-time", "max_time", "time budget for the whole command, e.g. 90s, 10m, 1.5h"),

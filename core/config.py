@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # numeric fields: (lowest, highest) allowed, None = unbounded; dropout must stay below 1
 RANGES: dict[str, tuple[float | None, float | None]] = {
-    "n_layer": (1, 64), "n_hidden": (1, 1 << 16), "n_embd": (1, 1 << 16), "dropout": (0.0, 0.99),
+    "n_layer": (1, 64), "n_hidden": (1, 1 << 16), "n_embd": (1, 1 << 16), "dropout": (0.0, 0.99), "ema": (0.0, 0.99999),
     "batch_size": (1, None), "seq_len": (1, None), "lr": (1e-12, 10.0), "min_lr_ratio": (0.0, 1.0),
     "warmup_steps": (0, None), "weight_decay": (0.0, None), "grad_clip": (0.0, None), "max_steps": (1, None),
     "max_time": (0.0, None), "eval_every": (1, None), "eval_chars": (0, None), "sample_every": (0, None),
@@ -57,6 +57,9 @@ class TrainConfig:
     schedule: str = "cosine"  # cosine | linear | constant (after warm-up)
     warmup_steps: int = 50  # linear warm-up from 0: protects Adam's early, noisy moments
     weight_decay: float = 0.0  # decoupled (AdamW) decay on weight matrices only
+    # averaged weights (AWD-LSTM's averaging, as an exponential moving average): the decay per step;
+    # validation and best.pt use the average; 0 = off (core/average.py)
+    ema: float = 0.0
     grad_clip: float = 1.0  # clip by global norm; LSTMs on long sequences can explode
     # budgets: training stops at whichever comes first
     max_steps: int = 2000

@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from gen.core import checkpoint as ckpt_io
+from gen.core.average import WeightAverage
 from gen.core.budget import Budget, lr_at
 from gen.core.config import SampleOptions, TrainConfig
 from gen.core.data import CorpusData, StreamBatches
@@ -124,6 +125,7 @@ class _Run:
     budget: Any = None  # Budget: when the run ends and how far along it is
     sampled_at: int = -1  # the step of the last evolution sample
     t_start: float = 0.0  # perf_counter at step 0 of the whole run (resumed segments included)
+    average: Any = None  # WeightAverage when cfg.ema: what is validated and kept as best
 
     def say(self, msg: str) -> None:
         (self.bar.write if self.bar else self.log)(msg)
@@ -154,9 +156,13 @@ def _setup(data: CorpusData, cfg: TrainConfig, run_dir: Path, domain: str, resum
     r = _Run(cfg, data, RunDir(run_dir), domain, model, model, make_optimizer(model, cfg),
              StreamBatches(data.ids("train"), cfg.batch_size, cfg.seq_len, rank, world), device, world,
              rank == 0, log)
+    if cfg.ema:
+        r.average = WeightAverage(model, cfg.ema)
     if resume is not None:
         ckpt_io.check_resumable(resume, data.name, data.vocab, args)
-        model.load_state_dict(resume["model"])
+        model.load_state_dict(resume.get("raw_model") or resume["model"])  # averaged runs keep both
+        if r.average is not None and resume.get("average"):
+            r.average.load_state_dict(resume["average"])
         r.optimizer.load_state_dict(resume["optimizer"])
         r.step, r.best_val, r.elapsed = resume["step"], resume["best_val"], resume.get("elapsed", 0.0)
         if resume.get("val_step") == r.step:  # saved right after validating: not validated again
@@ -180,8 +186,13 @@ def _save(r: _Run, name: str) -> None:
     hidden = None if r.hidden is None or r.world > 1 else r.hidden  # each rank carries its own streams
     if hidden is not None:
         hidden = [t.detach().cpu() for t in hidden] if isinstance(hidden, tuple) else hidden.detach().cpu()
+    averaged = r.average is not None
     ckpt_io.save(r.run.checkpoint(name), {
-        "model_args": r.model.args.to_dict(), "model": r.model.state_dict(), "vocab": r.data.vocab.to_dict(),
+        # "model" is what samples: the averaged weights when averaging; the trained ones resume
+        "model_args": r.model.args.to_dict(), "vocab": r.data.vocab.to_dict(),
+        "model": r.average.averaged_state(r.model) if averaged else r.model.state_dict(),
+        "raw_model": r.model.state_dict() if averaged else None,
+        "average": r.average.state_dict() if averaged else None,
         "separator": r.data.separator, "config": r.cfg.to_dict(), "domain": r.domain, "corpus": r.data.name,
         "optimizer": r.optimizer.state_dict(), "step": r.step, "best_val": r.best_val, "elapsed": r.elapsed,
         "last_val": r.last_val, "val_step": r.step if not math.isnan(r.last_val) else None,
@@ -192,7 +203,11 @@ def _save(r: _Run, name: str) -> None:
 def _validate(r: _Run, max_chars: int | None = None) -> None:
     """Validation loss now; best.pt when it improved, last.pt always, and the loss plot."""
     t0 = time.monotonic()
-    r.last_val = evaluate(r.model, r.data, r.cfg, r.device, max_chars)
+    if r.average is not None:
+        with r.average.applied(r.model):
+            r.last_val = evaluate(r.model, r.data, r.cfg, r.device, max_chars)
+    else:
+        r.last_val = evaluate(r.model, r.data, r.cfg, r.device, max_chars)
     t1 = time.monotonic()
     entry = {"step": r.step, "val_loss": r.last_val, "val_bpc": bpc(r.last_val), "time": time.perf_counter() - r.t_start}
     if max_chars is not None:
@@ -253,6 +268,8 @@ def _optimizer_step(r: _Run, amp) -> float:
     if r.cfg.grad_clip > 0:
         torch.nn.utils.clip_grad_norm_(r.model.parameters(), r.cfg.grad_clip)
     r.optimizer.step()
+    if r.average is not None:
+        r.average.update(r.model)
     r.hidden = detach_hidden(new_hidden)
     r.step += 1
     r.last_val = float("nan")

@@ -99,11 +99,25 @@ def percentile(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(q * len(xs)))] if xs else float("nan")
 
 
-async def round_(url: str, n: int, requests: int, chars: int, cap: float) -> dict:
-    out: dict = {"errors": [], "ttfc": [], "chars": 0}
+async def watch_memory(pid: int, out: dict, every: int = 2000) -> None:
+    """The server's resident memory each time another ``every`` requests have finished."""
+    mark = every
+    while True:
+        done = len(out["ttfc"]) + len(out["errors"])
+        if done >= mark:
+            out["rss"].append(f"{rss_mb(pid):.0f}")
+            mark += every
+        await asyncio.sleep(0.2)
+
+
+async def round_(url: str, n: int, requests: int, chars: int, cap: float, pid: int | None = None) -> dict:
+    out: dict = {"errors": [], "ttfc": [], "chars": 0, "rss": []}
     body = {"model": "m", "prompt": "", "max_tokens": chars, "stream": True, "temperature": 0.8, "stop": ["\u0000"]}
     quota, t0 = [requests], time.perf_counter()
+    watcher = asyncio.create_task(watch_memory(pid, out)) if pid else None
     await asyncio.gather(*[client(url, body, quota, time.monotonic() + cap, out) for _ in range(n)])
+    if watcher:
+        watcher.cancel()
     out["seconds"] = time.perf_counter() - t0
     out["requests"] = len(out["ttfc"]) + len([e for e in out["errors"] if not e.startswith("incomplete")])
     return out
@@ -142,12 +156,13 @@ def main() -> None:
     try:
         for n in counts:
             before, cpu0, mine0 = rss_mb(proc.pid), cpu_s(proc.pid), cpu_s()
-            r = asyncio.run(round_(url, n, max(a.requests, n), a.chars, a.cap))
+            r = asyncio.run(round_(url, n, max(a.requests, n), a.chars, a.cap, proc.pid))
             cpu = f"{(cpu_s(proc.pid) - cpu0) / r['seconds']:.2f} / {(cpu_s() - mine0) / r['seconds']:.2f}"
             cps = r["chars"] / r["seconds"]
             rows.append([n, r["requests"], len(r["errors"]), f"{cps:,.0f}", f"{ref[n]:,.0f}", f"{100 * cps / ref[n]:.0f}%",
                          f"{1000 * percentile(r['ttfc'], 0.5):.0f}", f"{1000 * percentile(r['ttfc'], 0.99):.0f}",
                          f"{before:.0f} -> {rss_mb(proc.pid):.0f}", cpu])
+            print(f"  clients {n}: server RSS MB every 2,000 requests: {', '.join(r['rss']) or '-'}")
             for e in sorted(set(r["errors"]))[:5]:
                 print(f"  clients {n}: {e}")
     finally:

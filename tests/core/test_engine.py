@@ -129,21 +129,26 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-def test_exact_resume_matches_uninterrupted(tmp_path, names_file):
+@pytest.mark.parametrize("ema", [0.0, 0.9])
+def test_exact_resume_matches_uninterrupted(tmp_path, names_file, ema):
+    """With averaged weights too: the average is part of the checkpoint."""
     data = _corpus(tmp_path, names_file)
     (tmp_path / "full").mkdir()
     (tmp_path / "split").mkdir()
-    full = train(data, _cfg(max_steps=20), tmp_path / "full", "names", progress=False, log=lambda m: None)
-    first = train(data, _cfg(max_steps=20), tmp_path / "split", "names", progress=False, log=lambda m: None,
-                  on_step=lambda step, loss: step == 9)  # interrupted after step 9
+    full = train(data, _cfg(max_steps=20, ema=ema), tmp_path / "full", "names", progress=False, log=lambda m: None)
+    first = train(data, _cfg(max_steps=20, ema=ema), tmp_path / "split", "names", progress=False,
+                  log=lambda m: None, on_step=lambda step, loss: step == 9)  # interrupted after step 9
     assert first.stopped == "signal" and len(first.losses) == 9
     resume = ckpt_io.load(tmp_path / "split" / "last.pt")
-    second = train(data, _cfg(max_steps=20), tmp_path / "split", "names", resume=resume, progress=False,
+    second = train(data, _cfg(max_steps=20, ema=ema), tmp_path / "split", "names", resume=resume, progress=False,
                    log=lambda m: None)
     assert first.losses + second.losses == full.losses
-    a = ckpt_io.load(tmp_path / "full" / "last.pt")["model"]
-    b = ckpt_io.load(tmp_path / "split" / "last.pt")["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    a, b = ckpt_io.load(tmp_path / "full" / "last.pt"), ckpt_io.load(tmp_path / "split" / "last.pt")
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in a["model"])
+    assert full.best_val == second.best_val
+    if ema:  # best.pt samples with the average, which differs from the trained weights it resumes
+        assert any(not torch.equal(a["model"][k], a["raw_model"][k]) for k in a["model"])
+        assert all(torch.equal(a["raw_model"][k], b["raw_model"][k]) for k in a["raw_model"])
 
 
 def test_resume_refuses_other_shape(tmp_path, names_file):
