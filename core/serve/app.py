@@ -35,7 +35,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gen.core.serve import requests as rq
-from gen.core.serve.engine import Busy, Draw, Job, updates
+from gen.core.serve.engine import Busy
+from gen.core.serve.jobs import Draw, Job, updates
 from gen.core.serve.served import ServedModel
 from gen.core.serve.sessions import Session, SessionStore
 
@@ -72,7 +73,9 @@ class Server:
                 m.engine.submit(job)
             except Busy:
                 for j in jobs[:i]:
-                    j.cancel()
+                    j.cancel()  # the worker drops them at its next step
+                for j in jobs[i:]:  # never queued: nothing of a session's changes
+                    j.finish, j.left = "cancelled", True
                 load = m.engine.load()
                 raise rq.ApiError(503, f"model {m.name!r} is at capacity ({load['active']} streams stepping, "
                                   f"{load['queued']} waiting); retry shortly", code="server_busy",
@@ -173,7 +176,11 @@ class Server:
         p = rq.parse(await rq.read_body(request, self.limits), rq.SESSION, self.limits)
         m = self.model(p["model"])
         s = self.sessions.create(m.name)
-        await self.read_only(request, m, m.prompt_ids(p["prompt"]), s, p["prompt"])
+        try:
+            await self.read_only(request, m, m.prompt_ids(p["prompt"]), s, p["prompt"])
+        except BaseException:  # busy, or the client left: no session that never read its prompt
+            self.sessions.items.pop(s.id, None)
+            raise
         return JSONResponse(self._session_info(s), status_code=201)
 
     def _session_info(self, s: Session) -> dict[str, Any]:

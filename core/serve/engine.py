@@ -19,11 +19,9 @@ event per character of a 3,000 chars/s stream), and a chunk every 20 ms still re
 from __future__ import annotations
 
 import asyncio
-import itertools
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -31,62 +29,10 @@ import torch
 from gen.core.model import FusedStepper
 from gen.core.precision import sampling_dtype, sampling_name
 from gen.core.sample import MaskCache, filter_logits
+from gen.core.serve.jobs import Job
 
 FLUSH_S = 0.02  # the longest a sampled character waits before it is handed to its client...
 FLUSH_STREAMS = 8  # ...with up to this many streams; with more, proportionally longer
-
-
-@dataclass
-class Draw:
-    """How a job samples: the request's options, already validated (core/serve/requests.py)."""
-
-    max_chars: int = 0  # characters to generate; 0: only read (a session's append, next-character odds)
-    temperature: float = 0.8
-    top_k: int = 0
-    top_p: float = 1.0
-    stops: list[str] = field(default_factory=list)
-    seed: int | None = None
-    logprobs: int = 0  # per generated character, this many likeliest alternatives with log-probabilities
-    banned: list[int] = field(default_factory=list)  # character ids never sampled
-    tracker: Any = None  # the domain's structure tracker (guided), already fed the prompt
-
-    @property
-    def shaped(self) -> bool:
-        """Whether anything besides the temperature shapes the distribution (per-job work)."""
-        return bool(self.top_k or self.top_p < 1.0 or self.banned or self.tracker is not None)
-
-
-class Job:
-    """One stream in the batch: what it still has to read, how it samples, what it produced."""
-
-    _ids = itertools.count()
-
-    def __init__(self, feed: list[int], draw: Draw, loop: asyncio.AbstractEventLoop, queue: asyncio.Queue,
-                 state: list[torch.Tensor] | None = None, logits: torch.Tensor | None = None, index: int = 0) -> None:
-        self.id = next(self._ids)
-        self.feed = deque(feed)  # ids to read before (or between) samples
-        self.draw, self.loop = draw, loop
-        self.state0, self.start_logits = state, logits  # a session's saved state (1, H) rows, its last logits
-        self.gen = torch.Generator().manual_seed(draw.seed) if draw.seed is not None else None
-        self.text: list[str] = []
-        self.sent = 0  # characters of text already handed to the client
-        self.top: list[dict[str, float]] = []  # logprobs: per character, the alternatives
-        self.chosen_lp: list[float] = []
-        self.finish: str | None = None  # "stop" | "length" | "cancelled" | "error"
-        self.error: str | None = None
-        self.logits: torch.Tensor | None = None  # (V,) after the last read: the next character's odds
-        self.state: list[torch.Tensor] | None = None  # at the end: the state rows, (1, H) each
-        self.unread: list[int] = []  # at the end: sampled ids not yet read (a session reads them next)
-        self.stop = ""  # the stop string that ended it (read by the model, not in text)
-        self.note = ""  # the text it reads for a session (its prompt or appended text)
-        self.cancelled = False
-        self.index = index  # its choice in the request (n > 1)
-        self.queue = queue  # the request's: (job, text chunk), then (job, None) at the end
-        self.submitted = time.perf_counter()
-
-    def cancel(self) -> None:
-        """The client went away: the engine drops the job at its next step."""
-        self.cancelled = True
 
 
 class Busy(Exception):
@@ -199,6 +145,7 @@ class BatchEngine:
         except Exception as exc:  # a bug must not hang every client: each is told, the batch restarts
             for job in self.jobs + joining:
                 job.finish, job.error = "error", f"{type(exc).__name__}: {exc}"
+                job.left = True  # no state: a session keeps the one it had
                 self.ended.append(job)
             self.jobs, self.state = [], []
         now = time.perf_counter()
@@ -232,13 +179,15 @@ class BatchEngine:
         H = self.model.args.n_hidden
         rows = 2 * self.model.args.n_layer if self.model.args.cell == "lstm" else self.model.args.n_layer
         for job in joining:
-            if job.cancelled:
-                job.finish = "cancelled"
+            if job.cancelled:  # never stepped: a session keeps the state it had
+                job.finish, job.left = "cancelled", True
                 self.ended.append(job)
                 continue
             state = job.state0 or [torch.zeros(1, H, device=self.device) for _ in range(rows)]
             self.state = [torch.cat([s, t.to(self.device)]) for s, t in zip(self.state, state, strict=True)] \
                 if self.state else [t.to(self.device).clone() for t in state]
+            if not job.feed and job.start_logits is None:  # nothing read yet and nothing to read
+                job.feed.append(self.vocab.stoi[self.vocab.fallback])
             self.jobs.append(job)
             if not job.feed:  # a session with nothing to read: its saved logits predict the next character
                 self._sample([len(self.jobs) - 1], job.start_logits[None].float())
@@ -255,6 +204,7 @@ class BatchEngine:
                     self.ended.append(job)
                 job.state = [s[i:i + 1].clone() for s in self.state]
                 job.unread = job.unread or list(job.feed)  # what it had still to read
+                job.left = True
         idx = torch.tensor(keep, dtype=torch.long, device=self.device)
         self.jobs = [self.jobs[i] for i in keep]
         self.state = [s.index_select(0, idx) for s in self.state] if keep else []
@@ -379,22 +329,3 @@ def _put(events: list[tuple[Job, str, bool]]) -> None:
             job.queue.put_nowait((job, text))
         if done:
             job.queue.put_nowait((job, None))
-
-
-async def updates(queue: asyncio.Queue, jobs: list[Job]) -> Any:
-    """A request's jobs as they progress: lists of (job, text so far unsent, done), every chunk
-    waiting now joined per job, until every job is done (an async generator)."""
-    left = set(j.id for j in jobs)
-    while left:
-        items = [await queue.get()]
-        while not queue.empty():
-            items.append(queue.get_nowait())
-        merged: dict[int, list] = {}
-        for job, text in items:
-            entry = merged.setdefault(job.id, [job, "", False])
-            if text is None:
-                entry[2] = True
-                left.discard(job.id)
-            else:
-                entry[1] += text
-        yield list(merged.values())

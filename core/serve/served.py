@@ -17,7 +17,8 @@ import torch
 from gen.core.domain import EvalContext
 from gen.core.models import Loaded
 from gen.core.sample import prime_ids
-from gen.core.serve.engine import BatchEngine, Draw
+from gen.core.serve.engine import BatchEngine
+from gen.core.serve.jobs import Draw
 from gen.core.serve.requests import ApiError
 
 MAX_ISSUES = 50  # issues /v1/check lists (the count is always whole)

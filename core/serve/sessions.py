@@ -71,15 +71,17 @@ class SessionStore:
 
     def busy(self, s: Session) -> bool:
         """Whether a request still runs on ``s``; a finished one is recorded first. The engine
-        sets a job's state when the job leaves the batch, however it ended (a client that went
-        away mid-stream included), so a session is never left half-updated or locked."""
+        marks a job as left once its state is final, however it ended (a client that went away
+        mid-stream included; a job that never ran or failed leaves the session as it was), so a
+        session is never left half-updated or locked."""
         job = s.job
-        if job is not None and job.state is not None:
-            s.state, s.unread = job.state, list(job.unread)
-            s.logits = job.logits if not job.unread else None
-            text = job.note + "".join(job.text) + job.stop
-            s.chars += len(text)
-            s.tail = (s.tail + text)[-self.TAIL:]
+        if job is not None and job.left:
+            if job.state is not None:  # it ran: its state is the session's now
+                s.state, s.unread = job.state, list(job.unread)
+                s.logits = job.logits if not job.unread else None
+                text = job.note + "".join(job.text) + job.stop
+                s.chars += len(text)
+                s.tail = (s.tail + text)[-self.TAIL:]
             s.job = None
         return s.job is not None
 

@@ -171,6 +171,13 @@ def test_export_folder_and_card(root, tmp_path, names_file, ws, run):
     import gen
 
     assert len(gen.load(str(out)).sample(n=2, seed=1)) == 2
+    from gen.core.serve.command import load_served, model_names
+    from gen.core.serve.engine import Worker
+    from gen.core.serve.requests import Limits
+
+    worker = Worker()
+    served = load_served(model_names([str(out)], ws), ws, Limits(max_streams=2), "cpu", "fp32", worker)
+    assert served["exp"].card()["corpus"] == "mynames"  # gen serve takes the folder
 
 
 def test_export_refuses_and_leaves_nothing_half_written(root, tmp_path, ws, run):

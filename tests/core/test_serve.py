@@ -24,7 +24,8 @@ from gen.core.models import load_checkpoint
 from gen.core.sample import prime_ids, sample
 from gen.core.serve.app import create_app
 from gen.core.serve.command import load_served, model_names
-from gen.core.serve.engine import BatchEngine, Draw, Job, Worker
+from gen.core.serve.engine import BatchEngine, Worker
+from gen.core.serve.jobs import Draw, Job
 from gen.core.serve.requests import Limits
 from gen.core.vocab import Vocab
 
@@ -249,12 +250,15 @@ def test_full_queue_is_503_and_a_client_that_leaves_frees_its_slot(ckpt, ws):
                 r = srv.post("/v1/completions", {"model": "tiny", "max_tokens": 5})
                 assert r.status_code == 503 and r.headers["retry-after"] == "1"
                 assert r.json()["error"]["code"] == "server_busy"
+                assert srv.post("/v1/sessions", {"model": "tiny", "prompt": "The"}).status_code == 503
+                assert srv.models["tiny"].engine.load()["queued"] == 1
         # both clients closed mid-stream: their slots are free again within moments
         deadline = time.monotonic() + 10
         while engine.load()["active"] + engine.load()["queued"]:
             assert time.monotonic() < deadline, engine.load()
             time.sleep(0.05)
         assert srv.post("/v1/completions", {"model": "tiny", "max_tokens": 5}).status_code == 200
+        assert srv.post("/v1/sessions", {"model": "tiny", "prompt": "The"}).status_code == 201
 
 
 def test_api_key_and_cors(ckpt, ws):
