@@ -1,7 +1,7 @@
 """The batching engine of `gen serve`: every request for one model steps in one multi-stream batch.
 
-One thread per model owns the model's steppers (core/model.py's FusedStepper, the one `gen
-sample` uses) and a batch of jobs. Each step feeds every job one character, in one matrix
+Each model's engine owns its steppers (core/model.py's FusedStepper, the one `gen sample` uses)
+and a batch of jobs; one worker thread steps every engine in turn. Each step feeds every job one character, in one matrix
 product per layer: a job first reads its prime (the corpus separator, then the prompt: the rule
 of core/sample.py), then samples with its own temperature, top-k/top-p, banned characters,
 structure guidance and random generator, and feeds back what it drew. A job joins the batch at
@@ -12,8 +12,8 @@ batch moves between precisions as it grows and shrinks).
 Results reach the asyncio side in chunks of text per job (``loop.call_soon_threadsafe``): a job's
 first character and its end at once, the rest at most every FLUSH_S seconds (longer with many
 streams: the HTTP events of 64 streams, not their sampling, then bound the server). One event
-per character and step cost the server and its clients more than the sampling itself (an HTTP
-event per character of a 3,000 chars/s stream), and a chunk every 20 ms still reads as a stream.
+per character and step cost the server and its clients more than the sampling itself (measured:
+evals/BENCHMARKS.md, "2026-12-05, evening"), and a chunk every 20 ms still reads as a stream.
 """
 
 from __future__ import annotations
@@ -41,10 +41,10 @@ class Busy(Exception):
 
 class Worker:
     """The one thread that runs every model's batch, in turn: all torch work of the server on one
-    thread. Measured on this 2-core machine, a second thread running torch's two-thread kernels
-    (after another thread had run them, as loading a model does) sampled at about half speed
-    (64 streams of a 2x512 LSTM: 18k against 35k chars/s), and two models' threads would fight
-    over the same cores. `gen serve` runs it on the main thread, the HTTP server on another."""
+    thread. A second thread running torch's two-thread kernels, after another thread had run them
+    (as loading a model does), sampled at about half speed on a 2-core machine (evals/BENCHMARKS.md,
+    "2026-12-05, evening"), and two models' threads would fight over the same cores. `gen serve`
+    runs it on the main thread, the HTTP server on another."""
 
     def __init__(self) -> None:
         self.engines: list[BatchEngine] = []

@@ -3,9 +3,10 @@
 // Reads ../config.json and ../model.safetensors (an export folder served by any static file
 // server), rebuilds the model's step in PyTorch's gate order (LSTM: i, f, g, o; GRU: r, z, n)
 // and samples from it. No dependencies and no server-side code. Chosen over ONNX Runtime Web by
-// measurement (evals/BENCHMARKS.md, "Exported models"): that runs model.onnx about 5x faster per
-// character, but ships 12 MB of wasm (this file: 8 KB), shows its first character later, and
-// comes from npm, which gen cannot bundle: a Python install could not export it offline.
+// measurement (evals/BENCHMARKS.md, "2026-12-05, evening"): that runs model.onnx faster per
+// character, but ships megabytes of wasm where this file is a few kilobytes, shows its first
+// character later, and comes from npm, which gen cannot bundle: a Python install could not
+// export it offline.
 "use strict";
 
 const GATES = { lstm: 4, gru: 3, rnn: 1 };
