@@ -272,6 +272,10 @@ class Domain:
     defaults: dict[str, dict[str, Any]] = {}
 
     # ---- prepare -------------------------------------------------------------------------
+    def eval_defaults(self) -> dict[str, Any]:
+        """The values of :attr:`eval_options` when none is given (`gen eval`, `gen serve`'s checks)."""
+        return {o.name: o.default for o in self.eval_options}
+
     def claim(self, source: SourceSample) -> Claim | None:
         """Whether a user's --src is text of this domain, and why (``gen prepare NAME --src``
         without ``--domain``). Default: no claim."""

@@ -10,6 +10,7 @@ dumper-free subset (strings quoted as JSON, which YAML reads) so no YAML library
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -94,8 +95,4 @@ def write_card(loaded: Loaded, config: dict[str, Any], path: Path, ws: Path) -> 
 
 
 def _longest_backticks(text: str) -> int:
-    run = best = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        best = max(best, run)
-    return best
+    return max(map(len, re.findall("`+", text)), default=0)

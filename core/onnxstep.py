@@ -1,8 +1,9 @@
 """One recurrent step as an ONNX graph, and a stepper that runs it in onnxruntime.
 
-The graph is the model's own step, written with plain tensor ops that every ONNX runtime has
-(gather, matmul, sigmoid, tanh): character ids (B,) and the recurrent state (S, B, H) in,
-logits (B, V) and the next state out, the batch dimension dynamic. S stacks each layer's h
+The graph is the step `gen sample` runs (:class:`FusedStepper` in fp32: a table lookup for layer
+0, one matrix product per layer, sigmoid and tanh: ops every ONNX runtime has): character ids
+(B,) and the recurrent state (S, B, H) in, logits (B, V) and the next state out, the batch
+dimension dynamic. S stacks each layer's h
 (and, for an LSTM, its c right after it): the layout of :meth:`FusedStepper.init_state`.
 """
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn as nn
 
 from gen.core.errors import GenError
-from gen.core.model import CharRNN
+from gen.core.model import CharRNN, FusedStepper
 
 INPUTS = ("ids", "state")
 OUTPUTS = ("logits", "state_out")
@@ -33,49 +34,18 @@ def state_rows(cell: str, n_layer: int) -> int:
 
 
 class StepGraph(nn.Module):
-    """CharRNN's recurrence for one character, in the gate order and bias layout of nn.LSTM,
-    nn.GRU and nn.RNN (LSTM: i, f, g, o; GRU: r, z, n), on the model's own weights."""
+    """One character through :class:`FusedStepper` (fp32), the stepper `gen sample` runs, as a
+    module torch's exporter can trace: the state list as one (S, B, H) tensor in and out."""
 
     def __init__(self, model: CharRNN) -> None:
         super().__init__()
-        a = model.args
-        self.cell, self.L, self.H = a.cell, a.n_layer, a.n_hidden
-        w = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
-        self.embed = nn.Parameter(w["embed.weight"], requires_grad=False)  # (V, E)
-        for k in range(a.n_layer):
-            for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
-                setattr(self, f"{name}_l{k}", nn.Parameter(w[f"rnn.{name}_l{k}"], requires_grad=False))
-        self.head_w = nn.Parameter(w["head.weight"], requires_grad=False)  # (V, H)
-        self.head_b = nn.Parameter(w["head.bias"], requires_grad=False)
+        self.stepper = FusedStepper(model, "cpu", torch.float32)
 
     def forward(self, ids: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """ids (B,) int64, state (S, B, H) -> logits (B, V), state (S, B, H)."""
-        H = self.H
-        x = self.embed[ids]  # (B, E)
-        out = []
-        for k in range(self.L):
-            w_ih, w_hh = getattr(self, f"weight_ih_l{k}"), getattr(self, f"weight_hh_l{k}")
-            b_ih, b_hh = getattr(self, f"bias_ih_l{k}"), getattr(self, f"bias_hh_l{k}")
-            if self.cell == "lstm":
-                h, c = state[2 * k], state[2 * k + 1]
-                g = x @ w_ih.t() + b_ih + h @ w_hh.t() + b_hh  # (B, 4H)
-                i, f, gg, o = g[:, :H], g[:, H:2 * H], g[:, 2 * H:3 * H], g[:, 3 * H:]
-                c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(gg)
-                h = torch.sigmoid(o) * torch.tanh(c)
-                out += [h, c]
-            elif self.cell == "gru":
-                h = state[k]
-                gi, gh = x @ w_ih.t() + b_ih, h @ w_hh.t() + b_hh  # (B, 3H) each
-                r = torch.sigmoid(gi[:, :H] + gh[:, :H])
-                z = torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
-                n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
-                h = n + z * (h - n)
-                out.append(h)
-            else:
-                h = torch.tanh(x @ w_ih.t() + b_ih + state[k] @ w_hh.t() + b_hh)
-                out.append(h)
-            x = h
-        return x @ self.head_w.t() + self.head_b, torch.stack(out)
+        rows = list(state.unbind(0))
+        logits = self.stepper.step(ids, rows)  # updates rows in place
+        return logits, torch.stack(rows)
 
 
 def write_onnx(model: CharRNN, path: Path) -> None:

@@ -197,22 +197,27 @@ def _guide(filtered: torch.Tensor, trackers: list[Tracker], done: list[bool], ma
     """Mask, in place, the next characters each stream's tracker bans (filtered: (N, V) logits).
     A stream whose mask would leave nothing samples unmasked instead (a counted fallback)."""
     for s, t in enumerate(trackers):
-        if done[s]:
-            continue
-        c = t.constraint()
-        if c.free:
-            continue
-        mask = masks.get(c)
-        if mask is None:
-            continue
-        allowed = mask > float("-inf") if truncated else masks.any_allowed(c)
-        # without top-k/top-p every logit is finite, so the mask alone decides whether
-        # anything survives; with truncation the survivors must be checked
-        if (allowed & torch.isfinite(filtered[s])).any().item() if truncated else allowed:
-            filtered[s] += mask
-            stats.masked_steps += 1
-        else:
-            stats.fallbacks += 1
+        if not done[s]:
+            masked = guide_row(filtered[s], t, masks, truncated)
+            if masked is not None:
+                stats.masked_steps += masked
+                stats.fallbacks += not masked
+
+
+def guide_row(row: torch.Tensor, tracker: Tracker, masks: MaskCache, truncated: bool) -> bool | None:
+    """Add the tracker's mask to one stream's logits (V,), in place, unless it would leave no
+    character: True when masked, False for such a fallback, None when the tracker bans nothing.
+    ``truncated``: some logits may already be -inf (top-k, top-p, banned characters)."""
+    c = tracker.constraint()
+    mask = None if c.free else masks.get(c)
+    if mask is None:
+        return None
+    # without truncation every logit is finite, so the mask alone decides whether anything
+    # survives (cached per constraint); with it the survivors must be checked
+    if (mask > float("-inf")).logical_and_(torch.isfinite(row)).any().item() if truncated else masks.any_allowed(c):
+        row += mask
+        return True
+    return False
 
 
 def _finish(s: int, text: str, stopped: bool, stops: list[str], opts: SampleOptions,

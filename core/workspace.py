@@ -320,6 +320,15 @@ def new_run_dir(ws: Path, corpus: str, name: str | None = None) -> RunDir:
             path = base / f"{name}-{n}"
 
 
+def trained_corpora(ws: Path) -> list[str]:
+    """The corpora that have a run with a checkpoint, by name (what `gen serve` serves by default)."""
+    root = ws / "runs"
+    if not root.is_dir():
+        return []
+    return sorted(c.name for c in root.iterdir() if c.is_dir()
+                  and any(RunDir(r).model_checkpoint().is_file() for r in c.iterdir() if r.is_dir()))
+
+
 def latest_checkpoint(ws: Path, corpus: str) -> Path:
     """The best (else last) checkpoint of the most recently modified run of a corpus."""
     base = runs_dir(ws, corpus)

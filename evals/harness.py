@@ -335,7 +335,7 @@ def score_texts(domain: str, texts: list[str], against: str | None, ws: Path, ba
     """`gen eval DOMAIN FILE` on texts: the domain's eval options checked (defaults filled in),
     the context built once, the set scored (evals/records.py writes and shows the report)."""
     dom = get_domain(domain)
-    values = {o.name: o.default for o in dom.eval_options}
+    values = dom.eval_defaults()
     unknown = set(options or {}) - set(values)
     if unknown:
         raise GenError(f"unknown eval option(s) {sorted(unknown)} for domain {domain!r}; "

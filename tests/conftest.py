@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import os
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -70,6 +71,10 @@ def shared() -> Path:
         pytest.skip("../shared/corpora is not present")
     return path
 
+
+# the system Chromium the browser tests drive (headless, or through Playwright's executable_path)
+CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
 TINY = ["--layers", "1", "--hidden", "32", "--embd", "8", "--batch-size", "4", "--seq-len", "16",
         "--eval-every", "10", "--quiet", "--device", "cpu"]

@@ -39,12 +39,10 @@ def is_loopback(host: str) -> bool:
 def model_names(targets: list[str], ws: Path) -> list[tuple[str, str]]:
     """(name, target) per MODEL argument: NAME=TARGET, or a name made from the target (a corpus's
     name, a folder's or file's name, a Hub repository's name); none: every corpus with a run."""
-    from gen.core.workspace import runs_dir
+    from gen.core.workspace import trained_corpora
 
     if not targets:
-        root = runs_dir(ws, "x").parent
-        targets = sorted(p.name for p in root.iterdir() if p.is_dir() and any(p.glob("*/best.pt"))) \
-            if root.is_dir() else []
+        targets = trained_corpora(ws)
         if not targets:
             raise GenError("no trained model to serve: train one (gen train CORPUS) or name a checkpoint, "
                            "run folder or exported folder")

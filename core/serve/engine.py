@@ -28,7 +28,7 @@ import torch
 
 from gen.core.model import FusedStepper
 from gen.core.precision import sampling_dtype, sampling_name
-from gen.core.sample import MaskCache, filter_logits
+from gen.core.sample import MaskCache, filter_logits, guide_row
 from gen.core.serve.jobs import Job
 
 FLUSH_S = 0.02  # the longest a sampled character waits before it is handed to its client...
@@ -268,10 +268,7 @@ class BatchEngine:
                 if torch.isfinite(row).any():  # never ban every character left
                     scaled[k] = row
             if d.tracker is not None:
-                c = d.tracker.constraint()
-                mask = None if c.free else self.masks.get(c)
-                if mask is not None and bool(torch.isfinite(scaled[k] + mask).any()):
-                    scaled[k] += mask
+                guide_row(scaled[k], d.tracker, self.masks, truncated=bool(d.top_k or d.top_p < 1.0 or d.banned))
         return scaled
 
     def _emit(self, job: Job, idx: int, logp: torch.Tensor | None) -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +60,6 @@ class Job:
         self.left = False  # it has left the batch (its state, if any, is final): set last, by the worker
         self.index = index  # its choice in the request (n > 1)
         self.queue = queue  # the request's: (job, text chunk), then (job, None) at the end
-        self.submitted = time.perf_counter()
 
     def cancel(self) -> None:
         """The client went away: the engine drops the job at its next step."""

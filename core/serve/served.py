@@ -82,7 +82,7 @@ class ServedModel:
         """The domain's checks of ``text`` (as `gen eval` runs them, without a corpus) and, where
         the domain tracks structure, what is still open (what would close it)."""
         dom = self.domain
-        ctx = EvalContext(dom, None, {o.name: o.default for o in dom.eval_options})
+        ctx = EvalContext(dom, None, dom.eval_defaults())
         res = dom.check(text, ctx)
         tracker = dom.tracker()
         unclosed = None

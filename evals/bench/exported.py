@@ -80,14 +80,20 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def static_server(root: Path) -> http.server.ThreadingHTTPServer:
+    """A static file server of ``root`` on 127.0.0.1 (a free port), serving on a daemon thread
+    until ``shutdown()``: how a user serves an export folder, for the page in a browser."""
+    mimetypes.add_type("application/wasm", ".wasm")
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(root)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def browser_rows(site: Path, chars: int, with_ort: bool) -> list[list[str]]:
     """Time to the first character (loading included) and chars/s, best of three page loads."""
     from playwright.sync_api import sync_playwright
 
-    mimetypes.add_type("application/wasm", ".wasm")
-    handler = functools.partial(_Quiet, directory=str(site))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = static_server(site)
     rows, base = [], f"http://127.0.0.1:{server.server_port}"
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
@@ -109,7 +115,6 @@ def browser_rows(site: Path, chars: int, with_ort: bool) -> list[list[str]]:
             browser.close()
     finally:
         server.shutdown()
-        server.server_close()
     return rows
 
 

@@ -10,8 +10,6 @@ static file server; both stop when the pictures are taken.
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import shutil
 import tempfile
 import threading
@@ -19,14 +17,6 @@ import time
 from pathlib import Path
 
 PRIME = "ROMEO:\nI will not"
-
-
-def _quiet_handler(root: Path):
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args) -> None:
-            pass
-
-    return functools.partial(Quiet, directory=str(root))
 
 
 def main() -> None:
@@ -39,6 +29,8 @@ def main() -> None:
     from gen.core.serve.command import load_served
     from gen.core.serve.engine import Worker
     from gen.core.serve.requests import Limits
+    from gen.evals.bench.exported import static_server
+    from gen.evals.dev.screenshots import browser as browser_path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("checkpoint")
@@ -56,11 +48,10 @@ def main() -> None:
     url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
     tmp = Path(tempfile.mkdtemp())
     export_model(load_model(a.checkpoint, ws), tmp / "model", ws, card=False)
-    static = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _quiet_handler(tmp))
-    threading.Thread(target=static.serve_forever, daemon=True).start()
+    static = static_server(tmp)
     try:
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
+            browser = p.chromium.launch(executable_path=browser_path(), args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1150, "height": 720})
             page.goto(url + "/")
             page.wait_for_selector("body[data-ready='1']")

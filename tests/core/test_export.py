@@ -8,10 +8,8 @@ the exported web page in headless Chromium agree within 1e-4, for every cell and
 from __future__ import annotations
 
 import functools
-import http.server
 import json
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -25,8 +23,9 @@ from gen.core.model import CharRNN, ModelArgs
 from gen.core.models import Loaded, load_model
 from gen.core.sample import sample
 from gen.core.vocab import Vocab
+from gen.evals.bench.exported import static_server
+from tests.conftest import CHROMIUM, TINY, needs_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TEXT = ("The lamp on the table burned low; she wrote (slowly, in a small hand) that the river "
         "had risen again, that the bridge [the old one] would not hold, and that nobody - not "
         "even the miller - believed it.\n") * 8
@@ -102,17 +101,14 @@ def test_same_seed_same_text_in_pytorch_and_onnxruntime(cell, root):
     assert len(mine) == 204 and mine == theirs
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_browser_page_matches_pytorch(root):
     """The exported web page, served by a static file server, in headless Chromium: the logits
     of its JavaScript step over 1,000 held-out characters, for every cell and depth."""
     playwright = pytest.importorskip("playwright.sync_api", reason="pip install playwright (uses the system Chromium)")
     for cell, layers in CASES:
         exported(cell, layers, root)
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *a: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = static_server(root)
     try:
         with playwright.sync_playwright() as p:
             browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
@@ -138,15 +134,12 @@ def test_browser_page_matches_pytorch(root):
             browser.close()
     finally:
         server.shutdown()
-        server.server_close()
 
 
 def test_export_folder_and_card(root, tmp_path, names_file, ws, run):
     """A trained model through the command: the files, the card Hugging Face reads, and the
     export loaded by every command that takes a model."""
     from huggingface_hub import ModelCard
-
-    from tests.conftest import TINY
 
     run("prepare", "mynames", "--src", str(names_file))
     run("train", "mynames", *TINY, "--max-steps", "30")

@@ -27,6 +27,7 @@ from gen.core.serve.engine import BatchEngine, Worker
 from gen.core.serve.jobs import Draw, Job
 from gen.core.serve.requests import Limits
 from gen.core.vocab import Vocab
+from tests.conftest import CHROMIUM, needs_chromium
 
 TEXT = ("The lamp on the table burned low; she wrote (slowly, in a small hand) that the river had "
         "risen again, that the bridge [the old one] would not hold, and that nobody believed it.\n") * 4
@@ -286,10 +287,7 @@ def test_serve_command_refuses_an_open_host_without_a_key_and_names_models(run, 
     assert "no trained model to serve" in run("serve", code=1).output  # an empty workspace
 
 
-CHROMIUM = __import__("shutil").which("chromium") or __import__("shutil").which("chromium-browser")
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
+@needs_chromium
 def test_playground_in_chromium(ckpt, ws):
     """The page at /: a prime typed, Generate clicked, the streamed text read from the page (the
     seeded text gen sample draws), the checks panel, and the pick-the-next-character mode."""

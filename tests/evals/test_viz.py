@@ -28,10 +28,9 @@ from gen.core.workspace import RunDir
 from gen.evals.inspect import commands as viz_commands
 from gen.evals.inspect.neurons import correlate, find_cells
 from gen.evals.inspect.viz import Trace, page_data, render_page, trace
+from tests.conftest import CHROMIUM, needs_chromium
 
 HOSTILE = "</script><script>document.body.setAttribute('data-pwned','1')</script><!-- <b>&amp;"
-CHROMIUM = next((p for p in (shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")) if p), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
 
 # ---- activations ------------------------------------------------------------------------------
