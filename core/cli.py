@@ -22,6 +22,8 @@ TRAIN_OPTIONS = [  # (flag, TrainConfig field, help); types and ranges come from
     ("--hidden", "n_hidden", "units per layer"),
     ("--embd", "n_embd", "embedding size"),
     ("--dropout", "dropout", "dropout between layers"),
+    ("--weight-drop", "weight_drop", "DropConnect on the hidden-to-hidden weights"),
+    ("--embed-drop", "embed_drop", "dropout of whole characters' embeddings"),
     ("--batch-size", "batch_size", "parallel streams per step"),
     ("--seq-len", "seq_len", "truncated BPTT length"),
     ("--optimizer", "optimizer", "optimizer"),
@@ -33,6 +35,8 @@ TRAIN_OPTIONS = [  # (flag, TrainConfig field, help); types and ranges come from
     ("--grad-clip", "grad_clip", "global-norm gradient clip (0 = off)"),
     ("--max-steps", "max_steps", "step budget"),
     ("--max-time", "max_time", "time budget for the whole command, e.g. 90s, 10m, 1.5h"),
+    ("--recipe", "recipe", "auto: options nobody set are picked for the corpus, machine and time budget; "
+                           "defaults: the domain's"),
     ("--eval-every", "eval_every", "validate every N steps (and always at the end)"),
     ("--eval-chars", "eval_chars", "validation characters (0 = all)"),
     ("--sample-every", "sample_every", "write a sample every N steps, and one at the end (0 = off)"),
@@ -239,6 +243,7 @@ def train(corpus: str, config_file: str | None, show_config: bool, resume: str |
     plan = plan_training(corpus, _ws(), overrides, config_file, resume)
     if show_config:
         click.echo(format_config(plan.cfg))
+        click.echo("\n".join(plan.recipe_notes))
         return
     res = run_training(plan, _ws(), run_name, STARTED, log=click.echo, progress=not quiet)
     run_dir = res.run_dir

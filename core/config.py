@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 # numeric fields: (lowest, highest) allowed, None = unbounded; dropout must stay below 1
 RANGES: dict[str, tuple[float | None, float | None]] = {
-    "n_layer": (1, 64), "n_hidden": (1, 1 << 16), "n_embd": (1, 1 << 16), "dropout": (0.0, 0.99), "ema": (0.0, 0.99999),
+    "n_layer": (1, 64), "n_hidden": (1, 1 << 16), "n_embd": (1, 1 << 16), "dropout": (0.0, 0.99),
+    "weight_drop": (0.0, 0.99), "embed_drop": (0.0, 0.99), "ema": (0.0, 0.99999),
     "batch_size": (1, None), "seq_len": (1, None), "lr": (1e-12, 10.0), "min_lr_ratio": (0.0, 1.0),
     "warmup_steps": (0, None), "weight_decay": (0.0, None), "grad_clip": (0.0, None), "max_steps": (1, None),
     "max_time": (0.0, None), "eval_every": (1, None), "eval_chars": (0, None), "sample_every": (0, None),
@@ -34,7 +35,7 @@ RANGES: dict[str, tuple[float | None, float | None]] = {
 }
 CHOICES: dict[str, tuple[str, ...]] = {"cell": ("lstm", "gru", "rnn"), "optimizer": ("adam", "adamw", "rmsprop"),
                                        "schedule": ("cosine", "linear", "constant"),
-                                       "precision": ("auto", "fp32", "bf16")}
+                                       "precision": ("auto", "fp32", "bf16"), "recipe": ("auto", "defaults")}
 # command-line spellings accepted in a config file too (layers = 3 means n_layer = 3)
 ALIASES = {"layers": "n_layer", "hidden": "n_hidden", "embd": "n_embd", "warmup": "warmup_steps"}
 
@@ -47,6 +48,8 @@ class TrainConfig:
     n_hidden: int = 256  # units per layer; the blog's models use 512
     n_embd: int = 64  # character embedding size
     dropout: float = 0.0  # 0.25-0.5 helps once the model overfits (bigger models, small corpora)
+    weight_drop: float = 0.0  # DropConnect on the hidden-to-hidden weights (AWD-LSTM), training only
+    embed_drop: float = 0.0  # drop whole characters' embeddings (AWD-LSTM), training only
     # data: batch_size streams, each read seq_len characters per step (truncated BPTT length)
     batch_size: int = 32
     seq_len: int = 128
@@ -64,6 +67,9 @@ class TrainConfig:
     # budgets: training stops at whichever comes first
     max_steps: int = 2000
     max_time: float = 0.0  # seconds; 0 = no time budget (the schedule then follows max_steps)
+    # auto: with a time budget, options nobody set are picked for the corpus, machine and budget
+    # (core/recipe.py); defaults: the domain's defaults as they are
+    recipe: str = "auto"
     # evaluation and output
     eval_every: int = 250  # validation every N steps (and always at the end)
     eval_chars: int = 200_000  # validation characters per evaluation (0 = the whole val split)
@@ -118,7 +124,8 @@ class TrainConfig:
     def model_kwargs(self, vocab_size: int) -> dict[str, Any]:
         """The model's arguments (core/model.py ModelArgs) for a vocabulary of ``vocab_size``."""
         return {"vocab_size": vocab_size, "cell": self.cell, "n_layer": self.n_layer, "n_hidden": self.n_hidden,
-                "n_embd": self.n_embd, "dropout": self.dropout}
+                "n_embd": self.n_embd, "dropout": self.dropout, "weight_drop": self.weight_drop,
+                "embed_drop": self.embed_drop}
 
 
 def _typed(value: Any, want: type) -> Any:

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.func import functional_call
 
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 
@@ -27,12 +28,17 @@ class ModelArgs:
     n_hidden: int = 512  # units per layer
     n_embd: int = 64  # character embedding size (char-rnn used one-hot; a small embedding is cheaper)
     dropout: float = 0.0  # between recurrent layers and before the head (Zaremba et al. 2014)
+    # AWD-LSTM's two other dropouts (Merity et al. 2018), training only: DropConnect zeroes a share
+    # of each hidden-to-hidden weight matrix once per batch (the same mask at every time step, so
+    # the fused kernel still runs); embedding dropout removes whole characters' embeddings
+    weight_drop: float = 0.0
+    embed_drop: float = 0.0
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
-# the arguments the weights' shapes depend on: a resume cannot change them (dropout it can)
+# the arguments the weights' shapes depend on: a resume cannot change them (the dropouts it can)
 SHAPE = ("vocab_size", "cell", "n_layer", "n_hidden", "n_embd")
 
 Hidden = tuple[torch.Tensor, torch.Tensor] | torch.Tensor  # (h, c) for LSTM, h otherwise
@@ -52,12 +58,32 @@ class CharRNN(nn.Module):
 
     def forward(self, idx: torch.Tensor, hidden: Hidden | None = None) -> tuple[torch.Tensor, Hidden]:
         """idx (B, T) -> logits (B, T, V), new hidden state."""
-        x = self.embed(idx)  # (B, T, E)
+        x = self._embed(idx)  # (B, T, E)
         if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # oneDNN's bf16 LSTM needs bf16 input; autocast leaves the embedding output in fp32
             x = x.to(torch.get_autocast_dtype("cpu"))
-        out, hidden = self.rnn(x, hidden)  # (B, T, H)
+        if self.training and self.args.weight_drop > 0:
+            out, hidden = functional_call(self.rnn, self._dropped_weights(), (x, hidden))  # (B, T, H)
+        else:
+            out, hidden = self.rnn(x, hidden)  # (B, T, H)
         return self.head(self.drop(out)), hidden
+
+    def _embed(self, idx: torch.Tensor) -> torch.Tensor:
+        """(B, T) -> (B, T, E); in training a character's whole embedding is dropped with
+        probability embed_drop (the rest scaled up), the same for every place it occurs."""
+        p = self.args.embed_drop
+        if not self.training or p <= 0:
+            return self.embed(idx)
+        w = self.embed.weight  # (V, E)
+        keep = w.new_empty(w.size(0), 1).bernoulli_(1 - p) / (1 - p)  # (V, 1)
+        return F.embedding(idx, w * keep)
+
+    def _dropped_weights(self) -> dict[str, torch.Tensor]:
+        """The recurrent layer's parameters with DropConnect on each weight_hh_l*: gradients
+        flow back to the real parameters through the mask."""
+        p = self.args.weight_drop
+        return {name: F.dropout(w, p, training=True) if name.startswith("weight_hh") else w
+                for name, w in self.rnn.named_parameters()}
 
     def init_hidden(self, batch: int, device: torch.device | str = "cpu") -> Hidden:
         shape = (self.args.n_layer, batch, self.args.n_hidden)

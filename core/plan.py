@@ -8,7 +8,7 @@ run folder (rank 0 under torchrun) and hands the plan to the training loop (core
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +19,7 @@ from gen.core.data import CorpusData, StreamBatches
 from gen.core.domain import CorpusSpec
 from gen.core.registry import get_domain
 from gen.core.threads import RECHECK_STEPS, ThreadShare
-from gen.core.workspace import RunDir, check_name, new_run_dir, precision_cache
+from gen.core.workspace import RunDir, check_name, new_run_dir, precision_cache, speed_cache
 
 if TYPE_CHECKING:  # torch loads when training starts
     from gen.core.train import TrainResult
@@ -36,6 +36,7 @@ class TrainPlan:
     run: RunDir | None = None  # the resumed run's folder (a new run's is made at start)
     changes: list[str] | None = None  # options a resume changed, one line each
     precision_note: str = ""  # how the precision was chosen (printed when the run starts)
+    recipe_notes: list[str] = field(default_factory=list)  # why the recipe picked what it did
 
 
 def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None,
@@ -50,7 +51,25 @@ def plan_training(corpus: str, ws: Path, overrides: dict[str, Any] | None = None
         cfg, changes = resume_config(ckpt, given, config_file)
         return TrainPlan(spec, data, cfg, ckpt, RunDir.of(resume), changes)
     cfg, note = resolve_precision(spec, data, given, ws, config_file)
-    return TrainPlan(spec, data, cfg, precision_note=note)
+    return TrainPlan(spec, data, cfg, precision_note=note, recipe_notes=apply_recipe(cfg, data, ws))
+
+
+def apply_recipe(cfg: TrainConfig, data: CorpusData, ws: Path) -> list[str]:
+    """Fill the options nobody set with the recipe for the budget (core/recipe.py), in place;
+    returns the lines that say why (or why not)."""
+    from gen.core import recipe
+    from gen.core.device import pick_device
+
+    why_not = recipe.applies(cfg, pick_device(cfg.device).type)
+    if why_not:
+        return [why_not]
+    others = ThreadShare(ws).others()  # timed beside other trainings: used, not cached
+    speeds = recipe.measure_speeds(cfg, len(data.vocab), None if others else speed_cache(ws))
+    picked = recipe.pick(cfg, len(data.ids("train")), len(data.vocab), speeds)
+    cfg.update(picked.values, "recipe for the budget")
+    check_memory(cfg, len(data.vocab), "cpu")
+    shared = [f"recipe: timed while {others} other training(s) ran here: not cached"] if others else []
+    return shared + [f"recipe: {line}" for line in picked.reasons]
 
 
 def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any], ws: Path,
@@ -71,7 +90,8 @@ def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any],
 
     candidate = resolve_config(spec, domain, given, config_file=config_file, variant="bf16") \
         if device.type == "cpu" else cfg
-    shape = {**candidate.model_kwargs(len(data.vocab)), "dropout": 0.0}  # the probe times the shape alone
+    shape = {**candidate.model_kwargs(len(data.vocab)), "dropout": 0.0, "weight_drop": 0.0,
+             "embed_drop": 0.0}  # the probe times the shape alone
     note = settle(candidate, ModelArgs(**shape), device, precision_cache(ws))
     if candidate.precision == "bf16":
         return candidate, note
@@ -108,6 +128,8 @@ def run_training(plan: TrainPlan, ws: Path, run_name: str | None = None, started
     log(f"run folder: {run}")
     if plan.precision_note:
         log(plan.precision_note)
+    for line in plan.recipe_notes:
+        log(line)
     for line in plan.changes or ():
         log(f"changed on resume: {line}")
     given_time = plan.cfg.origin("max_time") in ("command line",) or plan.resume is None

@@ -63,7 +63,7 @@ def _shape_key(args: ModelArgs) -> str:
     return f"{args.cell}{args.n_layer}x{args.n_hidden}e{args.n_embd}v{args.vocab_size}"
 
 
-def _step_seconds(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+def step_seconds(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
                   bf16: bool, steps: int, give_up: float) -> tuple[float, bool]:
     """Median seconds per training step and whether every loss was finite. One warm-up step
     (oneDNN builds its kernels then); if that alone takes ``give_up`` seconds, stop there."""
@@ -97,7 +97,7 @@ def probe(args: ModelArgs, steps: int = PROBE_STEPS) -> Pick:
             model = CharRNN(args)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
             give_up = 5 * result[False][0] * steps if bf16 else float("inf")
-            result[bf16] = _step_seconds(model, opt, x, y, bf16, steps, give_up)
+            result[bf16] = step_seconds(model, opt, x, y, bf16, steps, give_up)
     (t32, ok32), (t16, ok16) = result[False], result[True]
     speedup = t32 / t16
     if not ok16 and ok32:

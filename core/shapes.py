@@ -15,7 +15,9 @@ from gen.core.config import CHOICES, check_value
 from gen.core.errors import GenError
 
 GATES = {"lstm": 4, "gru": 3, "rnn": 1}  # weight blocks per layer of each recurrent cell
-ARG_TYPES = {"vocab_size": int, "cell": str, "n_layer": int, "n_hidden": int, "n_embd": int, "dropout": float}
+ARG_TYPES = {"vocab_size": int, "cell": str, "n_layer": int, "n_hidden": int, "n_embd": int, "dropout": float,
+             "weight_drop": float, "embed_drop": float}
+TRAINING_ONLY = ("dropout", "weight_drop", "embed_drop")  # may be absent (older checkpoints and exports)
 MAX_VOCAB = 1 << 21  # every Unicode code point fits
 FLOAT_BYTES = 4
 # training holds weights, gradients and Adam's two moments; activations kept for backward per
@@ -30,7 +32,7 @@ def check_args(args: Any, where: str) -> dict[str, Any]:
     if not isinstance(args, dict):
         raise GenError(f"{where}: model arguments are missing or not a table")
     unknown = sorted(set(args) - set(ARG_TYPES))
-    missing = sorted(set(ARG_TYPES) - set(args) - {"dropout"})
+    missing = sorted(set(ARG_TYPES) - set(args) - set(TRAINING_ONLY))
     if unknown or missing:
         raise GenError(f"{where}: model arguments {'unknown ' + str(unknown) if unknown else ''}"
                        f"{' missing ' + str(missing) if missing else ''}; expected {sorted(ARG_TYPES)}")
@@ -42,7 +44,7 @@ def check_args(args: Any, where: str) -> dict[str, Any]:
         raise GenError(f"{where}: cell = {args['cell']!r}: choose one of {', '.join(CHOICES['cell'])}")
     if not 1 <= args["vocab_size"] <= MAX_VOCAB:
         raise GenError(f"{where}: vocab_size = {args['vocab_size']} is out of range: allowed 1 to {MAX_VOCAB}")
-    for key in ("n_layer", "n_hidden", "n_embd", "dropout"):
+    for key in ("n_layer", "n_hidden", "n_embd", *TRAINING_ONLY):
         if key in args:
             check_value(key, args[key], where)
     return args

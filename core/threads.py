@@ -23,6 +23,7 @@ class ThreadShare:
         self.folder = ws / "cache" / "running"
         self.cores = cores or os.cpu_count() or 1
         self.fd: int | None = None
+        self.path: Path | None = None  # this process's lock file, once entered
         self.current = 0
 
     def __enter__(self) -> ThreadShare:
@@ -40,11 +41,14 @@ class ThreadShare:
             self.fd = None
 
     def live(self) -> int:
-        """Trainings holding their lock now (this one included); stale files are removed."""
+        """Trainings holding their lock now (this one included, at least 1)."""
+        return max(self.others() + (self.path is not None), 1)
+
+    def others(self) -> int:
+        """Other trainings holding their lock now; stale files are removed."""
         count = 0
         for path in self.folder.glob("*.lock"):
             if path == self.path:
-                count += 1
                 continue
             try:
                 fd = os.open(path, os.O_RDWR)
@@ -57,7 +61,7 @@ class ThreadShare:
                 count += 1
             finally:
                 os.close(fd)
-        return max(count, 1)
+        return count
 
     def threads(self) -> int:
         return max(1, self.cores // self.live())

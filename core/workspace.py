@@ -86,6 +86,11 @@ def precision_cache(ws: Path) -> Path:
     return ws / "cache" / "precision.json"
 
 
+def speed_cache(ws: Path) -> Path:
+    """Training chars/s of the recipe's candidate shapes (core/recipe.py), per machine."""
+    return ws / "cache" / "speeds.json"
+
+
 class _Folder:
     """A folder that names its own files: usable wherever a path is."""
 

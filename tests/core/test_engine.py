@@ -38,6 +38,28 @@ def test_fused_stepper_matches_full_sequence(cell):
         torch.testing.assert_close(logits, full[:, t], atol=1e-5, rtol=1e-4)
 
 
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_awd_dropouts_act_in_training_only(cell):
+    """DropConnect and embedding dropout change training's forward pass (new masks each call,
+    gradients reach the real weights) and leave evaluation exactly the plain model's."""
+    torch.manual_seed(0)
+    args = dict(vocab_size=11, cell=cell, n_layer=2, n_hidden=16, n_embd=5)
+    awd = CharRNN(ModelArgs(**args, weight_drop=0.5, embed_drop=0.3))
+    plain = CharRNN(ModelArgs(**args))
+    plain.load_state_dict(awd.state_dict())  # the same parameters: the dropouts add none
+    ids = torch.randint(0, 11, (3, 7))
+    a, _ = awd(ids)
+    b, _ = awd(ids)
+    assert not torch.allclose(a, b)
+    a.sum().backward()
+    hh = awd.rnn.weight_hh_l0.grad
+    assert hh is not None and 0 < (hh == 0).float().mean() < 1  # about half the entries masked
+    awd.eval()
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(awd(ids)[0], plain(ids)[0], atol=0, rtol=0)
+
+
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(1)
@@ -129,18 +151,20 @@ def _cfg(**kw) -> TrainConfig:
     return TrainConfig(**{**base, **kw})
 
 
-@pytest.mark.parametrize("ema", [0.0, 0.9])
-def test_exact_resume_matches_uninterrupted(tmp_path, names_file, ema):
-    """With averaged weights too: the average is part of the checkpoint."""
+@pytest.mark.parametrize("ema,awd", [(0.0, False), (0.9, False), (0.9, True)])
+def test_exact_resume_matches_uninterrupted(tmp_path, names_file, ema, awd):
+    """With averaged weights and AWD-LSTM's dropouts too: the average is part of the checkpoint,
+    DropConnect and embedding-dropout masks come from the saved random state."""
     data = _corpus(tmp_path, names_file)
     (tmp_path / "full").mkdir()
     (tmp_path / "split").mkdir()
-    full = train(data, _cfg(max_steps=20, ema=ema), tmp_path / "full", "names", progress=False, log=lambda m: None)
-    first = train(data, _cfg(max_steps=20, ema=ema), tmp_path / "split", "names", progress=False,
+    kw = dict(max_steps=20, ema=ema, **(dict(weight_drop=0.3, embed_drop=0.1) if awd else {}))
+    full = train(data, _cfg(**kw), tmp_path / "full", "names", progress=False, log=lambda m: None)
+    first = train(data, _cfg(**kw), tmp_path / "split", "names", progress=False,
                   log=lambda m: None, on_step=lambda step, loss: step == 9)  # interrupted after step 9
     assert first.stopped == "signal" and len(first.losses) == 9
     resume = ckpt_io.load(tmp_path / "split" / "last.pt")
-    second = train(data, _cfg(max_steps=20, ema=ema), tmp_path / "split", "names", resume=resume, progress=False,
+    second = train(data, _cfg(**kw), tmp_path / "split", "names", resume=resume, progress=False,
                    log=lambda m: None)
     assert first.losses + second.losses == full.losses
     a, b = ckpt_io.load(tmp_path / "full" / "last.pt"), ckpt_io.load(tmp_path / "split" / "last.pt")

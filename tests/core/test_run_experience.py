@@ -22,7 +22,7 @@ SMALL = ["--layers", "1", "--hidden", "16", "--embd", "8", "--batch-size", "4", 
 def test_config_file_and_show_config(run, ws, names_file, tmp_path):
     run("prepare", "nm", "--domain", "names", "--src", str(names_file))
     conf = tmp_path / "run.toml"
-    conf.write_text('[train]\nlayers = 1\nn_hidden = 48\nmax_time = "2m"\nlr = 0.002\n')
+    conf.write_text('[train]\nlayers = 1\nn_hidden = 48\nmax_time = "2m"\nlr = 0.002\nrecipe = "defaults"\n')
     out = run("train", "nm", "--config", str(conf), "--lr", "0.005", "--show-config").output
     rows = {line.split()[0]: line.split(None, 2)[1:] for line in out.splitlines()[3:] if line.strip()}
     assert rows["n_layer"] == ["1", f"file {conf}"] and rows["n_hidden"] == ["48", f"file {conf}"]
