@@ -124,7 +124,7 @@ def pick_precision(args: ModelArgs, device: torch.device, cache: Path | None = N
     if forced:
         return Pick(forced, None, f"forced by {FORCE_ENV}")
     key = f"{machine_id()}|{_shape_key(args)}"
-    table = _read(cache) if cache else {}
+    table = read_cache(cache) if cache else {}
     if key in table:
         e = table[key]
         return Pick(e["precision"], e.get("speedup"), f"{e['why']}, cached", cached=True)
@@ -151,7 +151,7 @@ def _forced() -> str | None:
     return forced
 
 
-def _read(path: Path) -> dict:
+def read_cache(path: Path) -> dict:
     """The cache, or {} when it is missing or damaged (it is only a cache: measure again)."""
     try:
         table = json.loads(path.read_text(encoding="utf-8"))

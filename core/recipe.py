@@ -176,15 +176,9 @@ def measure_speeds(cfg: TrainConfig, vocab: int, cache: Path | None) -> dict[tup
 
     from gen.core.atomic import atomic_write_text
     from gen.core.model import CharRNN, ModelArgs
-    from gen.core.precision import machine_id, step_seconds
+    from gen.core.precision import machine_id, read_cache, step_seconds
 
-    table: dict[str, Any] = {}
-    if cache is not None and cache.exists():
-        try:
-            table = json.loads(cache.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            table = {}  # only a cache: measure again
-    table = table if isinstance(table, dict) else {}
+    table = read_cache(cache) if cache is not None else {}  # missing or damaged: measure again
     machine, speeds, fresh = machine_id(), {}, False
     for layers, units in shapes_to_time(cfg):
         key = f"{machine}|{cfg.cell}{layers}x{units}e{cfg.n_embd}v{vocab}b{cfg.batch_size}t{cfg.seq_len}|{cfg.precision}"

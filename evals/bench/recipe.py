@@ -25,6 +25,7 @@ import click
 
 from gen.core import table
 from gen.core.config import parse_duration
+from gen.core.workspace import RunDir
 
 ARMS = "auto,defaults"
 
@@ -55,8 +56,7 @@ def run_cell(corpus: str, budget: str, arm: str, extra: tuple[str, ...], workspa
     wall = time.monotonic() - t0
     folder = Path(re.search(r"run folder: (\S+)", log).group(1))
     val, cfg = whole_val_loss(folder / "best.pt", corpus, workspace)
-    speeds = [json.loads(line).get("chars_per_s") for line in (folder / "metrics.jsonl").open(encoding="utf-8")]
-    speeds = sorted(v for v in speeds if v)
+    speeds = sorted(m["chars_per_s"] for m in RunDir(folder).read_metrics() if m.get("chars_per_s"))
     return {"corpus": corpus, "budget": budget, "arm": arm, "run": str(folder), "wall_s": round(wall, 1),
             "val": val, "shape": f"{cfg['n_layer']}x{cfg['n_hidden']}", "dropout": cfg["dropout"], "ema": cfg["ema"],
             "seq_len": cfg["seq_len"], "chars_per_s": speeds[len(speeds) // 2] if speeds else None,
