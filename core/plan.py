@@ -64,12 +64,12 @@ def apply_recipe(cfg: TrainConfig, data: CorpusData, ws: Path) -> list[str]:
     if why_not:
         return [why_not]
     others = ThreadShare(ws).others()  # timed beside other trainings: used, not cached
-    speeds = recipe.measure_speeds(cfg, len(data.vocab), None if others else speed_cache(ws))
+    speeds, timed = recipe.measure_speeds(cfg, len(data.vocab), None if others else speed_cache(ws))
     picked = recipe.pick(cfg, len(data.ids("train")), len(data.vocab), speeds)
     cfg.update(picked.values, "recipe for the budget")
     check_memory(cfg, len(data.vocab), "cpu")
     shared = [f"recipe: timed while {others} other training(s) ran here: not cached"] if others else []
-    return shared + [f"recipe: {line}" for line in picked.reasons]
+    return shared + [f"recipe: {line}" for line in picked.reasons] + [f"recipe: speeds: {timed}"]
 
 
 def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any], ws: Path,

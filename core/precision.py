@@ -3,11 +3,12 @@
 On a GPU bf16 is used where the device supports it. On a CPU it depends on the chip: with native
 bf16 (AVX512_BF16 / AMX) bf16 autocast trains 2x512 LSTMs about twice as fast as fp32, and on a
 chip with no bf16 units it is many times slower (evals/BENCHMARKS.md, "Current figures"). So a
-short probe builds the run's own model
-shape, times a few forward/backward/optimizer steps in each precision, and picks bf16 when it is
-at least ``BF16_MIN_SPEEDUP`` faster and its loss is finite. The answer is cached per machine,
-torch version, thread count and model shape (a JSON file in the workspace), so later runs start
-at once. ``GEN_PRECISION_PROBE=fp32|bf16`` forces the probe's answer (tests, or a user who knows).
+short probe builds the run's own model shape, times forward/backward/optimizer steps in each
+precision in turn (fp32, bf16, fp32, ...: a busy neighbour on a shared host slows both alike; the
+fastest step of each is compared), and picks bf16 when it is at least ``BF16_MIN_SPEEDUP`` faster
+and its loss is finite. The answer is cached per machine, torch version, thread count and model
+shape (a JSON file in the workspace), so later runs start at once. ``GEN_PRECISION_PROBE=fp32|bf16``
+forces the probe's answer (tests, or a user who knows).
 """
 
 from __future__ import annotations
@@ -29,7 +30,9 @@ from gen.core.model import CharRNN, ModelArgs, cross_entropy, int8_available
 
 BF16_MIN_SPEEDUP = 1.2  # below this the rounding of bf16 is not worth it
 PROBE_CHARS = 512  # characters per probe step: (B, T) = (16, 32); big enough for real matmuls
-PROBE_STEPS = 3  # timed steps per precision, after one warm-up step
+PROBE_STEPS = 3  # timed steps per precision (at least), after one warm-up step
+PROBE_SECONDS = 1.0  # ... and at least this long in all: the fastest step of each is compared
+GIVE_UP = 15  # a first bf16 step this many fp32 steps long: a chip without bf16 units, fp32
 FORCE_ENV = "GEN_PRECISION_PROBE"
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
@@ -63,44 +66,60 @@ def _shape_key(args: ModelArgs) -> str:
     return f"{args.cell}{args.n_layer}x{args.n_hidden}e{args.n_embd}v{args.vocab_size}"
 
 
-def step_seconds(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-                  bf16: bool, steps: int, give_up: float) -> tuple[float, bool]:
-    """Median seconds per training step and whether every loss was finite. One warm-up step
-    (oneDNN builds its kernels then); if that alone takes ``give_up`` seconds, stop there."""
-    times, finite = [], True
-    for i in range(steps + 1):
-        t = time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits, _ = model(x)  # (B, T, V)
-            loss = cross_entropy(logits, y)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        finite = finite and bool(torch.isfinite(loss))
-        dt = time.perf_counter() - t
-        if i == 0 and dt > give_up:
-            return dt, finite
-        if i > 0:
-            times.append(dt)
-    return sorted(times)[len(times) // 2], finite
+def timed_step(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               bf16: bool) -> tuple[float, bool]:
+    """Seconds of one training step (forward, backward, optimizer) and whether its loss was finite."""
+    t = time.perf_counter()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        logits, _ = model(x)  # (B, T, V)
+        loss = cross_entropy(logits, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t, bool(torch.isfinite(loss))
+
+
+def fastest_step(model: CharRNN, opt: torch.optim.Optimizer, x: torch.Tensor, bf16: bool, steps: int,
+                 min_seconds: float) -> float:
+    """Seconds of the fastest of at least ``steps`` training steps and ``min_seconds``, after one
+    warm-up step (oneDNN builds its kernels then). The fastest, not the median: on a shared host
+    a neighbour only ever slows a step down."""
+    timed_step(model, opt, x, x, bf16)
+    times: list[float] = []
+    while len(times) < steps or sum(times) < min_seconds:
+        times.append(timed_step(model, opt, x, x, bf16)[0])
+    return min(times)
 
 
 def probe(args: ModelArgs, steps: int = PROBE_STEPS) -> Pick:
-    """Time the model's own shapes in fp32 and in bf16 autocast (well under a second for the
-    default models; a chip that is very slow in bf16 is given up on after one step)."""
-    result = {}
+    """Time the model's own shape in fp32 and in bf16 autocast, a step of each in turn (a busy
+    neighbour then slows both alike), and compare the fastest step of each: about a second. A
+    chip whose first bf16 step takes ``GIVE_UP`` fp32 steps has no bf16 units: no more timing."""
+    times: dict[bool, list[float]] = {False: [], True: []}
+    finite = {False: True, True: True}
     with torch.random.fork_rng(devices=[]):  # the run's own seeded RNG stream is left untouched
         torch.manual_seed(0)
         x = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))  # (B, T)
         y = torch.randint(args.vocab_size, (16, PROBE_CHARS // 16))
+        runs = {}
         for bf16 in (False, True):
             model = CharRNN(args)
-            opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-            give_up = 5 * result[False][0] * steps if bf16 else float("inf")
-            result[bf16] = step_seconds(model, opt, x, y, bf16, steps, give_up)
-    (t32, ok32), (t16, ok16) = result[False], result[True]
+            runs[bf16] = (model, torch.optim.AdamW(model.parameters(), lr=1e-3))
+
+        def step(bf16: bool) -> None:
+            seconds, ok = timed_step(*runs[bf16], x, y, bf16)
+            times[bf16].append(seconds)
+            finite[bf16] = finite[bf16] and ok
+
+        for bf16 in (False, False, True):  # each one's warm-up, and an fp32 step to give up by
+            step(bf16)
+        while times[True][0] < GIVE_UP * times[False][1] and (
+                len(times[True]) <= steps or sum(times[True][1:] + times[False][1:]) < PROBE_SECONDS):
+            step(True)
+            step(False)
+    t32, t16 = min(times[False][1:]), min(times[True][1:] or times[True])
     speedup = t32 / t16
-    if not ok16 and ok32:
+    if not finite[True] and finite[False]:
         return Pick("fp32", speedup, "probe: bf16 gave a non-finite loss on this CPU")
     pick = "bf16" if speedup >= BF16_MIN_SPEEDUP else "fp32"
     return Pick(pick, speedup, f"probe: bf16 {speedup:.2f}x fp32 on this CPU")

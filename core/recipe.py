@@ -9,7 +9,8 @@ domain's defaults. Every value comes with the reason `gen train --show-config` p
 The rule, fitted to the runs in evals/BENCHMARKS.md ("The recipe for the budget"):
 
 * the budget buys ``chars/s x seconds`` characters for a shape (timed here, at the run's batch
-  and precision, once per machine and shape: the workspace caches it);
+  and precision, once per machine and shape: the workspace caches it, and one shape timed again
+  at every run checks that the cache still holds for this host);
 * the shape is the biggest candidate that sees at least ``MIN_CHARS_PER_PARAM`` characters per
   parameter in the budget (a bigger model that sees fewer is still far from trained when time
   runs out); if that shape would read the text more than ``MAX_EPOCHS`` times, the next bigger
@@ -32,18 +33,19 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gen.core.config import TrainConfig
+from gen.core.config import RANGES, TrainConfig
 from gen.core.shapes import GATES
 
 MIN_BUDGET = 60.0  # seconds: below this timing the candidates would eat the budget
 CANDIDATES = ((2, 128), (2, 256), (2, 384), (2, 512), (3, 512))  # (layers, units), smallest first
 MIN_CHARS_PER_PARAM = 6.0  # the biggest shape that sees this many characters per parameter
 MAX_EPOCHS = 20.0  # ... unless that reads the text more often than this: then bigger
-MAX_PARAMS_PER_CHAR = 4.0  # never more parameters per training character than this
+MAX_PARAMS_PER_CHAR = 6.0  # never more parameters per training character (lower kept 0.2 MB on a 2x128, which lost)
 USABLE = 0.85  # share of the budget that trains (validation, checkpoints, start-up take the rest)
 DROPOUT_PER_DOUBLING = 0.1
 OVERFIT_ONSET = 4.0  # epochs x parameters per training character where dropout starts
@@ -53,7 +55,9 @@ WEIGHT_DROP, WEIGHT_DROP_FROM = 0.2, 0.3  # DropConnect, where the rule's dropou
 EMA_MIN_EPOCHS = 2.0  # from here on the model overfits within the budget: the average helps
 EMA_WINDOW = 0.28  # the average spans about this share of the run's steps
 MIN_STEPS = 2000
-TIMED_STEPS = 2  # timed training steps per candidate, after one warm-up step
+TIMED_STEPS = 3  # timed training steps per candidate (at least), after one warm-up step
+TIMED_SECONDS = 0.5  # ... and at least this long: the fastest step, as noise only slows steps
+SPOT_TOLERANCE = 1.3  # a cached speed this far off a fresh timing of one shape is timed again
 OPEN = ("default", "domain")  # origins the recipe may replace (manifest, file, command line win)
 
 
@@ -128,7 +132,8 @@ def _regularise(cfg: TrainConfig, free: set[str], r: Recipe, epochs: float, per_
                          f"{'enough updates' if seq == 128 else 'twice the updates at 64'})")
     steps = chars / (cfg.batch_size * r.values.get("seq_len", cfg.seq_len))
     if "ema" in free and epochs >= EMA_MIN_EPOCHS:
-        decay = round(1 - 1 / max(10.0, EMA_WINDOW * steps), 5)
+        # a tiny model's millions of steps would round to 1.0: capped at the highest the config takes
+        decay = min(round(1 - 1 / max(10.0, EMA_WINDOW * steps), 5), RANGES["ema"][1])
         r.values["ema"] = decay
         r.reasons.append(f"ema {decay}: {epochs:.1f} >= {EMA_MIN_EPOCHS:g} epochs overfit without it; the average "
                          f"spans about {EMA_WINDOW:.0%} of {steps:.0f} steps")
@@ -168,34 +173,55 @@ def shapes_to_time(cfg: TrainConfig) -> tuple[tuple[int, int], ...]:
     return CANDIDATES if {"n_layer", "n_hidden"} <= free else ((cfg.n_layer, cfg.n_hidden),)
 
 
-def measure_speeds(cfg: TrainConfig, vocab: int, cache: Path | None) -> dict[tuple[int, int], float]:
-    """Training chars/s of each shape to time (:func:`shapes_to_time`) at the run's cell, batch,
-    sequence length and precision (one warm-up step, then the median of ``TIMED_STEPS``), cached
-    per machine and shape."""
+def chars_per_s(cfg: TrainConfig, vocab: int, shape: tuple[int, int]) -> float:
+    """Training chars/s of one shape at the run's cell, batch, sequence length and precision:
+    one warm-up step, then the fastest of at least ``TIMED_STEPS`` steps and ``TIMED_SECONDS``."""
     import torch
 
-    from gen.core.atomic import atomic_write_text
     from gen.core.model import CharRNN, ModelArgs
-    from gen.core.precision import machine_id, read_cache, step_seconds
+    from gen.core.precision import fastest_step
+
+    args = ModelArgs(vocab, cfg.cell, n_layer=shape[0], n_hidden=shape[1], n_embd=cfg.n_embd)
+    with torch.random.fork_rng(devices=[]):  # the run's seeded stream stays untouched
+        torch.manual_seed(0)
+        x = torch.randint(vocab, (cfg.batch_size, cfg.seq_len))  # (B, T)
+        model = CharRNN(args)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        seconds = fastest_step(model, opt, x, cfg.precision == "bf16", TIMED_STEPS, TIMED_SECONDS)
+    return cfg.batch_size * cfg.seq_len / seconds
+
+
+def measure_speeds(cfg: TrainConfig, vocab: int, cache: Path | None,
+                   timer: Callable[[TrainConfig, int, tuple[int, int]], float] = chars_per_s,
+                   ) -> tuple[dict[tuple[int, int], float], str]:
+    """Training chars/s of each shape to time (:func:`shapes_to_time`), cached per machine and
+    shape, and a line that says where they come from. A cached table is checked first: its
+    middle shape is timed again, and when that is more than ``SPOT_TOLERANCE`` off every shape
+    is timed again (the same CPU model can run at half the speed on a busier host)."""
+    from gen.core.atomic import atomic_write_text
+    from gen.core.precision import machine_id, read_cache
 
     table = read_cache(cache) if cache is not None else {}  # missing or damaged: measure again
-    machine, speeds, fresh = machine_id(), {}, False
-    for layers, units in shapes_to_time(cfg):
-        key = f"{machine}|{cfg.cell}{layers}x{units}e{cfg.n_embd}v{vocab}b{cfg.batch_size}t{cfg.seq_len}|{cfg.precision}"
-        if not isinstance(table.get(key), int | float):
-            args = ModelArgs(vocab, cfg.cell, n_layer=layers, n_hidden=units, n_embd=cfg.n_embd)
-            with torch.random.fork_rng(devices=[]):  # the run's seeded stream stays untouched
-                torch.manual_seed(0)
-                x = torch.randint(vocab, (cfg.batch_size, cfg.seq_len))  # (B, T)
-                model = CharRNN(args)
-                opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-                seconds, _ = step_seconds(model, opt, x, x, cfg.precision == "bf16", TIMED_STEPS, float("inf"))
-            table[key], fresh = cfg.batch_size * cfg.seq_len / seconds, True
-        speeds[(layers, units)] = float(table[key])
-    if fresh and cache is not None:
+    machine = machine_id()
+    keys = {(a, b): f"{machine}|{cfg.cell}{a}x{b}e{cfg.n_embd}v{vocab}b{cfg.batch_size}t{cfg.seq_len}|{cfg.precision}"
+            for a, b in shapes_to_time(cfg)}
+    speeds = {s: float(table[k]) for s, k in keys.items() if isinstance(table.get(k), int | float)}
+    note, stale = "timed here", False
+    if speeds:
+        spot = sorted(speeds)[len(speeds) // 2]
+        now = timer(cfg, vocab, spot)
+        ratio, was = now / speeds[spot], f"{spot[0]}x{spot[1]} {now / 1e3:.1f}k chars/s now"
+        stale = not 1 / SPOT_TOLERANCE <= ratio <= SPOT_TOLERANCE
+        note = (f"{was}, {ratio:.2f}x the cached {speeds[spot] / 1e3:.1f}k: every shape timed again" if stale else
+                f"cached {table.get('_measured', '')}, checked: {was} ({ratio:.2f}x the cached)")
+        speeds = {spot: now} if stale else speeds
+    missing = [s for s in keys if s not in speeds]
+    speeds.update({s: timer(cfg, vocab, s) for s in missing})
+    if (missing or stale) and cache is not None:
+        table.update({keys[s]: v for s, v in speeds.items()})
         table["_measured"] = time.strftime("%Y-%m-%d %H:%M:%S")
         atomic_write_text(cache, json.dumps(table, indent=1, sort_keys=True) + "\n")
-    return speeds
+    return speeds, note
 
 
 def applies(cfg: TrainConfig, device_type: str) -> str | None:

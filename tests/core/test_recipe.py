@@ -45,6 +45,13 @@ def test_more_epochs_more_regularisation():
     assert params(many["n_layer"], many["n_hidden"], 65, 64) <= recipe.MAX_PARAMS_PER_CHAR * MB // 5
 
 
+def test_averaged_weights_stay_in_range_for_a_tiny_fast_model():
+    """Millions of steps in the budget: the decay would round to 1.0, which the config refuses."""
+    values = pick(_cfg(n_layer=1, n_hidden=8, max_time=3600.0), MB // 5, 65, {(1, 8): 5e8}).values
+    assert 0.99 < values["ema"] <= recipe.RANGES["ema"][1]
+    TrainConfig().update(values, "recipe for the budget")  # accepted
+
+
 def test_a_short_budget_halves_the_sequence_for_more_updates():
     assert pick(_cfg(max_time=120.0), MB, 65, _speeds(5_000)).values["seq_len"] == 64
     assert pick(_cfg(max_time=3600.0), MB, 65, _speeds(40_000)).values["seq_len"] == 128
@@ -68,17 +75,34 @@ def test_when_no_recipe_is_picked_and_why():
 def test_speeds_are_timed_once_per_machine_and_shape(tmp_path):
     cfg = _cfg(n_hidden=32, n_layer=1, batch_size=4, seq_len=8, precision="fp32")
     cache = tmp_path / "speeds.json"
-    first = recipe.measure_speeds(cfg, 20, cache)
-    assert list(first) == [(1, 32)] and first[(1, 32)] > 0
-    stored = json.loads(cache.read_text())
-    assert recipe.measure_speeds(cfg, 20, cache) == first  # read back, not timed again
-    assert json.loads(cache.read_text()) == stored
+    first, why = recipe.measure_speeds(cfg, 20, cache)  # the real timing of a real model
+    assert list(first) == [(1, 32)] and first[(1, 32)] > 0 and why == "timed here"
     cache.write_text("not json")  # a damaged cache is measured again, not an error
-    assert recipe.measure_speeds(cfg, 20, cache)[(1, 32)] > 0
+    assert recipe.measure_speeds(cfg, 20, cache)[0][(1, 32)] > 0
+
+
+def test_a_cache_that_no_longer_holds_for_this_host_is_timed_again(tmp_path):
+    """Every shape is timed once; later runs time only the middle one again, and keep the cache
+    while it agrees (a slower host, same CPU model, times them all again)."""
+    cfg, cache, timed = _cfg(precision="fp32"), tmp_path / "speeds.json", []
+
+    def timer(speed: float):
+        return lambda _cfg, _vocab, shape: timed.append(shape) or speed * 1000 / shape[1]
+
+    first, _ = recipe.measure_speeds(cfg, 65, cache, timer(40_000))
+    assert timed == list(CANDIDATES) and set(first) == set(CANDIDATES)
+    timed.clear()
+    again, why = recipe.measure_speeds(cfg, 65, cache, timer(40_000 * 1.1))  # noise: the cache holds
+    assert again == first and timed == [(2, 384)] and "checked" in why
+    timed.clear()
+    slower, why = recipe.measure_speeds(cfg, 65, cache, timer(20_000))  # half as fast: all again
+    assert set(timed) == set(CANDIDATES) and len(timed) == len(CANDIDATES) and "timed again" in why
+    assert all(slower[s] == first[s] / 2 for s in CANDIDATES)
+    assert recipe.measure_speeds(cfg, 65, cache, timer(20_000))[0] == slower  # and cached
 
 
 @pytest.mark.parametrize("extra,expect,absent", [
-    ((), ["recipe: 2x", "epochs of", "dropout", "recipe for the budget"], []),
+    ((), ["recipe: 2x", "epochs of", "dropout", "recipe for the budget", "recipe: speeds: timed here"], []),
     (("--hidden", "32", "--layers", "1"), ["recipe: 1x32:", "epochs of"], ["the biggest that sees"]),
     (("--recipe", "defaults"), ["recipe = 'defaults' (command line): the domain's defaults"], ["epochs of"]),
 ])
