@@ -18,6 +18,7 @@ from gen.core.corpora import load_corpus
 from gen.core.data import CorpusData, StreamBatches
 from gen.core.domain import CorpusSpec
 from gen.core.registry import get_domain
+from gen.core.shapes import TRAINING_ONLY
 from gen.core.threads import RECHECK_STEPS, ThreadShare
 from gen.core.workspace import RunDir, check_name, new_run_dir, precision_cache, speed_cache
 
@@ -90,8 +91,7 @@ def resolve_precision(spec: CorpusSpec, data: CorpusData, given: dict[str, Any],
 
     candidate = resolve_config(spec, domain, given, config_file=config_file, variant="bf16") \
         if device.type == "cpu" else cfg
-    shape = {**candidate.model_kwargs(len(data.vocab)), "dropout": 0.0, "weight_drop": 0.0,
-             "embed_drop": 0.0}  # the probe times the shape alone
+    shape = {**candidate.model_kwargs(len(data.vocab)), **dict.fromkeys(TRAINING_ONLY, 0.0)}  # the shape alone
     note = settle(candidate, ModelArgs(**shape), device, precision_cache(ws))
     if candidate.precision == "bf16":
         return candidate, note

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gen.core.config import RANGES, TrainConfig
-from gen.core.shapes import GATES
+from gen.core.shapes import n_params
 
 MIN_BUDGET = 60.0  # seconds: below this timing the candidates would eat the budget
 CANDIDATES = ((2, 128), (2, 256), (2, 384), (2, 512), (3, 512))  # (layers, units), smallest first
@@ -74,21 +74,20 @@ def open_fields(cfg: TrainConfig) -> set[str]:
     return {k for k in cfg.field_names() if cfg.origin(k).split(" ")[0] in OPEN}
 
 
-def params(layers: int, units: int, vocab: int, embd: int, gates: int = 4) -> int:
-    """Parameters of a char model (core/model.py CharRNN); ``gates``: 4 LSTM, 3 GRU, 1 RNN."""
-    rnn = sum(gates * units * ((embd if k == 0 else units) + units + 2) for k in range(layers))
-    return vocab * embd + rnn + units * vocab + vocab
+def params(layers: int, units: int, vocab: int, embd: int, cell: str = "lstm") -> int:
+    """Parameters of a char model of this shape (core/shapes.py counts them from its weights)."""
+    return n_params({"vocab_size": vocab, "cell": cell, "n_layer": layers, "n_hidden": units, "n_embd": embd})
 
 
 def pick(cfg: TrainConfig, train_chars: int, vocab: int, speeds: dict[tuple[int, int], float]) -> Recipe:
     """The recipe for ``cfg.max_time`` seconds on ``train_chars`` characters, given the measured
     training chars/s of each candidate shape (``speeds``); only open fields are filled."""
     free, budget, r = open_fields(cfg), cfg.max_time * USABLE, Recipe()
-    mb, gates = train_chars / 1e6, GATES[cfg.cell]
+    mb, cell = train_chars / 1e6, cfg.cell
     if {"n_layer", "n_hidden"} <= free:
-        shape, why = pick_shape(train_chars, vocab, cfg.n_embd, gates, speeds, budget)
+        shape, why = pick_shape(train_chars, vocab, cfg.n_embd, cell, speeds, budget)
         r.values.update(n_layer=shape[0], n_hidden=shape[1])
-        r.reasons.append(f"{shape[0]}x{shape[1]} ({params(*shape, vocab, cfg.n_embd, gates) / 1e6:.2f}M parameters): "
+        r.reasons.append(f"{shape[0]}x{shape[1]} ({params(*shape, vocab, cfg.n_embd, cell) / 1e6:.2f}M parameters): "
                          f"{why} ({_speeds_line(speeds)})")
     shape = (r.values.get("n_layer", cfg.n_layer), r.values.get("n_hidden", cfg.n_hidden))
     speed = speeds[shape]
@@ -97,7 +96,7 @@ def pick(cfg: TrainConfig, train_chars: int, vocab: int, speeds: dict[tuple[int,
     head = (f"{shape[0]}x{shape[1]}: {speed / 1e3:.1f}k chars/s here x {budget:.0f} s "
             f"({USABLE:.0%} of {cfg.max_time:.0f} s) = {chars / 1e6:.1f}M characters = {epochs:.1f} epochs of {mb:.2f} MB")
     r.reasons.append(head)
-    per_char = params(*shape, vocab, cfg.n_embd, gates) / max(1, train_chars)
+    per_char = params(*shape, vocab, cfg.n_embd, cell) / max(1, train_chars)
     _regularise(cfg, free, r, epochs, per_char, chars)
     if "max_steps" in free:
         r.values["max_steps"] = 10_000_000
@@ -139,11 +138,11 @@ def _regularise(cfg: TrainConfig, free: set[str], r: Recipe, epochs: float, per_
                          f"spans about {EMA_WINDOW:.0%} of {steps:.0f} steps")
 
 
-def pick_shape(train_chars: int, vocab: int, embd: int, gates: int, speeds: dict[tuple[int, int], float],
+def pick_shape(train_chars: int, vocab: int, embd: int, cell: str, speeds: dict[tuple[int, int], float],
                budget: float) -> tuple[tuple[int, int], str]:
     """The candidate shape for ``budget`` training seconds, and why (see the module docstring)."""
     def n(s: tuple[int, int]) -> int:
-        return params(*s, vocab, embd, gates)
+        return params(*s, vocab, embd, cell)
 
     allowed = [s for s in CANDIDATES if n(s) <= MAX_PARAMS_PER_CHAR * train_chars] or [CANDIDATES[0]]
     trained = [s for s in allowed if speeds[s] * budget >= MIN_CHARS_PER_PARAM * n(s)]
